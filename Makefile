@@ -1,0 +1,51 @@
+# The verbs researchers use. Every target installs what it needs first (into .venv).
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS ?= dev,slurm
+PY := $(VENV)/bin/python
+STUDY ?= quickstart
+LAUNCHER ?= basic
+ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help install demo test lint bench sweep tables figures report clean
+
+help: ## list the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install the harness (torch pinned by TORCH_SPEC)
+
+demo: install ## run the quickstart study on the shipped synthetic data, then tables + figures
+	$(PY) -m harness -m experiment=quickstart $(ARGS)
+	$(PY) -m harness.report results/runs/quickstart
+
+test: install ## run the test suite (CPU, no network)
+	$(PY) -m pytest -q $(ARGS)
+
+lint: install ## ruff
+	$(VENV)/bin/ruff check .
+
+sweep: install ## run a study: make sweep STUDY=tiling_budget [LAUNCHER=slurm]
+	$(PY) -m harness -m experiment=$(STUDY) $(if $(filter-out basic,$(LAUNCHER)),hydra/launcher=$(LAUNCHER)) $(ARGS)
+
+report: install ## tables + figures from every finished run under results/runs
+	$(PY) -m harness.report results/runs
+
+tables: report ## alias of report (tables)
+
+figures: report ## alias of report (figures)
+
+bench: install ## speed benchmarks, printed side by side with their references
+	@ls bench/*.py >/dev/null 2>&1 && for f in bench/*.py; do $(PY) $$f || exit 1; done || echo "no benchmarks yet"
+
+clean: ## remove results (keeps results/README.md) and caches
+	find results -mindepth 1 -not -name README.md -prune -exec rm -rf {} +
+	rm -rf .pytest_cache .ruff_cache

@@ -1,0 +1,40 @@
+"""Where configs live and the checks that run before Hydra composes anything.
+
+Hydra reports an unknown group choice with a long traceback and exit code 1; researchers
+typing `encoder=nope` get one line naming the valid choices and exit code 2 instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+GROUPS = ("encoder", "preprocess", "dataset", "experiment", "hydra/launcher")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message says what is valid."""
+
+
+def choices(group: str) -> list[str]:
+    """Config names available in a group (files `configs/<group>/<name>.yaml`)."""
+    folder = CONFIG_DIR / group
+    return sorted(p.stem for p in folder.glob("*.yaml"))
+
+
+def validate_overrides(args: Sequence[str]) -> None:
+    """Check every `group=choice[,choice...]` override on the command line."""
+    for arg in args:
+        if arg.startswith("-") or "=" not in arg:
+            continue
+        key, _, value = arg.partition("=")
+        key = key.lstrip("+~")
+        if key not in GROUPS or value in ("", "null"):
+            continue
+        if value.startswith(("choice(", "glob(", "range(")):
+            continue  # Hydra sweep functions: Hydra checks them itself
+        valid = choices(key)
+        for choice in value.split(","):
+            if choice not in valid:
+                raise ConfigError(f"unknown {key} {choice!r}; valid choices: {', '.join(valid)}")

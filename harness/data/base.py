@@ -1,0 +1,29 @@
+"""What every dataset is: an indexable, lazily decoded sequence of Samples."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+from harness.types import Sample
+
+
+class Dataset(ABC):
+    """A map-style dataset of Samples. `__getitem__` must be cheap to call from a worker
+    process and must not hold decoded images of other items."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def __len__(self) -> int: ...
+
+    @abstractmethod
+    def __getitem__(self, index: int) -> Sample: ...
+
+    def params(self) -> dict[str, Any]:
+        """Parameters that identify this dataset in records."""
+        return {}
+
+    @property
+    def has_labels(self) -> bool:
+        return False

@@ -1,0 +1,177 @@
+"""`python -m harness` / `harness-run`: run one configuration (or a Hydra sweep with -m).
+
+Everything a config can get wrong is checked before any model loads: group choices (from the
+command line, exit code 2 with the valid choices), then strategy, dataset, encoder parameters
+and tile-size compatibility.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from harness.config import CONFIG_DIR, ConfigError, validate_overrides
+from harness.data import build_dataset
+from harness.data.base import Dataset
+from harness.encoders import ENCODERS, Encoder
+from harness.encoders.base import ENCODER_SIZES
+from harness.identity import config_hash, git_commit, new_run_id, package_versions
+from harness.preprocess import build_strategy
+from harness.preprocess.base import Strategy
+from harness.registry import UnknownChoiceError, check_kwargs
+from harness.runner import Runner
+from harness.runtime import Runtime
+from harness.store import RunStore
+
+log = logging.getLogger("harness")
+
+# Keys of an encoder config that describe it rather than parameterise its class.
+ENCODER_META_KEYS = ("name", "hf_id", "native_preprocess")
+
+_failures: list[str] = []
+
+
+@dataclass
+class Job:
+    """A validated configuration, ready to load its model and run."""
+
+    config: dict[str, Any]
+    runtime: Runtime
+    dataset: Dataset
+    strategy: Strategy
+    encoder_cls: type[Encoder]
+    encoder_kwargs: dict[str, Any]
+
+
+def resolve_preprocess(cfg: dict[str, Any], encoder_cls: type[Encoder]) -> dict[str, Any]:
+    """The strategy parameters: `native` takes the encoder's native strategy; null
+    tile_size/mean/std take the encoder's."""
+    pp = dict(cfg["preprocess"])
+    if pp.get("name") == "native":
+        native = dict(cfg["encoder"].get("native_preprocess") or {})
+        if "name" not in native:
+            raise ConfigError(f"encoder {encoder_cls.name!r} names no native_preprocess")
+        native.update({k: v for k, v in pp.items() if k != "name" and v is not None})
+        pp = native
+    for key, default in (("tile_size", encoder_cls.tile_size), ("mean", encoder_cls.mean), ("std", encoder_cls.std)):
+        if pp.get(key) is None:
+            pp[key] = list(default) if isinstance(default, tuple) else default
+    return pp
+
+
+def prepare_job(cfg: DictConfig) -> Job:
+    """Build everything but the model, so that any config error surfaces before loading."""
+    config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    try:
+        runtime = Runtime.resolve(config["device"], config["dtype"])
+        dataset_cfg = dict(config["dataset"])
+        dataset = build_dataset(dataset_cfg.pop("name"), **dataset_cfg)
+        encoder_cls = ENCODERS.get(config["encoder"]["name"])
+        pp = resolve_preprocess(config, encoder_cls)
+        config["preprocess"] = pp
+        pp_params = dict(pp)
+        strategy = build_strategy(pp_params.pop("name"), **pp_params)
+        if strategy.tile_size != encoder_cls.tile_size:
+            raise ConfigError(
+                f"strategy {strategy.name!r} makes {strategy.tile_size}px tiles but encoder "
+                f"{encoder_cls.name!r} takes {encoder_cls.tile_size}px; leave preprocess.tile_size null"
+            )
+        encoder_kwargs = {k: v for k, v in config["encoder"].items() if k not in ENCODER_META_KEYS}
+        encoder_kwargs.update(batch_views=config["batch_views"], seed=config["seed"])
+        check_kwargs(encoder_cls, {**encoder_kwargs, "runtime": None}, f"encoder {encoder_cls.name!r}")
+        if encoder_kwargs.get("size") not in ENCODER_SIZES:
+            valid = ", ".join(ENCODER_SIZES)
+            raise ConfigError(f"encoder.size must be one of {valid}; got {encoder_kwargs.get('size')!r}")
+    except (ValueError, UnknownChoiceError) as exc:
+        raise ConfigError(str(exc)) from exc
+    return Job(config, runtime, dataset, strategy, encoder_cls, encoder_kwargs)
+
+
+def identity_of(job: Job, encoder: Encoder, run_id: str, chash: str) -> dict[str, Any]:
+    pp = job.config["preprocess"]
+    ident: dict[str, Any] = {
+        "run_id": run_id,
+        "study": job.config["study"],
+        "config_hash": chash,
+        "git_commit": git_commit(),
+        **package_versions(),
+        **encoder.identity(),
+        "strategy": job.strategy.name,
+        "strategy_params": json.dumps({k: v for k, v in pp.items() if k != "name"}, sort_keys=True),
+        "dataset": job.dataset.name,
+        "dataset_params": json.dumps(job.dataset.params(), sort_keys=True),
+        "device": str(job.runtime.device),
+        "dtype": job.runtime.dtype_name,
+        "seed": job.config["seed"],
+        "batch_views": job.config["batch_views"],
+    }
+    for key, value in pp.items():
+        if key != "name" and not isinstance(value, (list, dict)):
+            ident[f"pp_{key}"] = value
+    ident["config_label"] = f"{encoder.name}/{job.strategy.name}"
+    return ident
+
+
+def run_job(cfg: DictConfig) -> Path:
+    """Run one configuration and write its records; returns the run folder."""
+    job = prepare_job(cfg)
+    chash = config_hash(job.config)
+    run_id = new_run_id(chash)
+    encoder = job.encoder_cls(runtime=job.runtime, **job.encoder_kwargs)
+    weights_mb = sum(p.numel() * p.element_size() for p in encoder.model.parameters()) / 2**20
+    identity = identity_of(job, encoder, run_id, chash)
+    runner = Runner(
+        job.dataset, job.strategy, encoder, identity,
+        num_workers=job.config["num_workers"], progress=job.config["progress"],
+    )
+    result = runner.run()
+    result.records[-1].values["weights_mb"] = weights_mb
+    run_dir = Path(job.config["results_dir"]) / "runs" / job.config["study"] / run_id
+    RunStore(run_dir).write(result.records, job.config, (result.embedding_ids, result.embeddings))
+    summary = result.records[-1].values
+    log.info(
+        "%s: %d images (%d errors), %.0f visual tokens/image, encode p50 %.1f ms -> %s",
+        identity["config_label"], summary["n_images"], summary["n_errors"], summary["visual_tokens_mean"],
+        summary["encode_p50_ms"], run_dir,
+    )
+    print(f"records: {run_dir}")
+    lost = [r for r in result.records if r.kind == "image" and r.status != "ok"]
+    if lost and len(lost) / summary["n_images"] > job.config["max_error_fraction"]:
+        _failures.append(
+            f"{run_dir}: {len(lost)} of {summary['n_images']} images failed "
+            f"(max_error_fraction={job.config['max_error_fraction']}):\n"
+            + "\n".join(f"  {r.image_id}: {r.status} {r.message}" for r in lost)
+        )
+    return run_dir
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
+def hydra_main(cfg: DictConfig) -> None:
+    try:
+        run_job(cfg)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main() -> None:
+    try:
+        validate_overrides(sys.argv[1:])
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    hydra_main()
+    if _failures:
+        print("error: images were lost:\n" + "\n".join(_failures), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""The runner moves data one way: dataset -> preprocess (in DataLoader workers) -> encoder
+(crops of several images per backbone call) -> records.
+
+It owns batching, timing and error rows; it knows no encoder, strategy or dataset by name.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from harness.data.base import Dataset
+from harness.data.images import ImageLoadError
+from harness.encoders.base import Encoder
+from harness.metrics.latency import summarize_ms
+from harness.metrics.memory import PeakMemory
+from harness.preprocess.base import Strategy
+from harness.types import EncoderOutput, Record, Views
+
+
+@dataclass
+class Prepared:
+    """One image after decode and preprocess (or the error that stopped it)."""
+
+    index: int
+    sample_id: str
+    label: str | None
+    category: str | None
+    views: Views | None
+    decode_ms: float
+    preprocess_ms: float
+    error_kind: str | None = None
+    error: str = ""
+
+
+class _PreprocessedDataset(torch.utils.data.Dataset):
+    """Decode + preprocess one image; runs inside DataLoader workers."""
+
+    def __init__(self, dataset: Dataset, strategy: Strategy) -> None:
+        self.dataset = dataset
+        self.strategy = strategy
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> Prepared:
+        sample_id, label, category = f"#{index}", None, None
+        decode_ms = preprocess_ms = float("nan")
+        try:
+            t0 = time.perf_counter()
+            sample = self.dataset[index]
+            sample_id, label, category = sample.id, sample.label, sample.category
+            image = sample.load()
+            t1 = time.perf_counter()
+            decode_ms = (t1 - t0) * 1e3
+            views = self.strategy.apply(image)
+            preprocess_ms = (time.perf_counter() - t1) * 1e3
+        except ImageLoadError as exc:
+            return Prepared(index, sample_id, label, category, None, decode_ms, preprocess_ms, exc.kind, str(exc))
+        except Exception as exc:  # noqa: BLE001 - one bad image must not end the run
+            kind = "preprocess" if decode_ms == decode_ms else "load"
+            msg = f"{sample_id}: {type(exc).__name__}: {exc}"
+            return Prepared(index, sample_id, label, category, None, decode_ms, preprocess_ms, kind, msg)
+        return Prepared(index, sample_id, label, category, views, decode_ms, preprocess_ms)
+
+
+def _identity_collate(items: list[Prepared]) -> list[Prepared]:
+    return items
+
+
+@dataclass
+class RunResult:
+    records: list[Record]
+    embedding_ids: list[str] = field(default_factory=list)
+    embeddings: np.ndarray | None = None
+
+
+class Runner:
+    """Runs one configuration over one dataset and returns its records."""
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        strategy: Strategy,
+        encoder: Encoder,
+        identity: dict[str, Any],
+        *,
+        num_workers: int = 0,
+        warmup_batches: int = 1,
+        progress: bool = True,
+    ) -> None:
+        self.dataset = dataset
+        self.strategy = strategy
+        self.encoder = encoder
+        self.identity = identity
+        self.num_workers = num_workers
+        self.warmup_batches = warmup_batches
+        self.progress = progress
+
+    def _prepared(self) -> Iterator[Prepared]:
+        loader = torch.utils.data.DataLoader(
+            _PreprocessedDataset(self.dataset, self.strategy),
+            batch_size=1,
+            shuffle=False,
+            num_workers=self.num_workers,
+            collate_fn=_identity_collate,
+        )
+        for items in loader:
+            yield from items
+
+    def _batches(self) -> Iterator[list[Prepared]]:
+        """Group prepared images so that each encoder call gets about `batch_views` crops;
+        errors are passed through alone."""
+        pending: list[Prepared] = []
+        n_views = 0
+        for item in self._prepared():
+            if item.views is None:
+                yield [item]
+                continue
+            pending.append(item)
+            n_views += item.views.pixel_values.shape[0]
+            if n_views >= self.encoder.batch_views:
+                yield pending
+                pending, n_views = [], 0
+        if pending:
+            yield pending
+
+    def run(self) -> RunResult:
+        records: list[Record] = []
+        ids: list[str] = []
+        pooled: list[np.ndarray] = []
+        batch_index = 0
+        wall0 = time.perf_counter()
+        bar = tqdm(total=len(self.dataset), unit="img", desc=self.identity.get("config_label", "run"),
+                   disable=not self.progress, dynamic_ncols=True)
+        with PeakMemory(self.encoder.runtime.device) as mem:
+            for batch in self._batches():
+                if batch[0].views is None:
+                    records.append(self._error_record(batch[0]))
+                    bar.update(1)
+                    continue
+                outputs, stage_s = self.encoder.encode([p.views for p in batch])  # type: ignore[misc]
+                warmup = batch_index < self.warmup_batches
+                batch_index += 1
+                total_views = sum(p.views.pixel_values.shape[0] for p in batch)  # type: ignore[union-attr]
+                for item, out in zip(batch, outputs, strict=True):
+                    records.append(self._image_record(item, out, stage_s, total_views, warmup))
+                    ids.append(item.sample_id)
+                    pooled.append(out.pooled.numpy())
+                bar.update(len(batch))
+        bar.close()
+        wall_s = time.perf_counter() - wall0
+        records.append(self._run_record(records, wall_s, mem.result))
+        matrix = np.stack(pooled).astype(np.float32) if pooled else np.zeros((0, 0), np.float32)
+        return RunResult(records=records, embedding_ids=ids, embeddings=matrix)
+
+    def _image_record(
+        self, item: Prepared, out: EncoderOutput, stage_s: dict[str, float], total_views: int, warmup: bool
+    ) -> Record:
+        layout = item.views.layout  # type: ignore[union-attr]
+        expected = self.encoder.num_tokens(layout)
+        if out.num_tokens != expected:
+            raise AssertionError(
+                f"{self.encoder.name}: forward gave {out.num_tokens} tokens for {item.sample_id}, "
+                f"num_tokens(layout) says {expected}"
+            )
+        # Batch stage times are shared among its images in proportion to their crops.
+        share = layout.executed_views / total_views
+        h2d_ms, enc_ms, conn_ms = (stage_s[k] * share * 1e3 for k in ("h2d", "backbone", "connector"))
+        values = {
+            "label": item.label,
+            "category": item.category,
+            "width": layout.original_size[0],
+            "height": layout.original_size[1],
+            "grid_rows": layout.grid[0],
+            "grid_cols": layout.grid[1],
+            "n_views": layout.n_views,
+            "executed_views": layout.executed_views,
+            "visual_tokens": out.num_tokens,
+            "decode_ms": item.decode_ms,
+            "preprocess_ms": item.preprocess_ms,
+            "h2d_ms": h2d_ms,
+            "encode_ms": enc_ms,
+            "connector_ms": conn_ms,
+            "total_ms": item.decode_ms + item.preprocess_ms + h2d_ms + enc_ms + conn_ms,
+            "warmup": warmup,
+        }
+        return Record(kind="image", identity=self.identity, image_id=item.sample_id, values=values)
+
+    def _error_record(self, item: Prepared) -> Record:
+        return Record(
+            kind="image",
+            identity=self.identity,
+            image_id=item.sample_id,
+            status=f"error:{item.error_kind}",
+            message=item.error,
+            values={"label": item.label, "category": item.category, "decode_ms": item.decode_ms},
+        )
+
+    def _run_record(self, records: list[Record], wall_s: float, memory: dict[str, Any]) -> Record:
+        ok = [r.values for r in records if r.status == "ok"]
+        timed = [v for v in ok if not v["warmup"]] or ok  # all warm-up only when the run is tiny
+        values: dict[str, Any] = {
+            "n_images": len(records),
+            "n_ok": len(ok),
+            "n_errors": len(records) - len(ok),
+            "n_warmup_images": sum(bool(v["warmup"]) for v in ok),
+            "visual_tokens_mean": float(np.mean([v["visual_tokens"] for v in ok])) if ok else float("nan"),
+            "visual_tokens_total": int(sum(v["visual_tokens"] for v in ok)),
+            "views_total": int(sum(v["executed_views"] for v in ok)),
+            "wall_s": wall_s,
+        }
+        for stage in ("decode", "preprocess", "encode", "connector", "total"):
+            values.update(summarize_ms([v[f"{stage}_ms"] for v in timed], stage))
+        enc_s = sum(v["h2d_ms"] + v["encode_ms"] + v["connector_ms"] for v in timed) / 1e3
+        values["encode_images_per_s"] = len(timed) / enc_s if enc_s > 0 else float("nan")
+        values["encode_views_per_s"] = sum(v["executed_views"] for v in timed) / enc_s if enc_s > 0 else float("nan")
+        values["images_per_s"] = len(records) / wall_s if wall_s > 0 else float("nan")
+        values.update(memory)
+        status, message = ("ok", "") if ok else ("error:no_image", "no image could be encoded")
+        return Record(kind="run", identity=self.identity, status=status, message=message, values=values)

@@ -1,0 +1,120 @@
+"""The values that flow one way through the harness: Sample -> Views -> EncoderOutput -> Record.
+
+Each box of the pipeline (data, preprocess, encoders, metrics, store) only sees these types,
+so a box can be replaced without the others noticing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+
+
+@dataclass
+class Sample:
+    """One image and what its dataset knows about it.
+
+    `image` may be None when the image is loaded lazily from `path` (or `loader`); call
+    `load()` to get it. `questions` holds (question, answer) pairs, e.g. MME's two yes/no
+    questions per image.
+    """
+
+    id: str
+    image: Image.Image | None = None
+    path: Path | None = None
+    label: str | None = None
+    category: str | None = None
+    questions: list[tuple[str, str]] = field(default_factory=list)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def load(self) -> Image.Image:
+        """Return the decoded image (not yet converted: strategies do the RGB conversion)."""
+        if self.image is not None:
+            return self.image
+        if self.path is None:
+            raise ValueError(f"sample {self.id!r} has neither an image nor a path")
+        from harness.data.images import open_image
+
+        return open_image(self.path)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Pure geometry of how one image becomes encoder crops; needs no pixels.
+
+    Sizes are (width, height); `grid` is (rows, cols) of the high-resolution tiles.
+    `content_box` is (left, top, right, bottom) of the image inside the padded canvas.
+    `n_views` counts the crops that carry image content (tiles + global view);
+    `executed_views` counts the crops that pass through the encoder, padding crops included
+    (Phi-3 pads to num_crops + 1 with zero crops and encodes them all).
+    """
+
+    strategy: str
+    original_size: tuple[int, int]
+    tile_size: int
+    grid: tuple[int, int]
+    resized_size: tuple[int, int]
+    canvas_size: tuple[int, int]
+    content_box: tuple[int, int, int, int]
+    has_global: bool
+    global_position: str | None  # "first" | "last" | None
+    n_views: int
+    executed_views: int
+
+    @property
+    def n_tiles(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+
+@dataclass
+class Views:
+    """Normalised pixel tensors of one image, `[n_views, 3, S, S]` float32, and their Layout.
+
+    `pixel_values` holds `layout.executed_views` crops in encoder order (padding crops included).
+    """
+
+    pixel_values: torch.Tensor
+    layout: Layout
+
+
+@dataclass
+class EncoderOutput:
+    """What an encoder hands on for one image.
+
+    `tokens` is the LLM-facing visual token sequence `[n_tokens, D]` (after the connector);
+    `pooled` a single vector used by embedding-quality metrics.
+    """
+
+    tokens: torch.Tensor
+    pooled: torch.Tensor
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.tokens.shape[0])
+
+
+@dataclass
+class Record:
+    """One flat row of results.
+
+    `kind` is "image" (one per image), "run" (one summary per run) or "metric" (run-level
+    quality metrics). `identity` holds the run/config identity shared by every row of a run;
+    `values` the measurements. `to_row()` flattens both into one dict for the store.
+    """
+
+    kind: str
+    identity: dict[str, Any]
+    image_id: str | None = None
+    status: str = "ok"
+    message: str = ""
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def to_row(self) -> dict[str, Any]:
+        row: dict[str, Any] = dict(self.identity)
+        row.update(kind=self.kind, image_id=self.image_id, status=self.status, message=self.message)
+        row.update(self.values)
+        return row
