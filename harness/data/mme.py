@@ -142,6 +142,7 @@ class MME(Dataset):
         hf_id: str = "lmms-lab/MME",
         split: str = "test",
         revision: str | None = None,
+        cache_dir: str | None = None,
         categories: list[str] | None = None,
         limit: int | None = None,
         seed: int | None = None,
@@ -162,7 +163,7 @@ class MME(Dataset):
             raise ValueError(f"MME: source={self.source} needs dataset.path=<folder>")
         if self.path is not None and not self.path.exists():
             raise ValueError(f"MME: dataset.path={path!r} does not exist")
-        self.hf_id, self.split, self.revision = hf_id, split, revision
+        self.hf_id, self.split, self.revision, self.cache_dir = hf_id, split, revision, cache_dir
         self.limit, self.seed, self.max_image_pixels = limit, seed, max_image_pixels
         self._rows: _ParquetRows | _HubRows | None = None
         # Each item: (id, category, questions, where) with where = (file index, row) or a path.
@@ -221,7 +222,7 @@ class MME(Dataset):
             "HF_DATASETS_OFFLINE", "0"
         ).lower() in ("1", "true", "yes")
         try:
-            ds = datasets.load_dataset(self.hf_id, split=self.split, revision=self.revision)
+            ds = datasets.load_dataset(self.hf_id, split=self.split, revision=self.revision, cache_dir=self.cache_dir)
         except Exception as exc:
             why = "offline (HF_HUB_OFFLINE=1) and not in the cache" if offline else f"{type(exc).__name__}: {exc}"
             what = f"{self.hf_id!r} split {self.split!r}"
