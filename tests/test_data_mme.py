@@ -175,3 +175,24 @@ def test_hub_offline_fails_at_once_naming_local_options(tmp_path):
     assert "MME_Benchmark_release_version" in proc.stderr
     assert time.perf_counter() - t0 < 60  # no retries against an unreachable hub
     assert not (tmp_path / "results" / "runs").exists()
+
+
+def test_broken_parquet_copies(tmp_path, parquet_dir, monkeypatch):
+    import pyarrow as pa
+
+    table = pq.read_table(sorted((parquet_dir / "data").glob("*.parquet"))[0]).drop_columns(["category"])
+    (tmp_path / "data").mkdir()
+    pq.write_table(table, tmp_path / "data" / "test-00000-of-00001.parquet")
+    with pytest.raises(ValueError, match=r"no column.* category"):
+        build_dataset("mme", path=str(tmp_path))
+    ds = build_dataset("mme", path=str(parquet_dir))
+
+    def damaged(*_):
+        raise pa.ArrowInvalid("bad page")
+
+    monkeypatch.setattr(ds._rows, "image_bytes", damaged)
+    from harness.data.images import ImageLoadError
+
+    sample = ds[0]  # the row's text is known; its image read fails when loaded
+    with pytest.raises(ImageLoadError, match=rf"{sample.id} .*unreadable: ArrowInvalid: bad page"):
+        sample.load()

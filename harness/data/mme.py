@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.data import DATASETS
 from harness.data.base import Dataset
-from harness.data.images import IMAGE_EXTENSIONS, open_image
+from harness.data.images import IMAGE_EXTENSIONS, ImageLoadError, open_image
 from harness.data.selection import select
 from harness.types import Sample
 
@@ -71,12 +71,17 @@ class _ParquetRows:
 
         out = []
         for fi, f in enumerate(self.files):
+            names = pq.ParquetFile(f).schema_arrow.names
+            missing = [c for c in (*TEXT_COLUMNS, "image") if c not in names]
+            if missing:
+                raise ValueError(f"MME parquet {f}: no column(s) {', '.join(missing)}; has {', '.join(names)}")
             table = pq.read_table(f, columns=list(TEXT_COLUMNS))
             for ri, row in enumerate(table.to_pylist()):
                 out.append((fi, ri, row))
         return out
 
-    def image_bytes(self, file_index: int, row: int) -> bytes:
+    def image_bytes(self, file_index: int, row: int) -> bytes | str:
+        """The encoded image (or, for a parquet that stores only paths, its path)."""
         import bisect
 
         import pyarrow.parquet as pq
@@ -88,8 +93,7 @@ class _ParquetRows:
             table = pq.ParquetFile(self.files[file_index]).read_row_group(group, columns=["image"])
             self._cache = table.column("image").combine_chunks()
             self._cache_key = (file_index, group)
-        value = self._cache[row - starts[group]].as_py()
-        return value["bytes"] if isinstance(value, dict) else value
+        return _bytes_or_path(self._cache[row - starts[group]].as_py())
 
 
 class _HubRows:
@@ -104,8 +108,19 @@ class _HubRows:
         cols = self.ds.select_columns(list(TEXT_COLUMNS)).to_dict()
         return [(0, i, {k: cols[k][i] for k in TEXT_COLUMNS}) for i in range(len(self.ds))]
 
-    def image_bytes(self, file_index: int, row: int) -> bytes:
-        return self.ds[row]["image"]["bytes"]
+    def image_bytes(self, file_index: int, row: int) -> bytes | str:
+        return _bytes_or_path(self.ds[row]["image"])
+
+
+def _bytes_or_path(value: Any) -> bytes | str:
+    """`datasets`' Image struct {bytes, path}: the bytes when embedded, else the path."""
+    if isinstance(value, dict):
+        return value["bytes"] if value.get("bytes") is not None else value.get("path") or b""
+    return value if value is not None else b""
+
+
+def _raise(error: Exception) -> Any:
+    raise error
 
 
 def _release_root(path: Path) -> Path:
@@ -277,8 +292,13 @@ class MME(Dataset):
             fi, ri = where
             source = self._rows.files[fi] if isinstance(self._rows, _ParquetRows) else self.hf_id
             name = f"{qid} ({source} row {ri})"
-            data = self._rows.image_bytes(fi, ri)  # type: ignore[union-attr]
-            loader = partial(open_image, data, name=name, max_pixels=self.max_image_pixels)
+            try:
+                data = self._rows.image_bytes(fi, ri)  # type: ignore[union-attr]
+            except Exception as exc:  # noqa: BLE001 - a damaged row is this image's error row
+                error = ImageLoadError(name, "unreadable", f"{type(exc).__name__}: {exc}")
+                loader = partial(_raise, error)
+            else:
+                loader = partial(open_image, data, name=name, max_pixels=self.max_image_pixels)
             path = None
         return Sample(id=qid, path=path, label=category, category=category, questions=list(questions),
                       meta=meta, loader=loader)
