@@ -95,3 +95,11 @@ def test_parquet_memory_does_not_grow_with_the_dataset(tmp_path, monkeypatch):
     assert total_large > 5 * total_small / 1.5 and total_large > 4_000_000
     assert peak_large < 1.3 * peak_small + 100_000, (peak_small, peak_large)
     assert peak_large < total_large / 5, (peak_large, total_large)
+
+
+def test_mme_parquet_in_two_workers_keeps_order(tmp_path):
+    root = write_mme_parquet(tmp_path, mme_images(2), shards=2, rows_per_group=3)
+    ds = build_dataset("mme", path=str(root))
+    items = _prepared(ds, 2)
+    assert [p.sample_id for p in items] == [ds[i].id for i in range(len(ds))]
+    assert all(p.views is not None for p in items) and len(items) == 28
