@@ -6,6 +6,7 @@ so a box can be replaced without the others noticing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,11 +31,14 @@ class Sample:
     category: str | None = None
     questions: list[tuple[str, str]] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
+    loader: Callable[[], Image.Image] | None = field(default=None, repr=False)  # picklable, e.g. a partial
 
     def load(self) -> Image.Image:
-        """Return the decoded image (not yet converted: strategies do the RGB conversion)."""
+        """Return the decoded image (datasets' loaders convert to RGB; strategies convert the rest)."""
         if self.image is not None:
             return self.image
+        if self.loader is not None:
+            return self.loader()
         if self.path is None:
             raise ValueError(f"sample {self.id!r} has neither an image nor a path")
         from harness.data.images import open_image

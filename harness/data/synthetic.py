@@ -1,17 +1,23 @@
 """A deterministic synthetic image set that ships with the code (no download).
 
 Each image is drawn from (seed, index) alone: a coloured background, `count` copies of one
-shape in one region, and a short word in small print. Sizes cycle through ordinary and
-extreme aspect ratios, so strategies differ visibly in tiles and tokens. Labels are the shape;
-colour, count and position are in `meta`, with an MME-style yes/no question pair.
+shape of one colour in one region (left/right/top/bottom half), and a word in small print
+(PIL's default 10 px font) near the top-left corner. Sizes cycle through ordinary and extreme
+aspect ratios up to 2000 px, so strategies differ visibly in tiles and tokens, and the small
+print of a 2000 px image survives tiling but not a 336 squash. Labels are the shape; colour,
+count, position, word and the word's box are in `meta`, with one MME-style yes/no question
+pair per image (one Yes, one No, in random order) about colour, count, position or the word.
+
+Samples carry a picklable loader (the drawing spec), not pixels; drawing takes a few ms.
 """
 
 from __future__ import annotations
 
 import random
+from functools import partial
 from typing import Any
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from harness.data import DATASETS
 from harness.data.base import Dataset
@@ -20,12 +26,103 @@ from harness.types import Sample
 SHAPES = ("circle", "square", "triangle")
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (230, 200, 30)}
 POSITIONS = ("left", "right", "top", "bottom")
+OPPOSITE = {"left": "right", "right": "left", "top": "bottom", "bottom": "top"}
 WORDS = ("cat", "harbor", "seven", "violet", "quartz", "nimbus", "lantern", "zephyr")
+QUESTION_KINDS = ("colour", "count", "position", "word")
 SIZES = (
     (336, 336), (448, 448), (640, 480), (480, 640), (1024, 768), (808, 1100), (1920, 1080),
     (1080, 1920), (500, 2000), (2000, 500), (100, 100), (1344, 1344), (704, 396), (13, 400),
-    (400, 13), (1200, 300),
+    (400, 13), (1200, 300), (2000, 2000), (2000, 120),
 )
+NUMBERS = ("zero", "one", "two", "three", "four", "five")
+SUFFIX = " Please answer yes or no."
+
+
+def make_spec(seed: int, index: int, max_side: int = 2000) -> dict[str, Any]:
+    """Everything about image `index` of set `seed`, without drawing it."""
+    rng = random.Random(f"{seed}:{index}")
+    w, h = SIZES[index % len(SIZES)]
+    scale = min(1.0, max_side / max(w, h))
+    w, h = max(1, round(w * scale)), max(1, round(h * scale))
+    return {
+        "width": w,
+        "height": h,
+        "shape": SHAPES[rng.randrange(len(SHAPES))],
+        "colour": rng.choice(sorted(COLOURS)),
+        "position": rng.choice(POSITIONS),
+        "count": rng.randint(1, 4),
+        "word": rng.choice(WORDS),
+        "background": tuple(rng.randint(180, 250) for _ in range(3)),
+        "jitter": [rng.uniform(-0.1, 0.1) for _ in range(4)],
+        "question_kind": rng.choice(QUESTION_KINDS),
+        "no_choice": rng.random(),
+        "yes_first": rng.random() < 0.5,
+    }
+
+
+def text_box(spec: dict[str, Any]) -> tuple[int, int, int, int]:
+    """Where the small print is drawn: (left, top, right, bottom) in pixels."""
+    w, h = spec["width"], spec["height"]
+    origin = (max(0, w // 50), max(0, h // 50))
+    box = ImageDraw.Draw(Image.new("L", (1, 1))).textbbox(origin, spec["word"], font=ImageFont.load_default())
+    return (int(box[0]), int(box[1]), int(min(w, box[2])), int(min(h, box[3])))
+
+
+def render(spec: dict[str, Any]) -> Image.Image:
+    """Draw the image a spec describes (pure: same spec, same bytes)."""
+    w, h = spec["width"], spec["height"]
+    image = Image.new("RGB", (w, h), tuple(spec["background"]))
+    draw = ImageDraw.Draw(image)
+    x0, y0, x1, y1 = {
+        "left": (0, 0, w / 2, h),
+        "right": (w / 2, 0, w, h),
+        "top": (0, 0, w, h / 2),
+        "bottom": (0, h / 2, w, h),
+    }[spec["position"]]
+    count, rgb = spec["count"], COLOURS[spec["colour"]]
+    horizontal = (x1 - x0) >= (y1 - y0)  # line the shapes up along the region's long side
+    along, across = ((x1 - x0), (y1 - y0)) if horizontal else ((y1 - y0), (x1 - x0))
+    r = max(0.5, min(along / (count + 1), across) * 0.4)
+    for i in range(count):
+        t = (i + 1) / (count + 1)
+        j = spec["jitter"][i] * across * 0.5
+        if horizontal:
+            cx, cy = x0 + along * t, y0 + across / 2 + j
+        else:
+            cx, cy = x0 + across / 2 + j, y0 + along * t
+        box = (cx - r, cy - r, cx + r, cy + r)
+        if spec["shape"] == "circle":
+            draw.ellipse(box, fill=rgb)
+        elif spec["shape"] == "square":
+            draw.rectangle(box, fill=rgb)
+        else:
+            draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=rgb)
+    draw.text((max(0, w // 50), max(0, h // 50)), spec["word"], fill=(10, 10, 10), font=ImageFont.load_default())
+    return image
+
+
+def questions(spec: dict[str, Any]) -> list[tuple[str, str]]:
+    """One Yes and one No question about the image, MME-style."""
+    shape, kind = spec["shape"], spec["question_kind"]
+
+    def pick(options: list[str]) -> str:
+        return options[int(spec["no_choice"] * len(options))]
+
+    if kind == "colour":
+        other = pick([c for c in sorted(COLOURS) if c != spec["colour"]])
+        yes, no = (f"Is there a {c} {shape} in this image?" for c in (spec["colour"], other))
+    elif kind == "count":
+        other = pick([n for n in range(1, 5) if n != spec["count"]])
+        yes, no = (f"Are there exactly {NUMBERS[n]} {shape}s in this image?" for n in (spec["count"], other))
+    elif kind == "position":
+        yes, no = (
+            f"Are the {shape}s in the {p} half of this image?" for p in (spec["position"], OPPOSITE[spec["position"]])
+        )
+    else:
+        other = pick([x for x in WORDS if x != spec["word"]])
+        yes, no = (f'Does the small print in this image say "{x}"?' for x in (spec["word"], other))
+    pairs = [(yes + SUFFIX, "Yes"), (no + SUFFIX, "No")]
+    return pairs if spec["yes_first"] else pairs[::-1]
 
 
 @DATASETS.register("synthetic")
@@ -35,6 +132,8 @@ class Synthetic(Dataset):
     def __init__(self, num_images: int = 48, seed: int = 0, max_side: int = 2000) -> None:
         if num_images <= 0:
             raise ValueError(f"num_images must be positive, got {num_images}")
+        if max_side <= 0:
+            raise ValueError(f"max_side must be positive, got {max_side}")
         self.num_images = int(num_images)
         self.seed = int(seed)
         self.max_side = int(max_side)
@@ -52,58 +151,14 @@ class Synthetic(Dataset):
     def __getitem__(self, index: int) -> Sample:
         if not 0 <= index < self.num_images:
             raise IndexError(index)
-        rng = random.Random(f"{self.seed}:{index}")
-        w, h = SIZES[index % len(SIZES)]
-        scale = min(1.0, self.max_side / max(w, h))
-        w, h = max(1, round(w * scale)), max(1, round(h * scale))
-        shape = SHAPES[rng.randrange(len(SHAPES))]
-        colour = rng.choice(sorted(COLOURS))
-        position = rng.choice(POSITIONS)
-        count = rng.randint(1, 4)
-        word = rng.choice(WORDS)
-        image = _draw(w, h, shape, COLOURS[colour], position, count, word, rng)
-        other_colour = rng.choice([c for c in sorted(COLOURS) if c != colour])
-        questions = [
-            (f"Is there a {colour} {shape} in this image? Please answer yes or no.", "Yes"),
-            (f"Is there a {other_colour} {shape} in this image? Please answer yes or no.", "No"),
-        ]
-        if rng.random() < 0.5:
-            questions.reverse()
+        spec = make_spec(self.seed, index, self.max_side)
+        meta = {k: spec[k] for k in ("colour", "position", "count", "word", "width", "height", "question_kind")}
+        meta["text_box"] = text_box(spec)
         return Sample(
             id=f"synthetic/{self.seed}/{index:06d}",
-            image=image,
-            label=shape,
-            category=shape,
-            questions=questions,
-            meta={"colour": colour, "position": position, "count": count, "word": word, "width": w, "height": h},
+            label=spec["shape"],
+            category=spec["shape"],
+            questions=questions(spec),
+            meta=meta,
+            loader=partial(render, spec),
         )
-
-
-def _draw(
-    w: int, h: int, shape: str, rgb: tuple[int, int, int], position: str, count: int, word: str, rng: random.Random
-) -> Image.Image:
-    bg = tuple(rng.randint(180, 250) for _ in range(3))
-    image = Image.new("RGB", (w, h), bg)
-    draw = ImageDraw.Draw(image)
-    # Region of the image that holds the shapes.
-    x0, y0, x1, y1 = {
-        "left": (0, 0, w / 2, h),
-        "right": (w / 2, 0, w, h),
-        "top": (0, 0, w, h / 2),
-        "bottom": (0, h / 2, w, h),
-    }[position]
-    side = max(1.0, min(x1 - x0, y1 - y0) / (count + 1))
-    for i in range(count):
-        cx = x0 + (x1 - x0) * (i + 1) / (count + 1)
-        cy = y0 + (y1 - y0) / 2 + rng.uniform(-0.1, 0.1) * (y1 - y0)
-        r = side / 2
-        box = (cx - r, cy - r, cx + r, cy + r)
-        if shape == "circle":
-            draw.ellipse(box, fill=rgb)
-        elif shape == "square":
-            draw.rectangle(box, fill=rgb)
-        else:
-            draw.polygon([(cx, cy - r), (cx - r, cy + r), (cx + r, cy + r)], fill=rgb)
-    # Small print: legible at full resolution, lost by a 336 squash of a large image.
-    draw.text((max(0, w // 50), max(0, h // 50)), word, fill=(10, 10, 10))
-    return image
