@@ -135,7 +135,7 @@ def test_phi3_hd_sequence_layout_pins_separator_positions() -> None:
     expected_sub = [r * width + cols * m for r in range(rows * m)] + [n_sub + 1 + r * 13 + 12 for r in range(m)]
     assert is_sub.nonzero().flatten().tolist() == expected_sub
     assert is_glb.nonzero().flatten().tolist() == [n_sub]
-    # sub-image token at merged (R, C): crop (R//12, C//12) = view 1 + ..., patches 2x2 block, order (0,0),(0,1),(1,0),(1,1)
+    # sub-image token at merged (R, C): crop (R//12, C//12), its 2x2 patch block in order (0,0),(0,1),(1,0),(1,1)
     for big_r, big_c in [(0, 0), (5, 17), (23, 35), (13, 2)]:
         token = out[big_r * width + big_c]
         view = 1 + (big_r // m) * cols + big_c // m
