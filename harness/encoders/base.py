@@ -57,6 +57,12 @@ class Encoder(ABC):
         self.batch_views = int(batch_views)
         self.connector_name = connector or self.native_connector
         self.attn, self.pool_mode, self.feature_layer = attn, pool, int(feature_layer)
+        folder = None
+        if weights != "random":
+            from harness.encoders.weights import resolve_encoder_weights
+
+            folder = resolve_encoder_weights(type(self), weights)
+        self.weights_source = str(folder) if folder else "random"
         torch.manual_seed(seed)
         backbone, feature_dim = self.build_backbone(size, attn)
         conn = build_connector(
@@ -64,10 +70,10 @@ class Encoder(ABC):
             grid_side=self.grid_side(), **(connector_params or {}),
         )
         self.model = EncoderModel(backbone, conn).eval()
-        if weights != "random":
+        if folder is not None:
             from harness.encoders.weights import load_encoder_weights
 
-            self.weights_source = load_encoder_weights(self, weights)
+            load_encoder_weights(self, folder)
         self.model.to(runtime.device, runtime.dtype)
 
     # --- to implement -------------------------------------------------------------------
@@ -129,6 +135,7 @@ class Encoder(ABC):
             "encoder": self.name,
             "encoder_size": self.size,
             "weights": self.weights,
+            "weights_source": self.weights_source,
             "connector": self.connector_name,
             "tile_size": self.tile_size,
             "patch_size": self.patch_size,

@@ -186,13 +186,16 @@ def resolve(source: str, maps: list[KeyMap]) -> Path:
         raise _offline_error(source, exc) from exc
 
 
-def load_encoder_weights(encoder: Encoder, weights: str) -> str:
-    """Load `weights` (pretrained | hub id | folder) into `encoder.model`; returns the folder."""
-    source = encoder.hf_id if weights == "pretrained" else weights
-    options = KEY_MAPS[encoder.name]
-    folder = resolve(source, [m for m, _ in options])
-    load_state(encoder.model, Checkpoint(folder), options, encoder.connector_name, str(folder))
-    return str(folder)
+def resolve_encoder_weights(encoder_cls: type[Encoder], weights: str) -> Path:
+    """The local folder for `weights` (pretrained | hub id | folder); runs before the model is
+    built, so a missing cache fails fast."""
+    source = encoder_cls.hf_id if weights == "pretrained" else weights
+    return resolve(source, [m for m, _ in KEY_MAPS[encoder_cls.name]])
+
+
+def load_encoder_weights(encoder: Encoder, folder: Path) -> None:
+    """Load the checkpoint in `folder` into `encoder.model`, strictly."""
+    load_state(encoder.model, Checkpoint(folder), KEY_MAPS[encoder.name], encoder.connector_name, str(folder))
 
 
 def load_state(
