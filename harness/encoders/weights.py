@@ -175,8 +175,16 @@ def resolve(source: str, maps: list[KeyMap]) -> Path:
     try:
         try:
             index = Path(hf_hub_download(source, INDEX))
-        except EntryNotFoundError:
-            return Path(hf_hub_download(source, SINGLE)).parent
+        except EntryNotFoundError:  # also LocalEntryNotFoundError (offline): a cached single file may do
+            try:
+                return Path(hf_hub_download(source, SINGLE)).parent
+            except LocalEntryNotFoundError:
+                raise
+            except EntryNotFoundError as exc:
+                raise WeightsError(
+                    f"weights {source!r}: the hub repo has neither {INDEX} nor {SINGLE} (pickle checkpoints are not "
+                    f"read); convert it to safetensors and pass weights=<folder>"
+                ) from exc
         weight_map = json.loads(index.read_text())["weight_map"]
         shards = sorted({f for k, f in weight_map.items() if any(m.selects(k) for m in maps)})
         for shard in shards:
