@@ -221,3 +221,24 @@ def test_not_a_folder_nor_hub_id(tmp_path: Path) -> None:
     (tmp_path / "pkl" / "pytorch_model.bin").write_bytes(b"not read")
     with pytest.raises(WeightsError, match="pickle checkpoints are not read"):
         ENCODERS.get("clip_vit_l14_336")(size="tiny", weights=str(tmp_path / "pkl"), runtime=CPU)
+
+
+def test_hub_id_resolves_from_the_local_cache_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A hub id found in the Hugging Face cache (layout models--owner--name/snapshots/<rev>) loads
+    offline, reading only the vision tensors."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    repo = cache / "models--OpenGVLab--InternVL3-1B-hf"
+    rev = "0" * 40
+    want = random_like(tiny("internvit_300m").model, 8)
+    ckpt = {k.replace("backbone.", "model.vision_tower.", 1).replace("connector.", "model.multi_modal_projector.", 1): v
+            for k, v in want.items()}
+    write_sharded(repo / "snapshots" / rev, {**ckpt, "lm_head.weight": torch.randn(64, 48)})
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(rev)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    enc = ENCODERS.get("internvit_300m")(size="tiny", weights="OpenGVLab/InternVL3-1B-hf", runtime=CPU)
+    assert_loaded(enc.model, want)
+    assert enc.identity()["weights_source"] == str(repo / "snapshots" / rev)
