@@ -234,3 +234,19 @@ def test_attn_sdpa_and_eager_agree_and_pool_modes() -> None:
     torch.testing.assert_close(outs["eager"].pooled, feats[0, 0], atol=1e-4, rtol=1e-4)
     enc.pool_mode = "mean_patch"
     torch.testing.assert_close(enc.pool(feats, layout), feats[:, 1:].mean(dim=(0, 1)))
+
+
+def test_bad_pairing_fails_in_prepare_job_before_any_model() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from harness.config import CONFIG_DIR, ConfigError
+    from harness.run import prepare_job
+
+    overrides = ["encoder=phi3_vision", "encoder.size=tiny", "encoder.weights=random", "preprocess=resize"]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+        ok = compose(config_name="config", overrides=[*overrides, "encoder.connector=flat", "attn=eager"])
+    with pytest.raises(ConfigError, match="strategy phi3_hd"):
+        prepare_job(cfg)
+    job = prepare_job(ok)
+    assert job.encoder_kwargs["connector"] == "flat" and job.encoder_kwargs["attn"] == "eager"
