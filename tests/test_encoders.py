@@ -250,3 +250,19 @@ def test_bad_pairing_fails_in_prepare_job_before_any_model() -> None:
         prepare_job(cfg)
     job = prepare_job(ok)
     assert job.encoder_kwargs["connector"] == "flat" and job.encoder_kwargs["attn"] == "eager"
+
+
+def test_global_cls_pool_follows_global_position() -> None:
+    from types import SimpleNamespace
+
+    from harness.encoders.base import Encoder
+
+    feats = torch.randn(4, 5, 3)  # [views, 1 + patches, C], CLS first; view 3 is a padding crop
+    pool = SimpleNamespace(pool_mode="global_cls")
+    last = Layout("internvl_dynamic", (896, 448), 448, (1, 2), (896, 448), (896, 448), (0, 0, 896, 448), True,
+                  "last", 3, 3)
+    assert torch.equal(Encoder.pool(pool, feats, last), feats[2, 0])
+    assert torch.equal(Encoder.pool(pool, feats, phi3_layout(700, 336, 1, 2, num_crops=2)), feats[0, 0])
+    assert torch.equal(Encoder.pool(pool, feats, single_layout(448)), feats[0, 0])
+    pool.pool_mode = "mean_patch"
+    torch.testing.assert_close(Encoder.pool(pool, feats, last), feats[:3, 1:].mean(dim=(0, 1)))
