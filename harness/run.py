@@ -22,6 +22,7 @@ from harness.data import build_dataset
 from harness.data.base import Dataset
 from harness.encoders import ENCODERS, Encoder
 from harness.encoders.base import ENCODER_SIZES
+from harness.encoders.weights import WeightsError
 from harness.identity import config_hash, git_commit, new_run_id, package_versions
 from harness.preprocess import build_strategy
 from harness.preprocess.base import Strategy
@@ -84,8 +85,12 @@ def prepare_job(cfg: DictConfig) -> Job:
                 f"{encoder_cls.name!r} takes {encoder_cls.tile_size}px; leave preprocess.tile_size null"
             )
         encoder_kwargs = {k: v for k, v in config["encoder"].items() if k not in ENCODER_META_KEYS}
-        encoder_kwargs.update(batch_views=config["batch_views"], seed=config["seed"])
+        encoder_kwargs.update(batch_views=config["batch_views"], seed=config["seed"], attn=config.get("attn", "sdpa"))
         check_kwargs(encoder_cls, {**encoder_kwargs, "runtime": None}, f"encoder {encoder_cls.name!r}")
+        # An encoder/strategy pairing that cannot work fails here, before any model loads.
+        probe = strategy.plan(2 * strategy.tile_size, strategy.tile_size)
+        encoder_cls.check_layout(probe, encoder_kwargs.get("connector"))
+        encoder_cls.check_options(**encoder_kwargs)
         if encoder_kwargs.get("size") not in ENCODER_SIZES:
             valid = ", ".join(ENCODER_SIZES)
             raise ConfigError(f"encoder.size must be one of {valid}; got {encoder_kwargs.get('size')!r}")
@@ -124,7 +129,10 @@ def run_job(cfg: DictConfig) -> Path:
     job = prepare_job(cfg)
     chash = config_hash(job.config)
     run_id = new_run_id(chash)
-    encoder = job.encoder_cls(runtime=job.runtime, **job.encoder_kwargs)
+    try:
+        encoder = job.encoder_cls(runtime=job.runtime, **job.encoder_kwargs)
+    except WeightsError as exc:  # no cache and no network, or a checkpoint that does not fit
+        raise ConfigError(str(exc)) from exc
     weights_mb = sum(p.numel() * p.element_size() for p in encoder.model.parameters()) / 2**20
     identity = identity_of(job, encoder, run_id, chash)
     runner = Runner(

@@ -8,20 +8,33 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import torch
+from torch import nn
 
+from harness.encoders.connectors import Connector, build_connector, connector_class
 from harness.runtime import Runtime
 from harness.types import EncoderOutput, Layout, Views
 
 ENCODER_SIZES = ("full", "tiny")
+ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
+POOLS = ("mean_patch", "global_cls")
+
+
+class EncoderModel(nn.Module):
+    """Backbone + connector in one module, so that a state dict has `backbone.*` and
+    `connector.*` keys (what the weight key maps target)."""
+
+    def __init__(self, backbone: nn.Module, connector: Connector) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.connector = connector
 
 
 class Encoder(ABC):
     """Base class for encoders.
 
-    Subclasses set `name`, `tile_size`, `patch_size`, `mean`, `std`, build `self.model` and
-    implement `backbone(pixels) -> [N, P, C]` patch features (CLS dropped),
-    `connect(features, layout) -> [T, D]` tokens, and `num_tokens(layout)`, which must equal
-    `connect(...).shape[0]` without running anything.
+    Subclasses set the class constants and implement `build_backbone(size, attn) ->
+    (module, C)` and `run_backbone(pixels) -> [N, 1+P, C]` (CLS first). Token counts are
+    class-level (`count_tokens`, `check_layout`) so that `harness.tokens` needs no model.
     """
 
     name: ClassVar[str]
@@ -29,51 +42,137 @@ class Encoder(ABC):
     patch_size: ClassVar[int]
     mean: ClassVar[tuple[float, float, float]]
     std: ClassVar[tuple[float, float, float]]
+    native_connector: ClassVar[str] = "flat"
+    hf_id: ClassVar[str]
+    lm_dim: ClassVar[dict[str, int]] = {"full": 4096, "tiny": 48}  # connector output width by size
 
-    def __init__(self, *, size: str, weights: str, runtime: Runtime, batch_views: int = 16) -> None:
-        if size not in ENCODER_SIZES:
-            raise ValueError(f"encoder size must be one of {', '.join(ENCODER_SIZES)}; got {size!r}")
-        if batch_views <= 0:
-            raise ValueError(f"batch_views must be positive, got {batch_views}")
-        self.size = size
-        self.weights = weights
-        self.runtime = runtime
+    def __init__(
+        self, *, size: str, weights: str, runtime: Runtime, batch_views: int = 16, connector: str | None = None,
+        connector_params: dict[str, Any] | None = None, out_dim: int | None = None, attn: str = "sdpa",
+        pool: str = "mean_patch", feature_layer: int = -2, seed: int = 0,
+    ) -> None:
+        self.check_options(size=size, weights=weights, batch_views=batch_views, attn=attn, pool=pool,
+                           connector=connector)
+        self.size, self.weights, self.runtime = size, weights, runtime
         self.batch_views = int(batch_views)
+        self.connector_name = connector or self.native_connector
+        self.attn, self.pool_mode, self.feature_layer = attn, pool, int(feature_layer)
+        folder = None
+        if weights != "random":
+            from harness.encoders.weights import resolve_encoder_weights
+
+            folder = resolve_encoder_weights(type(self), weights)
+        self.weights_source = str(folder) if folder else "random"
+        torch.manual_seed(seed)
+        backbone, feature_dim = self.build_backbone(size, attn)
+        conn = build_connector(
+            self.connector_name, in_dim=feature_dim, out_dim=int(out_dim or self.lm_dim[size]),
+            grid_side=self.grid_side(), **(connector_params or {}),
+        )
+        self.model = EncoderModel(backbone, conn).eval()
+        if folder is not None:
+            from harness.encoders.weights import load_encoder_weights
+
+            load_encoder_weights(self, folder)
+        self.model.to(runtime.device, runtime.dtype)
 
     # --- to implement -------------------------------------------------------------------
     @abstractmethod
-    def backbone(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Patch features `[N, P, C]` for `N` crops on the runtime device."""
+    def build_backbone(self, size: str, attn: str) -> tuple[nn.Module, int]:
+        """The backbone module (random init) and its feature width C."""
 
     @abstractmethod
-    def connect(self, features: torch.Tensor, layout: Layout) -> torch.Tensor:
-        """One image's LLM-facing tokens `[T, D]` from its crops' patch features."""
+    def run_backbone(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Features `[N, 1+P, C]` (CLS first) of `self.feature_layer` for `N` crops."""
 
-    @abstractmethod
+    @classmethod
+    def check_options(
+        cls, *, size: str = "full", weights: str = "random", batch_views: int = 16, attn: str = "sdpa",
+        pool: str = "mean_patch", connector: str | None = None, **_: Any,
+    ) -> None:
+        """Fail on a bad option before any model is built; messages name the valid choices."""
+        if size not in ENCODER_SIZES:
+            raise ValueError(f"encoder size must be one of {', '.join(ENCODER_SIZES)}; got {size!r}")
+        if int(batch_views) <= 0:
+            raise ValueError(f"batch_views must be positive, got {batch_views}")
+        if attn not in ATTN_IMPLEMENTATIONS:
+            raise ValueError(f"attn must be one of {', '.join(ATTN_IMPLEMENTATIONS)}; got {attn!r}")
+        if pool not in POOLS:
+            raise ValueError(f"pool must be one of {', '.join(POOLS)}; got {pool!r}")
+        connector_class(connector or cls.native_connector)
+        if size == "tiny" and weights == "pretrained":
+            raise ValueError(
+                "encoder.size=tiny has no pretrained weights; use weights=random or a tiny checkpoint folder"
+            )
+
+    # --- token counts without a model ---------------------------------------------------
+    @classmethod
+    def grid_side(cls) -> int:
+        return cls.tile_size // cls.patch_size
+
+    @classmethod
+    def check_layout(cls, layout: Layout, connector: str | None = None) -> None:
+        """Raise ValueError when this encoder (with this connector) cannot take `layout`."""
+        if layout.tile_size != cls.tile_size:
+            raise ValueError(f"encoder {cls.name!r} takes {cls.tile_size}px tiles, layout has {layout.tile_size}px")
+        connector_class(connector or cls.native_connector).check(layout)
+
+    @classmethod
+    def count_tokens(cls, layout: Layout, connector: str | None = None) -> int:
+        """Visual tokens the forward pass will produce for `layout`."""
+        return connector_class(connector or cls.native_connector).num_tokens(layout, cls.grid_side())
+
     def num_tokens(self, layout: Layout) -> int:
-        """Visual tokens for this layout, without a forward pass."""
+        return self.count_tokens(layout, self.connector_name)
 
     # --- shared -------------------------------------------------------------------------
+    @property
+    def connector(self) -> Connector:
+        return self.model.connector  # type: ignore[return-value]
+
     def identity(self) -> dict[str, Any]:
         return {
             "encoder": self.name,
             "encoder_size": self.size,
             "weights": self.weights,
+            "weights_source": self.weights_source,
+            "connector": self.connector_name,
             "tile_size": self.tile_size,
             "patch_size": self.patch_size,
+            "attn": self.attn,
+            "pool": self.pool_mode,
         }
 
+    def backbone(self, pixels: torch.Tensor) -> torch.Tensor:
+        """Patch features `[N, P, C]` (CLS dropped)."""
+        return self.run_backbone(pixels)[:, 1:]
+
+    def connect(self, features: torch.Tensor, layout: Layout) -> torch.Tensor:
+        """One image's LLM-facing tokens `[T, D]` from its crops' patch features."""
+        return self.connector(features, layout)
+
     def pool(self, features: torch.Tensor, layout: Layout) -> torch.Tensor:
-        """Pooled embedding for quality metrics: mean of backbone patch features over the
-        views that carry content (padding crops excluded)."""
-        return features[: layout.n_views].float().mean(dim=(0, 1))
+        """Pooled embedding for quality metrics from `[V, 1+P, C]` (CLS first).
+
+        `mean_patch`: mean of the patch features over the content views (padding crops
+        excluded). `global_cls`: the CLS vector of the global view (first or last as the
+        layout says); a layout without a global view uses the mean CLS of its content views
+        (the single view's CLS when there is one).
+        """
+        if self.pool_mode == "mean_patch":
+            return features[: layout.n_views, 1:].float().mean(dim=(0, 1))
+        if layout.has_global:
+            index = 0 if layout.global_position == "first" else layout.n_views - 1
+            return features[index, 0].float()
+        return features[: layout.n_views, 0].float().mean(dim=0)
 
     @torch.inference_mode()
     def encode(self, batch: list[Views]) -> tuple[list[EncoderOutput], dict[str, float]]:
         """Encode the crops of several images, `batch_views` crops per backbone call.
 
         Returns one EncoderOutput per image and the seconds spent per stage for the whole
-        batch: `h2d` (host to device copy), `backbone`, `connector`.
+        batch: `h2d` (host to device copy), `backbone`, `connector`. Padding crops run
+        through the backbone (as in the reference implementations) but carry no tokens.
         """
         rt = self.runtime
         counts = [v.pixel_values.shape[0] for v in batch]
@@ -82,12 +181,12 @@ class Encoder(ABC):
         pixels = pixels.to(rt.device, dtype=rt.dtype, non_blocking=True)
         rt.synchronize()
         t1 = time.perf_counter()
-        feats = torch.cat([self.backbone(chunk) for chunk in pixels.split(self.batch_views)])
+        feats = torch.cat([self.run_backbone(chunk) for chunk in pixels.split(self.batch_views)])
         rt.synchronize()
         t2 = time.perf_counter()
         outputs = []
         for views, feat in zip(batch, feats.split(counts), strict=True):
-            tokens = self.connect(feat, views.layout)
+            tokens = self.connect(feat[:, 1:], views.layout)
             outputs.append(EncoderOutput(tokens=tokens.float().cpu(), pooled=self.pool(feat, views.layout).cpu()))
         rt.synchronize()
         t3 = time.perf_counter()

@@ -1,0 +1,61 @@
+"""InternViT-300M-448px as in InternVL2/2.5/3-1B and Vintern-1B-v2: transformers
+InternVLVisionModel, last layer, CLS dropped, pixel shuffle 0.5 and `mlp1`: 256 tokens per
+448 crop."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+from transformers import InternVLVisionConfig, InternVLVisionModel
+
+from harness.encoders import ENCODERS
+from harness.encoders.base import Encoder
+from harness.preprocess.base import IMAGENET_MEAN, IMAGENET_STD
+from harness.runtime import Runtime
+
+INTERNVIT_300M = dict(
+    hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+    image_size=[448, 448], patch_size=[14, 14], hidden_act="gelu", layer_norm_eps=1e-6, norm_type="layer_norm",
+    layer_scale_init_value=0.1, attention_bias=True, use_qk_norm=False, use_mean_pooling=True,
+    use_absolute_position_embeddings=True,
+)
+INTERNVIT_TINY = {**INTERNVIT_300M, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+                  "num_attention_heads": 4}
+
+
+def internvit_config(size: str, attn: str) -> InternVLVisionConfig:
+    return InternVLVisionConfig(**(INTERNVIT_TINY if size == "tiny" else INTERNVIT_300M), attn_implementation=attn)
+
+
+@ENCODERS.register("internvit_300m")
+class InternViT(Encoder):
+    name = "internvit_300m"
+    tile_size = 448
+    patch_size = 14
+    mean = IMAGENET_MEAN
+    std = IMAGENET_STD
+    native_connector = "internvl"
+    hf_id = "OpenGVLab/InternVL3-1B-hf"
+    lm_dim: ClassVar[dict[str, int]] = {"full": 896, "tiny": 48}  # Qwen2/2.5-0.5B width (InternVL3-1B, Vintern-1B-v2)
+
+    def __init__(
+        self, *, size: str = "full", weights: str = "random", runtime: Runtime, batch_views: int = 16,
+        connector: str | None = None, out_dim: int | None = None, attn: str = "sdpa", pool: str = "mean_patch",
+        feature_layer: int = -1, seed: int = 0,
+    ) -> None:
+        super().__init__(
+            size=size, weights=weights, runtime=runtime, batch_views=batch_views, connector=connector,
+            out_dim=out_dim, attn=attn, pool=pool, feature_layer=feature_layer, seed=seed,
+        )
+
+    def build_backbone(self, size: str, attn: str) -> tuple[nn.Module, int]:
+        config = internvit_config(size, attn)
+        return InternVLVisionModel(config), config.hidden_size
+
+    def run_backbone(self, pixels: torch.Tensor) -> torch.Tensor:
+        if self.feature_layer == -1:
+            return self.model.backbone(pixel_values=pixels).last_hidden_state
+        out = self.model.backbone(pixel_values=pixels, output_hidden_states=True)
+        return out.hidden_states[self.feature_layer]

@@ -1,0 +1,31 @@
+"""Phi-3-vision's image embedding: the CLIP ViT-L/14-336 backbone (layer -2, CLS dropped)
+plus the HD connector (2x2 merge, sub_GN/glb_GN separators, projection to 3072)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from harness.encoders import ENCODERS
+from harness.encoders.clip_vit import ClipViT
+from harness.runtime import Runtime
+
+
+@ENCODERS.register("phi3_vision")
+class Phi3Vision(ClipViT):
+    name = "phi3_vision"
+    native_connector = "phi3_hd"
+    hf_id = "microsoft/Phi-3-vision-128k-instruct"
+    lm_dim: ClassVar[dict[str, int]] = {"full": 3072, "tiny": 48}  # Phi-3-mini width
+
+    def __init__(
+        self, *, size: str = "full", weights: str = "random", runtime: Runtime, batch_views: int = 16,
+        connector: str | None = None, projection: str = "mlp", hd_transform_order: str = "sub_glb",
+        out_dim: int | None = None, attn: str = "sdpa", pool: str = "mean_patch", feature_layer: int = -2,
+        seed: int = 0,
+    ) -> None:
+        connector = connector or self.native_connector
+        params = {"projection": projection, "hd_transform_order": hd_transform_order} if connector == "phi3_hd" else {}
+        super().__init__(
+            size=size, weights=weights, runtime=runtime, batch_views=batch_views, connector=connector,
+            connector_params=params, out_dim=out_dim, attn=attn, pool=pool, feature_layer=feature_layer, seed=seed,
+        )

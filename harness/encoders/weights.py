@@ -1,0 +1,256 @@
+"""Pretrained weights: only the vision tensors of a safetensors checkpoint, through an
+explicit, strict key map.
+
+A checkpoint is a folder (or a hub id resolved to the local Hugging Face cache) holding
+`model.safetensors.index.json` + shards, or plain `*.safetensors` files. The key map says
+which checkpoint keys are ours and what they are called here (`backbone.*`, `connector.*`);
+every other tensor (the language model, text tower, ...) is never read. A model key that the
+checkpoint lacks, or a selected checkpoint key that maps to nothing here, is an error naming
+it. Tensors are read one at a time (safetensors, memory-mapped) and copied into the model, so
+peak extra memory is about one tensor. No pickle, no `trust_remote_code`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+from safetensors import safe_open
+
+if TYPE_CHECKING:
+    from harness.encoders.base import Encoder
+
+INDEX = "model.safetensors.index.json"
+SINGLE = "model.safetensors"
+
+
+class WeightsError(ValueError):
+    """Weights that cannot be found or do not fit the model; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class KeyMap:
+    """Checkpoint key -> our key(s).
+
+    `prefixes`: (checkpoint prefix, our prefix), first match wins; keys under no prefix are
+    not vision tensors and are never read. `ignore`: regexes of keys under a prefix that are
+    not ours either (tied LM embeddings, old non-persistent buffers). `renames`: regex
+    substitutions on the remainder. `qkv`: split fused `attn.qkv` into q/k/v projections.
+    """
+
+    name: str
+    prefixes: tuple[tuple[str, str], ...]
+    renames: tuple[tuple[str, str], ...] = ()
+    ignore: tuple[str, ...] = ()
+    qkv: bool = False
+
+    def selects(self, key: str) -> bool:
+        return any(key.startswith(p) for p, _ in self.prefixes) and not any(re.search(i, key) for i in self.ignore)
+
+    def targets(self, key: str) -> list[tuple[str, int | None]]:
+        """Our key(s) for a selected checkpoint key, with the chunk index for split tensors."""
+        prefix, ours = next((p, o) for p, o in self.prefixes if key.startswith(p))
+        rest = key[len(prefix) :]
+        if self.qkv:
+            m = re.search(r"\.attn\.qkv\.(weight|bias)$", rest)
+            if m:
+                head = rest[: m.start()]
+                for pattern, repl in self.renames:
+                    head = re.sub(pattern, repl, head)
+                return [(f"{ours}{head}.attention.{n}_proj.{m.group(1)}", i) for i, n in enumerate("qkv")]
+        for pattern, repl in self.renames:
+            rest = re.sub(pattern, repl, rest)
+        return [(ours + rest, None)]
+
+
+POSITION_IDS = r"embeddings\.position_ids$"
+
+# openai/clip-vit-large-patch14-336 (CLIPModel): vision tower only.
+CLIP = KeyMap("clip", prefixes=(("vision_model.", "backbone."),), ignore=(POSITION_IDS,))
+# microsoft/Phi-3-vision-128k-instruct: `model.vision_embed_tokens.*` minus the tied LM embedding `wte`.
+PHI3_VISION = KeyMap(
+    "phi3_vision",
+    prefixes=(
+        ("model.vision_embed_tokens.img_processor.vision_model.", "backbone."),
+        ("model.vision_embed_tokens.", "connector."),
+    ),
+    ignore=(POSITION_IDS, r"^model\.vision_embed_tokens\.wte\."),
+)
+# Phi-3's CLIP tower alone (clip_vit_l14_336 with weights from a Phi-3-vision checkpoint).
+PHI3_CLIP = KeyMap(
+    "phi3_vision_clip",
+    prefixes=(("model.vision_embed_tokens.img_processor.vision_model.", "backbone."),),
+    ignore=(POSITION_IDS,),
+)
+# OpenGVLab/InternVL3-1B-hf and other transformers-format InternVL checkpoints.
+INTERNVL_HF = KeyMap(
+    "internvl_hf",
+    prefixes=(
+        ("model.vision_tower.", "backbone."),
+        ("model.multi_modal_projector.", "connector."),
+        ("vision_tower.", "backbone."),
+        ("multi_modal_projector.", "connector."),
+    ),
+)
+# 5CD-AI/Vintern-1B-v2 and original OpenGVLab InternVL checkpoints (`vision_model.*`, `mlp1.*`),
+# renamed as transformers' InternVL conversion script does.
+INTERNVL_ORIGINAL = KeyMap(
+    "internvl_original",
+    prefixes=(("vision_model.", "backbone."), ("mlp1.", "connector.")),
+    renames=(
+        (r"^0\.", "layer_norm."),
+        (r"^1\.", "linear_1."),
+        (r"^3\.", "linear_2."),
+        (r"\.layers\.", ".layer."),
+        (r"class_embedding$", "cls_token"),
+        (r"position_embedding$", "position_embeddings"),
+        (r"patch_embedding\.", "patch_embeddings.projection."),
+        (r"\.ls(\d)$", r".lambda_\1"),
+        (r"\.attn\.proj\.", ".attention.projection_layer."),
+        (r"\.norm1\.", ".layernorm_before."),
+        (r"\.norm2\.", ".layernorm_after."),
+    ),
+    qkv=True,
+)
+
+# Per encoder (by name), the checkpoint formats it can read, and the connector they fill.
+KEY_MAPS: dict[str, tuple[tuple[KeyMap, str | None], ...]] = {
+    "clip_vit_l14_336": ((CLIP, None), (PHI3_CLIP, None)),
+    "phi3_vision": ((PHI3_VISION, "phi3_hd"), (CLIP, None)),
+    "internvit_300m": ((INTERNVL_HF, "internvl"), (INTERNVL_ORIGINAL, "internvl")),
+}
+
+
+class Checkpoint:
+    """The tensor names of a safetensors checkpoint folder and the file holding each."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        index = folder / INDEX
+        self.file_of: dict[str, str] = {}
+        if index.is_file():
+            self.file_of = dict(json.loads(index.read_text())["weight_map"])
+        else:
+            files = sorted(folder.glob("*.safetensors"))
+            if not files:
+                raise WeightsError(f"no {INDEX} and no *.safetensors in {folder} (pickle checkpoints are not read)")
+            for f in files:
+                with safe_open(str(f), framework="pt") as handle:  # reads the header only
+                    self.file_of.update(dict.fromkeys(handle.keys(), f.name))
+
+    def read(self, keys: list[str]) -> dict[str, list[str]]:
+        """Keys grouped by file, so each shard is opened once."""
+        by_file: dict[str, list[str]] = defaultdict(list)
+        for key in keys:
+            by_file[self.file_of[key]].append(key)
+        return by_file
+
+
+def _offline_error(source: str, exc: Exception) -> WeightsError:
+    return WeightsError(
+        f"weights {source!r}: not in the local Hugging Face cache and the hub cannot be reached "
+        f"({type(exc).__name__}); download it where there is network (`hf download {source}`) and pass "
+        f"weights=<that folder>, or use weights=random"
+    )
+
+
+def resolve(source: str, maps: list[KeyMap]) -> Path:
+    """A local folder as is; a hub id through the Hugging Face cache, fetching only the index
+    and the shards that hold vision tensors."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists() or not re.fullmatch(r"[\w.-]+/[\w.-]+", source):
+        raise WeightsError(
+            f"weights {source!r}: not a folder and not a hub id; use random, pretrained, a hub id or a local folder"
+        )
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    try:
+        try:
+            index = Path(hf_hub_download(source, INDEX))
+        except EntryNotFoundError:  # also LocalEntryNotFoundError (offline): a cached single file may do
+            try:
+                return Path(hf_hub_download(source, SINGLE)).parent
+            except LocalEntryNotFoundError:
+                raise
+            except EntryNotFoundError as exc:
+                raise WeightsError(
+                    f"weights {source!r}: the hub repo has neither {INDEX} nor {SINGLE} (pickle checkpoints are not "
+                    f"read); convert it to safetensors and pass weights=<folder>"
+                ) from exc
+        weight_map = json.loads(index.read_text())["weight_map"]
+        shards = sorted({f for k, f in weight_map.items() if any(m.selects(k) for m in maps)})
+        for shard in shards:
+            hf_hub_download(source, shard)
+        return index.parent
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError, OSError) as exc:
+        raise _offline_error(source, exc) from exc
+
+
+def resolve_encoder_weights(encoder_cls: type[Encoder], weights: str) -> Path:
+    """The local folder for `weights` (pretrained | hub id | folder); runs before the model is
+    built, so a missing cache fails fast."""
+    source = encoder_cls.hf_id if weights == "pretrained" else weights
+    return resolve(source, [m for m, _ in KEY_MAPS[encoder_cls.name]])
+
+
+def load_encoder_weights(encoder: Encoder, folder: Path) -> None:
+    """Load the checkpoint in `folder` into `encoder.model`, strictly."""
+    load_state(encoder.model, Checkpoint(folder), KEY_MAPS[encoder.name], encoder.connector_name, str(folder))
+
+
+def load_state(
+    model: torch.nn.Module, ckpt: Checkpoint, options: tuple[tuple[KeyMap, str | None], ...], connector: str,
+    where: str,
+) -> KeyMap:
+    """Copy the selected tensors into `model`, strictly; returns the key map used."""
+    found = [(m, fills) for m, fills in options if any(m.selects(k) for k in ckpt.file_of)]
+    if not found:
+        names = ", ".join(m.name for m, _ in options)
+        raise WeightsError(f"{where}: no tensor matches any known checkpoint format ({names})")
+    keymap, fills = found[0]
+    selected = [k for k in ckpt.file_of if keymap.selects(k)]
+    params = model.state_dict()
+    expected = set(params) if fills == connector else {k for k in params if k.startswith("backbone.")}
+    if fills is None and any(k.startswith("connector.") for k in params):
+        raise WeightsError(
+            f"{where} ({keymap.name}) holds no weights for connector {connector!r}; "
+            f"use connector=flat or weights=random"
+        )
+    if fills is not None and fills != connector:
+        raise WeightsError(
+            f"{where} ({keymap.name}) holds weights for connector {fills!r}, not {connector!r}; "
+            f"leave the encoder's connector or use weights=random"
+        )
+    plan: dict[str, list[tuple[str, int | None]]] = {k: keymap.targets(k) for k in selected}
+    produced = [t for targets in plan.values() for t, _ in targets]
+    unexpected = sorted(
+        k for k, targets in plan.items() if any(t not in expected for t, _ in targets)
+    )
+    if unexpected:
+        raise WeightsError(f"{where}: unexpected checkpoint key(s) for {keymap.name}: {', '.join(unexpected[:10])}")
+    missing = sorted(expected - set(produced))
+    if missing:
+        raise WeightsError(f"{where}: missing key(s) for {keymap.name}: {', '.join(missing[:10])}")
+    with torch.no_grad():
+        for file, keys in ckpt.read(selected).items():
+            with safe_open(str(ckpt.folder / file), framework="pt") as handle:
+                for key in keys:
+                    tensor = handle.get_tensor(key)
+                    targets = plan[key]
+                    chunks = tensor.chunk(len(targets)) if len(targets) > 1 else [tensor]
+                    for (target, _), chunk in zip(targets, chunks, strict=True):
+                        param = params[target]
+                        if param.shape != chunk.shape:
+                            raise WeightsError(
+                                f"{where}: {key} has shape {tuple(chunk.shape)}, {target} needs {tuple(param.shape)}"
+                            )
+                        param.copy_(chunk)
+    return keymap

@@ -1,0 +1,97 @@
+"""`python -m harness.tokens encoder=E preprocess=P 'sizes=[808x1100,1920x1080]' format=table|json`
+
+Visual-token counts per image size, from geometry alone: builds the strategy, plans each
+size and asks the encoder class (no model, no weights, no pixels). Other overrides
+(`preprocess.num_crops=4`, `encoder.connector=llava_next`) work as in `python -m harness`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from harness.config import CONFIG_DIR, ConfigError, validate_overrides
+from harness.encoders import ENCODERS
+from harness.preprocess import build_strategy
+from harness.registry import UnknownChoiceError
+
+FORMATS = ("table", "json")
+COLUMNS = ("size", "rows", "cols", "views", "executed_views", "visual_tokens")
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """`[808x1100,1920x1080]` (brackets optional) -> [(808, 1100), (1920, 1080)]."""
+    sizes = []
+    for part in text.strip().strip("[]").split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", part)
+        if not m or min(int(m[1]), int(m[2])) <= 0:
+            raise ConfigError(f"sizes: {part!r} is not WIDTHxHEIGHT with positive integers, e.g. 808x1100")
+        sizes.append((int(m[1]), int(m[2])))
+    return sizes
+
+
+def count(overrides: Sequence[str], sizes: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """One row per size: grid, views, executed views and visual tokens."""
+    from harness.run import resolve_preprocess
+
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=list(overrides))
+    config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    try:
+        encoder_cls = ENCODERS.get(config["encoder"]["name"])
+        pp = resolve_preprocess(config, encoder_cls)
+        strategy = build_strategy(pp.pop("name"), **pp)
+        connector = config["encoder"].get("connector")
+        rows = []
+        for w, h in sizes:
+            layout = strategy.plan(w, h)
+            encoder_cls.check_layout(layout, connector)
+            rows.append({
+                "size": f"{w}x{h}", "rows": layout.grid[0], "cols": layout.grid[1], "views": layout.n_views,
+                "executed_views": layout.executed_views,
+                "visual_tokens": encoder_cls.count_tokens(layout, connector),
+            })
+    except (ValueError, UnknownChoiceError) as exc:
+        raise ConfigError(str(exc)) from exc
+    return rows
+
+
+def render(rows: list[dict[str, Any]], fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(rows, indent=1)
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in COLUMNS}
+    lines = ["  ".join(c.rjust(widths[c]) for c in COLUMNS)]
+    lines += ["  ".join(str(r[c]).rjust(widths[c]) for c in COLUMNS) for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    sizes_text, fmt, overrides = "[808x1100,1920x1080]", "table", []
+    for arg in args:
+        key, _, value = arg.partition("=")
+        if key == "sizes":
+            sizes_text = value
+        elif key == "format":
+            fmt = value
+        else:
+            overrides.append(arg)
+    try:
+        if fmt not in FORMATS:
+            raise ConfigError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+        validate_overrides(overrides)
+        print(render(count(overrides, parse_sizes(sizes_text)), fmt))
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
