@@ -104,7 +104,7 @@ def test_bad_choice_fails_early_with_exit_2(tmp_path: Path, args: list[str], nee
 def test_bad_parameter_fails_before_model_loads(tmp_path: Path) -> None:
     res = _harness("harness", "encoder.size=huge", "encoder.weights=random", f"results_dir={tmp_path}", cwd=tmp_path)
     assert res.returncode == 2
-    assert "encoder.size must be one of full, tiny; got 'huge'" in res.stderr
+    assert "size must be one of full, tiny; got 'huge'" in res.stderr
     res = _harness("harness", "+preprocess.bogus=1", "encoder.size=tiny", "encoder.weights=random",
                    f"results_dir={tmp_path}", cwd=tmp_path)
     assert res.returncode == 2 and "unknown parameter(s) bogus" in res.stderr and "valid:" in res.stderr
