@@ -80,7 +80,8 @@ def score(predictions: pd.DataFrame | Iterable[Mapping[str, Any]]) -> dict[str, 
         acc = 100.0 * float(rows["correct"].mean())
         acc_plus = 100.0 * float(per_image.mean())
         subtasks[name] = {
-            "acc": acc, "acc_plus": acc_plus, "score": acc + acc_plus, "other_num": int((rows["parsed"] == "other").sum()),
+            "acc": acc, "acc_plus": acc_plus, "score": acc + acc_plus,
+            "other_num": int((rows["parsed"] == "other").sum()),
             "n_questions": len(rows), "n_images": int(per_image.size),
         }
     totals = {group.lower(): float(sum(subtasks[s]["score"] for s in names if s in subtasks))
@@ -125,7 +126,7 @@ def held_out_split(question_ids: Sequence[str], fraction: float = 0.5, seed: int
         raise ValueError(f"fraction must be in (0, 1); got {fraction}")
     ids = sorted(set(question_ids))
     rng = np.random.default_rng(seed)
-    chosen = rng.permutation(len(ids))[: max(1, int(round(fraction * len(ids))))]
+    chosen = rng.permutation(len(ids))[: max(1, round(fraction * len(ids)))]
     return {ids[i] for i in chosen}
 
 

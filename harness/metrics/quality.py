@@ -99,12 +99,16 @@ def stratified_folds(labels: Sequence, n_folds: int, seed: int = 0) -> list[np.n
     return [np.sort(np.asarray(f, dtype=int)) for f in folds]
 
 
-def _fit_logreg(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: float) -> torch.Tensor:
+def _fit_logreg(
+    x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: float, init: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Multinomial logistic regression (with bias) by L-BFGS in float64; loss = mean
-    cross-entropy + weight_decay/2 * ||W||^2 (bias not penalised). Convex, so deterministic."""
+    cross-entropy + weight_decay/2 * ||W||^2 (bias not penalised). Convex, so deterministic;
+    `init` warm-starts along a regularisation path (strong to weak)."""
     xt = torch.as_tensor(x, dtype=torch.float64)
     yt = torch.as_tensor(y, dtype=torch.long)
-    w = torch.zeros(x.shape[1] + 1, n_classes, dtype=torch.float64, requires_grad=True)
+    w = torch.zeros(x.shape[1] + 1, n_classes, dtype=torch.float64) if init is None else init.clone()
+    w.requires_grad_(True)
     ones = torch.ones(x.shape[0], 1, dtype=torch.float64)
     xb = torch.cat([xt, ones], dim=1)
     opt = torch.optim.LBFGS([w], lr=1.0, max_iter=100, tolerance_grad=1e-6, tolerance_change=1e-9,
@@ -159,14 +163,14 @@ def linear_probe_accuracy(
         best_wd = grid[-1]
         if inner_folds >= 2:
             inner = stratified_folds(y[train_idx], inner_folds, seed + 1)
-            scores = []
-            for wd in grid:
-                fold_accs = []
-                for val in inner:
-                    fit = np.setdiff1d(np.arange(len(train_idx)), val)
-                    w = _fit_logreg(feats[train_idx][fit], y[train_idx][fit], len(classes), wd)
-                    fold_accs.append(_logreg_accuracy(w, feats[train_idx][val], y[train_idx][val]))
-                scores.append(float(np.mean(fold_accs)))
+            fold_accs = np.zeros((len(grid), len(inner)))
+            for j, val in enumerate(inner):
+                fit = np.setdiff1d(np.arange(len(train_idx)), val)
+                w = None
+                for i in reversed(range(len(grid))):  # strong to weak, warm-started
+                    w = _fit_logreg(feats[train_idx][fit], y[train_idx][fit], len(classes), grid[i], w)
+                    fold_accs[i, j] = _logreg_accuracy(w, feats[train_idx][val], y[train_idx][val])
+            scores = fold_accs.mean(axis=1).tolist()
             best = max(scores)
             best_wd = max(wd for wd, s in zip(grid, scores, strict=True) if s >= best - 1e-12)
         w = _fit_logreg(feats[train_idx], y[train_idx], len(classes), best_wd)
