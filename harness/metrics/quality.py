@@ -155,11 +155,22 @@ def linear_probe_accuracy(
     if n_folds < 2 or np.bincount(y).min() < n_folds:
         raise ValueError(f"every class needs at least n_folds={n_folds} (>= 2) samples; counts {np.bincount(y)}")
     grid = sorted(float(v) for v in weight_decays)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small convex fits: extra threads only add contention
+    try:
+        return _nested_probe(feats, y, len(classes), n_folds, grid, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _nested_probe(
+    feats: np.ndarray, y: np.ndarray, n_classes: int, n_folds: int, grid: list[float], seed: int,
+) -> dict[str, object]:
     outer = stratified_folds(y, n_folds, seed)
     accs, chosen = [], []
     for test_idx in outer:
         train_idx = np.setdiff1d(np.arange(len(y)), test_idx)
-        inner_folds = min(n_folds - 1, int(np.bincount(y[train_idx], minlength=len(classes)).min()))
+        inner_folds = min(n_folds - 1, int(np.bincount(y[train_idx], minlength=n_classes).min()))
         best_wd = grid[-1]
         if inner_folds >= 2:
             inner = stratified_folds(y[train_idx], inner_folds, seed + 1)
@@ -168,12 +179,12 @@ def linear_probe_accuracy(
                 fit = np.setdiff1d(np.arange(len(train_idx)), val)
                 w = None
                 for i in reversed(range(len(grid))):  # strong to weak, warm-started
-                    w = _fit_logreg(feats[train_idx][fit], y[train_idx][fit], len(classes), grid[i], w)
+                    w = _fit_logreg(feats[train_idx][fit], y[train_idx][fit], n_classes, grid[i], w)
                     fold_accs[i, j] = _logreg_accuracy(w, feats[train_idx][val], y[train_idx][val])
             scores = fold_accs.mean(axis=1).tolist()
             best = max(scores)
             best_wd = max(wd for wd, s in zip(grid, scores, strict=True) if s >= best - 1e-12)
-        w = _fit_logreg(feats[train_idx], y[train_idx], len(classes), best_wd)
+        w = _fit_logreg(feats[train_idx], y[train_idx], n_classes, best_wd)
         accs.append(_logreg_accuracy(w, feats[test_idx], y[test_idx]))
         chosen.append(best_wd)
     values, counts = np.unique(chosen, return_counts=True)
