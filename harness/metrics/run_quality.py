@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from harness.metrics.quality import effective_rank, knn_accuracy, linear_probe_accuracy, rankme, uniformity
 from harness.types import Record
@@ -69,3 +70,19 @@ def quality_records(
         rows.append(_row(identity, "linear_probe_accuracy", probe["accuracy"], weight_decay=probe["weight_decay"],
                          accuracy_std=probe["accuracy_std"], **params))
     return rows
+
+
+def quality_table(records: pd.DataFrame) -> pd.DataFrame:
+    """One row per run, one column per measured quality metric (kNN columns suffixed with
+    `_k<k>`); skipped metrics are absent (NaN). Empty when no run wrote metric rows."""
+    if "metric" not in records.columns or "kind" not in records.columns:
+        return pd.DataFrame()
+    rows = records[(records["kind"] == "metric") & (records["status"] == "ok")].copy()
+    if rows.empty:
+        return pd.DataFrame()
+    k = rows["k"] if "k" in rows.columns else pd.Series(np.nan, index=rows.index)
+    rows["column"] = [m if kk != kk else f"{m}_k{int(kk)}" for m, kk in zip(rows["metric"], k, strict=True)]
+    keys = [c for c in ("run_id", "encoder", "encoder_size", "weights", "strategy", "dataset") if c in rows.columns]
+    table = rows.pivot_table(index=keys, columns="column", values="value", aggfunc="first").reset_index()
+    table.columns.name = None
+    return table
