@@ -11,9 +11,11 @@ from harness.metrics.mme import (
     PERCEPTION,
     best_threshold,
     held_out_split,
+    main,
     mme_table,
     pairwise_accuracy,
     parse_answer,
+    read_eval_tool_dir,
     score,
     threshold_predictions,
 )
@@ -147,3 +149,35 @@ def test_pairwise_accuracy_is_separate():
     assert pairwise_accuracy(flipped) == {"existence": 0.0, "OCR": 0.0}
     tied = frame.assign(similarity=0.5)
     assert pairwise_accuracy(tied)["OCR"] == 0.0
+
+
+# --- reading predictions and the command line -------------------------------------------
+
+
+def test_cli_eval_tool_folder_and_table(tmp_path, capsys):
+    folder = tmp_path / "Your_Results"
+    folder.mkdir()
+    lines = ["A.jpg\tIs there a train?\tYes\tYes", "A.jpg\tIs there a bed?\tNo\tNo.",
+             "B.jpg\tIs there a car?\tYes\tyes, there is a train", "B.jpg\tIs there a cat?\tNo\tYes"]
+    (folder / "existence.txt").write_text("\n".join(lines) + "\n")
+    (folder / "OCR.txt").write_text("0001.jpg\tq1\tYes\tYes\n0001.jpg\tq2\tNo\t\n")  # empty answer -> other
+    (folder / "notes.txt").write_text("ignored, not a subtask\n")
+    csv = tmp_path / "preds.csv"
+    pd.DataFrame(_example("Not sure")).to_csv(csv, index=False)
+    assert main([str(folder), str(csv), "--out", str(tmp_path / "tables")]) == 0
+    printed = capsys.readouterr().out
+    assert "existence" in printed and "score  125.00" in printed and "score  200.00" in printed
+    table = pd.read_csv(tmp_path / "tables" / "mme.csv").set_index("run")
+    assert table.loc[str(folder), "Perception/existence"] == 125.0
+    assert table.loc[str(folder), "Perception/OCR"] == 50.0  # acc 50, acc+ 0
+    assert table.loc[str(folder), "Perception/total"] == 175.0
+    assert table.loc[str(csv), "Perception/total"] == 200.0
+    assert "Perception" in (tmp_path / "tables" / "mme.md").read_text()
+    assert read_eval_tool_dir(folder)["question_id"].tolist()[:1] == ["OCR/0001.jpg"]
+
+
+def test_cli_bad_input(tmp_path, capsys):
+    (tmp_path / "existence.txt").write_text("A.jpg\tonly three\tYes\n")
+    assert main([str(tmp_path)]) == 2
+    assert "expected 4 tab-separated fields" in capsys.readouterr().err
+    assert main([str(tmp_path / "x.xlsx")]) == 2

@@ -9,7 +9,10 @@ never by row order.
 
 from __future__ import annotations
 
+import argparse
+import sys
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -188,3 +191,81 @@ def pairwise_accuracy(frame: pd.DataFrame, similarity: str = "similarity") -> di
             right.append(bool(sims[is_yes].max() > sims[~is_yes].max()))  # a tie counts as wrong
         result[str(name)] = 100.0 * float(np.mean(right))
     return result
+
+
+# --- reading predictions and the command line --------------------------------------------
+
+
+def read_eval_tool_dir(folder: str | Path) -> pd.DataFrame:
+    """Rows from the official eval_tool layout: one `<subtask>.txt` per subtask, lines
+    `image_name<TAB>question<TAB>Yes|No<TAB>prediction` (the official tool's input).
+    `question_id` becomes `<subtask>/<image_name>`, as in `lmms-lab/MME`."""
+    folder = Path(folder)
+    rows = []
+    for path in sorted(folder.glob("*.txt")):
+        if path.stem not in SUBTASKS:
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.split("\t")
+            if len(parts) != 4:
+                raise ValueError(f"{path}:{n}: expected 4 tab-separated fields, got {len(parts)}")
+            image, question, answer, prediction = parts
+            rows.append({"question_id": f"{path.stem}/{image}", "category": path.stem, "question": question,
+                         "answer": answer, "prediction": prediction})
+    if not rows:
+        raise ValueError(f"no <subtask>.txt files under {folder}; subtasks: {', '.join(SUBTASKS)}")
+    return pd.DataFrame(rows)
+
+
+def read_predictions(path: str | Path) -> pd.DataFrame:
+    """Predictions from a Parquet/CSV/JSON-lines file with columns question_id, category,
+    answer, prediction, or from an eval_tool folder (see `read_eval_tool_dir`)."""
+    path = Path(path)
+    if path.is_dir():
+        return read_eval_tool_dir(path)
+    readers = {".parquet": pd.read_parquet, ".csv": pd.read_csv, ".jsonl": lambda p: pd.read_json(p, lines=True)}
+    if path.suffix not in readers:
+        raise ValueError(f"unknown predictions format {path.suffix!r}; use one of {', '.join(readers)} or a folder")
+    return readers[path.suffix](path).fillna({"prediction": ""}).astype({"prediction": str})
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m harness.metrics.mme PRED [PRED ...] [--out DIR]`: official MME scores of each
+    predictions file or eval_tool folder, printed per subtask and written in the paper layout
+    (`mme.{parquet,csv,md}`) when --out is given."""
+    parser = argparse.ArgumentParser(prog="harness.metrics.mme", description=main.__doc__.splitlines()[0])
+    parser.add_argument("predictions", nargs="+", help="predictions file (.parquet/.csv/.jsonl) or eval_tool folder")
+    parser.add_argument("--out", help="folder for mme.parquet / mme.csv / mme.md")
+    args = parser.parse_args(argv)
+    try:
+        results = {str(p): score(read_predictions(p)) for p in args.predictions}
+    except (ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for name, result in results.items():
+        print(f"== {name}")
+        for group, names in GROUPS.items():
+            note = "" if result["complete"][group] else " (incomplete)"
+            print(f"{group} total: {result[group.lower()]:.2f}{note}")
+            for sub in names:
+                if sub in result["subtasks"]:
+                    s = result["subtasks"][sub]
+                    print(f"  {sub:<24} score {s['score']:7.2f}  acc {s['acc']:6.2f}  acc+ {s['acc_plus']:6.2f}"
+                          f"  other {s['other_num']}")
+    if args.out:
+        table = mme_table(results)
+        flat = table.copy()
+        flat.columns = [f"{g}/{s}" for g, s in table.columns]
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        flat.reset_index().to_parquet(out / "mme.parquet", index=False)
+        flat.reset_index().to_csv(out / "mme.csv", index=False)
+        (out / "mme.md").write_text(table.to_markdown(floatfmt=".2f") + "\n")
+        print(f"tables: {out / 'mme.parquet'}, {out / 'mme.csv'}, {out / 'mme.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
