@@ -52,6 +52,8 @@ def test_compare_embeddings_pairs_and_stability():
     assert r13["linear_cka"] == pytest.approx(linear_cka(x, _emb(1, 4)))
     assert r13["mutual_knn"] == pytest.approx(mutual_knn(x, _emb(1, 4), k=5))
     assert r13["encoder_a"] == "clip" and r13["encoder_b"] == "intern"
+    reseeded = {**meta, "r2": {**meta["r2"], "seed": 1}}  # another random initialisation
+    assert compare_embeddings(runs, reseeded, k=5).loc[0, "comparison"] == "cross-encoder"
 
 
 def _write_run(root, run_id: str, strategy: str, emb: np.ndarray, ids: list[str], labels: list[str]) -> None:

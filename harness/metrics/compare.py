@@ -20,8 +20,10 @@ from harness.metrics.quality import linear_cka, mutual_knn, stability_per_image
 from harness.store import RunStore
 
 MUTUAL_KNN_K = 10
-RUN_KEYS = ("run_id", "encoder", "encoder_size", "weights", "strategy", "strategy_params", "dataset", "dataset_params")
-SAME_ENCODER = ("encoder", "encoder_size", "weights")
+RUN_KEYS = ("run_id", "encoder", "encoder_size", "weights", "seed", "strategy", "strategy_params", "dataset",
+            "dataset_params")
+SAME_ENCODER = ("encoder", "encoder_size", "weights", "seed")  # seed: random weights differ by seed
+SHOWN = ("encoder", "encoder_size", "weights", "seed", "strategy")  # copied as <key>_a / <key>_b
 
 
 def align(runs: Mapping[str, tuple[list[str], np.ndarray]]) -> tuple[list[str], dict[str, np.ndarray]]:
@@ -49,9 +51,10 @@ def compare_embeddings(
     k: int = MUTUAL_KNN_K,
 ) -> pd.DataFrame:
     """One row per pair of runs (a, b): `n_images` shared, `linear_cka`, `mutual_knn` (with
-    `mutual_knn_k` = min(k, n - 1)) and, when a and b are the same encoder (name, size,
-    weights from `meta`) under different strategies, `stability_mean` / `_p05` / `_min` of
-    the per-image cosine (else NaN). `meta[name]` columns are copied as `<key>_a/_b`."""
+    `mutual_knn_k` = min(k, n - 1)) and, when a and b are the same encoder (name, size, weights
+    and seed in `meta`: two random initialisations are not one encoder), `stability_mean` /
+    `_p05` / `_min` of the per-image cosine (else NaN). `comparison` says cross-strategy,
+    cross-encoder or same-config. `meta` values of SHOWN keys are copied as `<key>_a/_b`."""
     if len(runs) < 2:
         raise ValueError(f"a comparison needs at least 2 runs; got {len(runs)}")
     meta = meta or {}
@@ -61,9 +64,11 @@ def compare_embeddings(
     for a, b in itertools.combinations(sorted(runs), 2):
         ma, mb = dict(meta.get(a, {})), dict(meta.get(b, {}))
         row: dict[str, Any] = {"run_a": a, "run_b": b}
-        row.update({f"{key}_a": value for key, value in ma.items()})
-        row.update({f"{key}_b": value for key, value in mb.items()})
-        same_encoder = all(ma.get(key) is not None and ma.get(key) == mb.get(key) for key in SAME_ENCODER)
+        if "dataset" in ma:
+            row["dataset"] = ma["dataset"]
+        row.update({f"{key}_a": ma[key] for key in SHOWN if key in ma})
+        row.update({f"{key}_b": mb[key] for key in SHOWN if key in mb})
+        same_encoder = ma.get("encoder") is not None and all(ma.get(key) == mb.get(key) for key in SAME_ENCODER)
         cross_strategy = same_encoder and ma.get("strategy_params", ma.get("strategy")) != mb.get(
             "strategy_params", mb.get("strategy"))
         row["comparison"] = "cross-strategy" if cross_strategy else ("same-config" if same_encoder else "cross-encoder")
