@@ -199,7 +199,10 @@ def pairwise_accuracy(frame: pd.DataFrame, similarity: str = "similarity") -> di
 def read_eval_tool_dir(folder: str | Path) -> pd.DataFrame:
     """Rows from the official eval_tool layout: one `<subtask>.txt` per subtask, lines
     `image_name<TAB>question<TAB>Yes|No<TAB>prediction` (the official tool's input).
-    `question_id` becomes `<subtask>/<image_name>`, as in `lmms-lab/MME`."""
+    `question_id` becomes `<subtask>/<image_name>`, as in `lmms-lab/MME`. The official tool
+    pairs consecutive lines; grouping by image name gives the same pairs for well-formed files
+    and the right ones for shuffled files. (Its trailing newline on predictions never changes
+    the parse: the first-four-characters rule sees the same text.)"""
     folder = Path(folder)
     rows = []
     for path in sorted(folder.glob("*.txt")):
