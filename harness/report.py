@@ -17,6 +17,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from harness.metrics.compare import compare_groups
+from harness.metrics.run_quality import quality_table
 from harness.store import find_runs, load_records
 
 SUMMARY_COLUMNS = [
@@ -75,6 +77,12 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     tables = write_tables(table, out / "tables", "summary")
     figures = latency_vs_tokens(table, out / "figures")
+    quality = quality_table(load_records(run_dirs))  # run-level embedding-quality rows, one row per run
+    if not quality.empty:
+        tables += write_tables(quality, out / "tables", "quality")
+    compare = compare_groups(run_dirs)  # CKA, mutual kNN, stability between runs over the same images
+    if not compare.empty:
+        tables += write_tables(compare, out / "tables", "compare")
     with pd.option_context("display.width", 160, "display.max_columns", 20):
         print(table[[c for c in TERMINAL_COLUMNS if c in table.columns]].to_string(index=False, float_format="%.4g"))
     print(f"\n{len(run_dirs)} runs. Tables: {', '.join(map(str, tables))}")

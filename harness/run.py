@@ -24,6 +24,7 @@ from harness.encoders import ENCODERS, Encoder
 from harness.encoders.base import ENCODER_SIZES
 from harness.encoders.weights import WeightsError
 from harness.identity import config_hash, git_commit, new_run_id, package_versions
+from harness.metrics.run_quality import quality_records
 from harness.preprocess import build_strategy
 from harness.preprocess.base import Strategy
 from harness.registry import UnknownChoiceError, check_kwargs
@@ -140,10 +141,11 @@ def run_job(cfg: DictConfig) -> Path:
         num_workers=job.config["num_workers"], progress=job.config["progress"],
     )
     result = runner.run()
-    result.records[-1].values["weights_mb"] = weights_mb
+    summary = result.records[-1].values
+    summary["weights_mb"] = weights_mb  # model weights, apart from the peaks measured while running
+    result.records.extend(quality_records(result.embeddings, result.embedding_labels, identity))
     run_dir = Path(job.config["results_dir"]) / "runs" / job.config["study"] / run_id
     RunStore(run_dir).write(result.records, job.config, (result.embedding_ids, result.embeddings))
-    summary = result.records[-1].values
     log.info(
         "%s: %d images (%d errors), %.0f visual tokens/image, encode p50 %.1f ms -> %s",
         identity["config_label"], summary["n_images"], summary["n_errors"], summary["visual_tokens_mean"],

@@ -19,7 +19,7 @@ from harness.data.base import Dataset
 from harness.data.images import ImageLoadError
 from harness.encoders.base import Encoder
 from harness.metrics.latency import summarize_ms
-from harness.metrics.memory import PeakMemory
+from harness.metrics.memory import PeakMemory, is_out_of_memory, release_cached_memory
 from harness.preprocess.base import Strategy
 from harness.types import EncoderOutput, Record, Views
 
@@ -79,6 +79,7 @@ class RunResult:
     records: list[Record]
     embedding_ids: list[str] = field(default_factory=list)
     embeddings: np.ndarray | None = None
+    embedding_labels: list[str | None] = field(default_factory=list)
 
 
 class Runner:
@@ -134,8 +135,10 @@ class Runner:
     def run(self) -> RunResult:
         records: list[Record] = []
         ids: list[str] = []
+        labels: list[str | None] = []
         pooled: list[np.ndarray] = []
         batch_index = 0
+        self.oom_retries = 0
         wall0 = time.perf_counter()
         bar = tqdm(total=len(self.dataset), unit="img", desc=self.identity.get("config_label", "run"),
                    disable=not self.progress, dynamic_ncols=True)
@@ -145,20 +148,51 @@ class Runner:
                     records.append(self._error_record(batch[0]))
                     bar.update(1)
                     continue
-                outputs, stage_s = self.encoder.encode([p.views for p in batch])  # type: ignore[misc]
                 warmup = batch_index < self.warmup_batches
+                for part, outputs, stage_s, batch_mem, error in self._encode_fitting(batch, mem):
+                    if outputs is None:  # one image that alone does not fit
+                        item = part[0]
+                        records.append(self._error_record(Prepared(
+                            item.index, item.sample_id, item.label, item.category, None, item.decode_ms,
+                            item.preprocess_ms, "oom", error)))
+                        continue
+                    total_views = sum(p.views.pixel_values.shape[0] for p in part)  # type: ignore[union-attr]
+                    for item, out in zip(part, outputs, strict=True):
+                        record = self._image_record(item, out, stage_s, total_views, warmup)
+                        record.values.update(batch_index=batch_index, batch_images=len(part), **batch_mem)
+                        records.append(record)
+                        ids.append(item.sample_id)
+                        labels.append(item.label)
+                        pooled.append(out.pooled.numpy())
                 batch_index += 1
-                total_views = sum(p.views.pixel_values.shape[0] for p in batch)  # type: ignore[union-attr]
-                for item, out in zip(batch, outputs, strict=True):
-                    records.append(self._image_record(item, out, stage_s, total_views, warmup))
-                    ids.append(item.sample_id)
-                    pooled.append(out.pooled.numpy())
                 bar.update(len(batch))
         bar.close()
         wall_s = time.perf_counter() - wall0
         records.append(self._run_record(records, wall_s, mem.result))
         matrix = np.stack(pooled).astype(np.float32) if pooled else np.zeros((0, 0), np.float32)
-        return RunResult(records=records, embedding_ids=ids, embeddings=matrix)
+        return RunResult(records=records, embedding_ids=ids, embeddings=matrix, embedding_labels=labels)
+
+    def _encode_fitting(
+        self, batch: list[Prepared], mem: PeakMemory
+    ) -> list[tuple[list[Prepared], list[EncoderOutput] | None, dict[str, float], dict[str, float], str]]:
+        """Encode a batch; on out-of-memory, retry each half (recursively, counted in
+        `self.oom_retries`). An image that alone does not fit comes back with outputs None and
+        the error message, so the run goes on."""
+        mem.batch_start()
+        try:
+            outputs, stage_s = self.encoder.encode([p.views for p in batch])  # type: ignore[misc]
+            return [(batch, outputs, stage_s, mem.batch_end(), "")]
+        except Exception as exc:  # only OOM is handled, the rest re-raised
+            if not is_out_of_memory(exc):
+                raise
+            message = f"out of memory on {len(batch)} image(s): {type(exc).__name__}: {str(exc)[:300]}"
+        # Outside the except block, so the exception (and the tensors its frames hold) is gone.
+        release_cached_memory(self.encoder.runtime.device)
+        if len(batch) == 1:
+            return [(batch, None, {}, {}, f"{batch[0].sample_id}: {message}")]
+        self.oom_retries += 1
+        half = (len(batch) + 1) // 2
+        return self._encode_fitting(batch[:half], mem) + self._encode_fitting(batch[half:], mem)
 
     def _image_record(
         self, item: Prepared, out: EncoderOutput, stage_s: dict[str, float], total_views: int, warmup: bool
@@ -205,23 +239,31 @@ class Runner:
 
     def _run_record(self, records: list[Record], wall_s: float, memory: dict[str, Any]) -> Record:
         ok = [r.values for r in records if r.status == "ok"]
-        timed = [v for v in ok if not v["warmup"]] or ok  # all warm-up only when the run is tiny
+        warm = [v for v in ok if v["warmup"]]
+        timed = [v for v in ok if not v["warmup"]]
+        includes_warmup = not timed and bool(warm)
+        timed = timed or ok  # all warm-up only when the run is tiny; flagged below
         values: dict[str, Any] = {
             "n_images": len(records),
             "n_ok": len(ok),
             "n_errors": len(records) - len(ok),
-            "n_warmup_images": sum(bool(v["warmup"]) for v in ok),
+            "n_warmup_images": len(warm),
+            "timing_includes_warmup": includes_warmup,
+            "oom_retries": getattr(self, "oom_retries", 0),
+            "n_oom": sum(r.status == "error:oom" for r in records),
             "visual_tokens_mean": float(np.mean([v["visual_tokens"] for v in ok])) if ok else float("nan"),
             "visual_tokens_total": int(sum(v["visual_tokens"] for v in ok)),
             "views_total": int(sum(v["executed_views"] for v in ok)),
             "wall_s": wall_s,
         }
-        for stage in ("decode", "preprocess", "encode", "connector", "total"):
+        for stage in ("decode", "preprocess", "h2d", "encode", "connector", "total"):
             values.update(summarize_ms([v[f"{stage}_ms"] for v in timed], stage))
+        values.update(summarize_ms([v["encode_ms"] for v in warm], "warmup_encode"))  # recorded apart
         enc_s = sum(v["h2d_ms"] + v["encode_ms"] + v["connector_ms"] for v in timed) / 1e3
         values["encode_images_per_s"] = len(timed) / enc_s if enc_s > 0 else float("nan")
         values["encode_views_per_s"] = sum(v["executed_views"] for v in timed) / enc_s if enc_s > 0 else float("nan")
         values["images_per_s"] = len(records) / wall_s if wall_s > 0 else float("nan")
+        values["views_per_s"] = values["views_total"] / wall_s if wall_s > 0 else float("nan")
         values.update(memory)
         status, message = ("ok", "") if ok else ("error:no_image", "no image could be encoded")
         return Record(kind="run", identity=self.identity, status=status, message=message, values=values)

@@ -1,2 +1,3 @@
 """Metrics: pure functions of encoder outputs, timings and predictions. They never load
-models or read files."""
+models; the few that read files (`compare.compare_runs`, `mme.read_predictions`) are thin
+loaders in front of pure functions that take arrays or frames."""
