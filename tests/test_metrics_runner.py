@@ -26,7 +26,7 @@ def _runner(batch_views: int = 4, warmup_batches: int = 1) -> Runner:
 
 def _fake_oom(runner: Runner, max_crops: int, poison: torch.Tensor | None = None) -> list[int]:
     """Make the backbone raise OOM when given more than `max_crops` crops (or the poison crop)."""
-    real = runner.encoder.backbone
+    real = runner.encoder.run_backbone
     calls: list[int] = []
 
     def backbone(pixels: torch.Tensor) -> torch.Tensor:
@@ -37,7 +37,7 @@ def _fake_oom(runner: Runner, max_crops: int, poison: torch.Tensor | None = None
             raise torch.OutOfMemoryError("CUDA out of memory. this image alone")
         return real(pixels)
 
-    runner.encoder.backbone = backbone  # type: ignore[method-assign]
+    runner.encoder.run_backbone = backbone  # type: ignore[method-assign]
     return calls
 
 
@@ -114,7 +114,7 @@ def test_other_errors_are_not_swallowed():
     def broken(pixels: torch.Tensor) -> torch.Tensor:
         raise RuntimeError("shape mismatch")
 
-    runner.encoder.backbone = broken  # type: ignore[method-assign]
+    runner.encoder.run_backbone = broken  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="shape mismatch"):
         runner.run()
 
