@@ -98,7 +98,8 @@ class Phi3HD(Strategy):
         s, (rows, cols) = self.tile_size, layout.grid
         canvas = self.canvas(rgb, layout)
         hd = self.normalize(canvas.transpose(2, 0, 1)[None])  # [1, 3, H, W], as ToTensor + Normalize
-        out = torch.zeros((layout.executed_views, 3, s, s), dtype=torch.float32)
+        out = torch.empty((layout.executed_views, 3, s, s), dtype=torch.float32)
+        out[1 + rows * cols :] = 0  # the zero crops up to num_crops + 1
         out[0] = F.interpolate(hd, size=(s, s), mode="bicubic")[0]
         out[1 : 1 + rows * cols].view(rows, cols, 3, s, s).copy_(hd[0].view(3, rows, s, cols, s).permute(1, 3, 0, 2, 4))
         return out
