@@ -231,3 +231,27 @@ def test_normalisation_matches_the_closed_form() -> None:
     image = Image.fromarray(np.full((4, 4, 3), (255, 0, 51), dtype=np.uint8))
     px = strategy.apply(image).pixel_values[0]
     assert np.allclose(px[:, 0, 0].numpy(), [(1 - 0.5) / 0.5, (0 - 0.25) / 0.25, 0.2], atol=1e-6)
+
+
+def test_plan_geometry_equals_the_reference_functions_on_random_sizes() -> None:
+    """Grids and resize sizes equal transformers' own geometry functions (and the Phi-3 transcription)."""
+    from transformers.image_processing_utils import get_patch_output_size, select_best_resolution
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import get_optimal_tiled_canvas
+
+    rng = random.Random(1)
+    sizes = [(rng.randint(1, 3000), rng.randint(1, 3000)) for _ in range(1000)]
+    sizes += [(rng.randint(1, 40), rng.randint(1, 8000)) for _ in range(200)]
+    sizes += [(5 * k, 4 * k) for k in range(1, 200)]  # aspect 1.25: exact ties in the InternVL rule
+    ivl12, ivl6 = build_strategy("internvl_dynamic"), build_strategy("internvl_dynamic", max_tiles=6)
+    llava = build_strategy("llava_anyres")
+    pinpoints = [list(p) for p in llava.grid_pinpoints]
+    for w, h in sizes:
+        for strategy, max_tiles in ((ivl12, 12), (ivl6, 6)):
+            cols, rows = get_optimal_tiled_canvas((h, w), (448, 448), 1, max_tiles)
+            assert strategy.plan(w, h).grid == (rows, cols), (w, h, max_tiles)
+        best_h, best_w = select_best_resolution((h, w), pinpoints)
+        lay = llava.plan(w, h)
+        assert lay.canvas_size == (best_w, best_h), (w, h)
+        image_chw = np.empty((3, h, w), dtype=np.uint8)
+        new_h, new_w = get_patch_output_size(image_chw, (best_h, best_w), input_data_format="channels_first")
+        assert lay.resized_size == (new_w, new_h), (w, h)
