@@ -90,11 +90,12 @@ def main() -> None:
     images = [data[i].image for i in range(n)]
     sizes = sorted({im.size for im in images})
     print(f"# preprocess bench: {n} synthetic images, {len(sizes)} sizes from {sizes[0]} to {sizes[-1]}; "
-          f"torch threads {torch.get_num_threads()}")
-    print(f"{'strategy':44s} {'reference':42s} {'ours ms':>8s} {'ref ms':>8s} {'speedup':>8s} {'max|diff|':>10s}")
+          f"torch threads {torch.get_num_threads()}", flush=True)
+    header = f"{'strategy':44s} {'reference':42s} {'ours ms':>8s} {'ref ms':>8s} {'speedup':>8s} {'max|diff|':>10s}"
+    print(header, flush=True)
     for row in time_strategies(images, CONFIGS):
         print(f"{row['strategy']:44s} {row['reference']:42s} {row['ours_ms']:8.2f} {row['ref_ms']:8.2f} "
-              f"{row['speedup']:7.2f}x {row['max_abs_diff']:10.2e}")
+              f"{row['speedup']:7.2f}x {row['max_abs_diff']:10.2e}", flush=True)
     print()
     for label, rate in plan_rate(20_000 if args.quick else 200_000):
         print(f"plan() {label:60s} {rate:12,.0f} sizes/s")
