@@ -61,16 +61,16 @@ class InternVLDynamic(Strategy):
         return best_rows, best_cols
 
     def plan(self, width: int, height: int) -> Layout:
-        check_image_size(width, height)
+        if width <= 0 or height <= 0:
+            check_image_size(width, height)
         s = self.tile_size
         rows, cols = self.grid(width, height)
         has_global = self.thumbnail and rows * cols > 1
         n_views = rows * cols + has_global
         canvas = (cols * s, rows * s)
-        return self._layout(
-            width, height, grid=(rows, cols), resized_size=canvas, canvas_size=canvas,
-            content_box=(0, 0, *canvas), has_global=has_global, global_position="last" if has_global else None,
-            n_views=n_views, executed_views=n_views,
+        return Layout(
+            self.name, (width, height), s, (rows, cols), canvas, canvas, (0, 0, *canvas), has_global,
+            "last" if has_global else None, n_views, n_views,
         )
 
     def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:

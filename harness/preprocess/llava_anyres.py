@@ -29,11 +29,15 @@ PINPOINT_ORDERS = ("hw", "wh")
 
 
 def select_best_resolution(width: int, height: int, candidates: list[tuple[int, int]]) -> tuple[int, int]:
-    """(canvas_w, canvas_h) among (w, h) candidates, as transformers' `select_best_resolution`."""
-    best, max_effective, min_wasted = candidates[0], 0, float("inf")
+    """(canvas_w, canvas_h) among (w, h) candidates, as transformers' `select_best_resolution`
+    (written without min() calls: plan() runs it for every size of a token sweep)."""
+    best, max_effective, min_wasted, area = candidates[0], 0, float("inf"), width * height
     for cw, ch in candidates:
-        scale = min(cw / width, ch / height)
-        effective = min(int(width * scale) * int(height * scale), width * height)
+        scale_w, scale_h = cw / width, ch / height
+        scale = scale_h if scale_h < scale_w else scale_w
+        effective = int(width * scale) * int(height * scale)
+        if effective > area:
+            effective = area
         wasted = cw * ch - effective
         if effective > max_effective or (effective == max_effective and wasted < min_wasted):
             best, max_effective, min_wasted = (cw, ch), effective, wasted
@@ -44,8 +48,10 @@ def fit_size(width: int, height: int, canvas_w: int, canvas_h: int) -> tuple[int
     """(w, h) of the aspect-preserving resize into the canvas (`get_patch_output_size`)."""
     scale_w, scale_h = canvas_w / width, canvas_h / height
     if scale_w < scale_h:
-        return canvas_w, min(math.ceil(height * scale_w), canvas_h)
-    return min(math.ceil(width * scale_h), canvas_w), canvas_h
+        new_h = math.ceil(height * scale_w)
+        return canvas_w, new_h if new_h < canvas_h else canvas_h
+    new_w = math.ceil(width * scale_h)
+    return new_w if new_w < canvas_w else canvas_w, canvas_h
 
 
 @STRATEGIES.register("llava_anyres")
@@ -77,16 +83,16 @@ class LlavaAnyres(Strategy):
         return {**super().params(), "grid_pinpoints": self.grid_pinpoints, "pinpoint_order": self.pinpoint_order}
 
     def plan(self, width: int, height: int) -> Layout:
-        check_image_size(width, height)
+        if width <= 0 or height <= 0:
+            check_image_size(width, height)
         s = self.tile_size
         canvas_w, canvas_h = select_best_resolution(width, height, self._canvases)
         new_w, new_h = fit_size(width, height, canvas_w, canvas_h)
         left, top = (canvas_w - new_w) // 2, (canvas_h - new_h) // 2
-        n_views = 1 + (canvas_h // s) * (canvas_w // s)
-        return self._layout(
-            width, height, grid=(canvas_h // s, canvas_w // s), resized_size=(new_w, new_h),
-            canvas_size=(canvas_w, canvas_h), content_box=(left, top, left + new_w, top + new_h),
-            has_global=True, global_position="first", n_views=n_views, executed_views=n_views,
+        rows, cols = canvas_h // s, canvas_w // s
+        return Layout(
+            self.name, (width, height), s, (rows, cols), (new_w, new_h), (canvas_w, canvas_h),
+            (left, top, left + new_w, top + new_h), True, "first", 1 + rows * cols, 1 + rows * cols,
         )
 
     def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:

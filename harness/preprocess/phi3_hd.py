@@ -55,7 +55,8 @@ class Phi3HD(Strategy):
         return transposed, new_w, new_h, padded_h
 
     def plan(self, width: int, height: int) -> Layout:
-        check_image_size(width, height)
+        if width <= 0 or height <= 0:
+            check_image_size(width, height)
         s = self.tile_size
         transposed, new_w, new_h, padded_h = self.hd_size(width, height)
         top = (padded_h - new_h) // 2
@@ -65,10 +66,9 @@ class Phi3HD(Strategy):
             rows, cols = cols, rows
             resized, canvas, box = resized[::-1], canvas[::-1], (top, 0, top + new_h, new_w)
         n_views = 1 + rows * cols
-        return self._layout(
-            width, height, grid=(rows, cols), resized_size=resized, canvas_size=canvas, content_box=box,
-            has_global=True, global_position="first", n_views=n_views,
-            executed_views=self.num_crops + 1 if self.pad_to_max_crops else n_views,
+        executed = self.num_crops + 1 if self.pad_to_max_crops else n_views
+        return Layout(
+            self.name, (width, height), s, (rows, cols), resized, canvas, box, True, "first", n_views, executed
         )
 
     def canvas(self, image: Image.Image, layout: Layout) -> np.ndarray:
