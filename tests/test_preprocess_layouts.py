@@ -255,3 +255,12 @@ def test_plan_geometry_equals_the_reference_functions_on_random_sizes() -> None:
         image_chw = np.empty((3, h, w), dtype=np.uint8)
         new_h, new_w = get_patch_output_size(image_chw, (best_h, best_w), input_data_format="channels_first")
         assert lay.resized_size == (new_w, new_h), (w, h)
+
+
+def test_phi3_height_that_truncates_to_zero_is_clamped() -> None:
+    """The original `int(new_w / ratio)` gives 0 for aspect > new_w and then fails in resize;
+    the harness clamps the resized height to 1 px instead of failing."""
+    strategy = build_strategy("phi3_hd", num_crops=4)
+    layout = strategy.plan(2400, 1)
+    assert (layout.resized_size, layout.canvas_size, layout.grid) == ((1344, 1), (1344, 336), (1, 4))
+    assert build_strategy("phi3_hd", num_crops=4).apply(Image.new("RGB", (1, 2400))).layout.grid == (4, 1)
