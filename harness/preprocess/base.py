@@ -9,12 +9,36 @@ import numpy as np
 import torch
 from PIL import Image
 
+from harness.preprocess.convert import to_rgb
 from harness.types import Layout, Views
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+BICUBIC = Image.Resampling.BICUBIC
+BILINEAR = Image.Resampling.BILINEAR
+
+
+def normalization_table(mean: tuple[float, ...], std: tuple[float, ...], arithmetic: str) -> np.ndarray:
+    """float32 `[3, 256]`: the normalised value of every uint8 level, computed with the exact
+    arithmetic of the reference, so that a table lookup reproduces it bit for bit.
+
+    "transformers": `rescale` (float64 x * (1/255), cast to float32), then `(x - mean) / std` in
+    float32 (`image_transforms.rescale` / `normalize`). "torchvision": `ToTensor` (float32 x / 255)
+    then `Normalize` (`sub_(mean).div_(std)` in float32), as the original InternVL/Phi-3 code.
+    """
+    levels = np.arange(256, dtype=np.uint8)
+    mean32 = np.asarray(mean, dtype=np.float32)
+    std32 = np.asarray(std, dtype=np.float32)
+    if arithmetic == "transformers":
+        x = (levels.astype(np.float64) * (1 / 255)).astype(np.float32)
+        return np.stack([(x - mean32[c]) / std32[c] for c in range(3)]).astype(np.float32)
+    if arithmetic == "torchvision":
+        x = torch.from_numpy(levels).to(torch.float32).div(255)
+        m, s = torch.as_tensor(mean, dtype=torch.float32), torch.as_tensor(std, dtype=torch.float32)
+        return torch.stack([x.sub(m[c]).div(s[c]) for c in range(3)]).numpy()
+    raise ValueError(f"unknown arithmetic {arithmetic!r}; valid: transformers, torchvision")
 
 
 class Strategy(ABC):
@@ -23,53 +47,100 @@ class Strategy(ABC):
     `plan(width, height)` is pure geometry (fast enough for token sweeps over millions of
     sizes); `apply(image)` produces the normalised crops that `plan` promised.
     Subclasses take their parameters as keyword arguments; `tile_size`, `mean` and `std`
-    are common to all and default to the encoder's when the config leaves them null.
+    are common to all and default (None) to the reference model's values, which the runner
+    replaces with the encoder's when the config leaves them null. `exif_transpose` applies
+    the EXIF orientation before anything else (off, as in the references).
     """
 
     name: ClassVar[str]
+    default_tile_size: ClassVar[int] = 336
+    default_mean: ClassVar[tuple[float, float, float]] = OPENAI_CLIP_MEAN
+    default_std: ClassVar[tuple[float, float, float]] = OPENAI_CLIP_STD
+    # Which reference's float arithmetic the normalisation table reproduces.
+    arithmetic: ClassVar[str] = "transformers"
 
     def __init__(
         self,
         *,
-        tile_size: int = 336,
-        mean: tuple[float, float, float] = OPENAI_CLIP_MEAN,
-        std: tuple[float, float, float] = OPENAI_CLIP_STD,
+        tile_size: int | None = None,
+        mean: tuple[float, float, float] | None = None,
+        std: tuple[float, float, float] | None = None,
+        exif_transpose: bool = False,
     ) -> None:
-        if int(tile_size) <= 0:
-            raise ValueError(f"tile_size must be positive, got {tile_size}")
+        tile_size = self.default_tile_size if tile_size is None else tile_size
+        if isinstance(tile_size, bool) or int(tile_size) != tile_size or int(tile_size) <= 0:
+            raise ValueError(f"tile_size must be a positive integer, got {tile_size!r}")
         self.tile_size = int(tile_size)
-        self.mean = tuple(float(m) for m in mean)
-        self.std = tuple(float(s) for s in std)
-        self._scale = (1.0 / (255.0 * np.asarray(self.std, dtype=np.float32))).astype(np.float32)
-        self._shift = (np.asarray(self.mean, dtype=np.float32) / np.asarray(self.std, dtype=np.float32)).astype(
-            np.float32
-        )
+        self.mean = tuple(float(m) for m in (self.default_mean if mean is None else mean))
+        self.std = tuple(float(s) for s in (self.default_std if std is None else std))
+        if len(self.mean) != 3 or len(self.std) != 3:
+            raise ValueError(f"mean and std need 3 values (R, G, B); got {self.mean} and {self.std}")
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"std must be positive, got {self.std}")
+        self.exif_transpose = bool(exif_transpose)
+        self._table = normalization_table(self.mean, self.std, self.arithmetic)
+        # The same table for two neighbouring pixels read as one uint16: half the lookups.
+        byte_pairs = np.arange(65536, dtype=np.uint16).view(np.uint8).reshape(-1, 2)
+        self._pair_table = np.ascontiguousarray(self._table[:, byte_pairs])  # [3, 65536, 2]
 
     @abstractmethod
     def plan(self, width: int, height: int) -> Layout:
         """The Layout for an image of this size, without touching pixels."""
 
     @abstractmethod
-    def crops(self, image: Image.Image, layout: Layout) -> list[Image.Image]:
-        """The RGB crops (each tile_size x tile_size) in encoder order, as the plan says."""
+    def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:
+        """uint8 `[k, 3, S, S]` RGB crops of an RGB image, in encoder order, as the plan says.
+
+        For every strategy but phi3_hd these are exactly the views before normalisation
+        (k = n_views); phi3_hd makes its global view from the normalised canvas, as the
+        original does, so its crops are the tiles only.
+        """
 
     def params(self) -> dict[str, Any]:
         """The parameters that identify this strategy in records."""
-        return {"tile_size": self.tile_size, "mean": list(self.mean), "std": list(self.std)}
+        return {
+            "tile_size": self.tile_size,
+            "mean": list(self.mean),
+            "std": list(self.std),
+            "exif_transpose": self.exif_transpose,
+        }
 
     def apply(self, image: Image.Image) -> Views:
-        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        """Convert to RGB (see `convert.to_rgb`), plan, cut and normalise."""
+        rgb = to_rgb(image, self.exif_transpose)
         layout = self.plan(*rgb.size)
-        pixel_values = self.normalize(self.crops(rgb, layout))
-        if pixel_values.shape[0] != layout.executed_views:
+        pixel_values = self.views(rgb, layout)
+        if tuple(pixel_values.shape) != (layout.executed_views, 3, self.tile_size, self.tile_size):
             raise AssertionError(
-                f"{self.name}: produced {pixel_values.shape[0]} crops, plan said {layout.executed_views}"
+                f"{self.name}: produced {tuple(pixel_values.shape)}, plan said {layout.executed_views} crops"
             )
         return Views(pixel_values=pixel_values, layout=layout)
 
-    def normalize(self, crops: list[Image.Image]) -> torch.Tensor:
-        """uint8 RGB crops -> float32 `[n, 3, S, S]`, (x/255 - mean) / std."""
-        arr = np.stack([np.asarray(c, dtype=np.uint8) for c in crops]).astype(np.float32)
-        arr *= self._scale
-        arr -= self._shift
-        return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+    def views(self, rgb: Image.Image, layout: Layout) -> torch.Tensor:
+        """float32 `[executed_views, 3, S, S]`; by default the normalised crops."""
+        return self.normalize(self.crops(rgb, layout))
+
+    def normalize(self, crops: np.ndarray) -> torch.Tensor:
+        """uint8 `[n, 3, H, W]` -> float32 `(x/255 - mean) / std` by table lookup (one pass)."""
+        out = np.empty(crops.shape, dtype=np.float32)
+        for c in range(3):
+            if crops.shape[-1] % 2 == 0:
+                pairs = np.ascontiguousarray(crops[:, c]).view(np.uint16)
+                np.take(self._pair_table[c], pairs, axis=0, out=out[:, c].reshape(*pairs.shape, 2), mode="clip")
+            else:
+                np.take(self._table[c], crops[:, c], out=out[:, c], mode="clip")
+        return torch.from_numpy(out)
+
+    def _layout(self, width: int, height: int, **geometry: Any) -> Layout:
+        return Layout(strategy=self.name, original_size=(width, height), tile_size=self.tile_size, **geometry)
+
+
+def check_image_size(width: int, height: int) -> None:
+    """Plans need a positive size; say so instead of dividing by zero."""
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+
+
+def tiles_chw(canvas: np.ndarray, rows: int, cols: int, size: int, out: np.ndarray) -> None:
+    """Cut an `[rows*S, cols*S, 3]` canvas into row-major `[rows*cols, 3, S, S]` tiles in `out`."""
+    out.reshape(rows, cols, 3, size, size)[...] = canvas.reshape(rows, size, cols, size, 3).transpose(0, 2, 4, 1, 3)

@@ -1,16 +1,23 @@
 """Plain squash resize to tile_size x tile_size (InternVL's `build_transform`).
 
 The aspect ratio is not kept; one view, no tiling. With CLIP mean/std at 336 this is also
-LLaVA-NeXT's base-image path.
+LLaVA-NeXT's base-image path. Reference: GotOcr2ImageProcessorPil(crop_to_patches=False).
 """
 
 from __future__ import annotations
 
+import numpy as np
 from PIL import Image
 
 from harness.preprocess import STRATEGIES
-from harness.preprocess.base import Strategy
+from harness.preprocess.base import BICUBIC, Strategy, check_image_size, tiles_chw
 from harness.types import Layout
+
+
+def squash(image: Image.Image, size: int) -> np.ndarray:
+    """Bicubic squash to size x size (PIL returns a copy when the size already matches)."""
+    resized = image if image.size == (size, size) else image.resize((size, size), BICUBIC)
+    return np.asarray(resized)
 
 
 @STRATEGIES.register("resize")
@@ -18,23 +25,15 @@ class Resize(Strategy):
     name = "resize"
 
     def plan(self, width: int, height: int) -> Layout:
+        check_image_size(width, height)
         s = self.tile_size
-        return Layout(
-            strategy=self.name,
-            original_size=(width, height),
-            tile_size=s,
-            grid=(1, 1),
-            resized_size=(s, s),
-            canvas_size=(s, s),
-            content_box=(0, 0, s, s),
-            has_global=False,
-            global_position=None,
-            n_views=1,
-            executed_views=1,
+        return self._layout(
+            width, height, grid=(1, 1), resized_size=(s, s), canvas_size=(s, s), content_box=(0, 0, s, s),
+            has_global=False, global_position=None, n_views=1, executed_views=1,
         )
 
-    def crops(self, image: Image.Image, layout: Layout) -> list[Image.Image]:
+    def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:
         s = self.tile_size
-        if image.size == (s, s):
-            return [image]
-        return [image.resize((s, s), Image.Resampling.BICUBIC)]
+        out = np.empty((1, 3, s, s), dtype=np.uint8)
+        tiles_chw(squash(image, s), 1, 1, s, out)
+        return out

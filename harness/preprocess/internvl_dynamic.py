@@ -1,0 +1,84 @@
+"""InternVL / Vintern dynamic tiling (`dynamic_preprocess`), as transformers' GotOcr2 PIL processor.
+
+Candidate grids (i cols, j rows) with min_tiles <= i*j <= max_tiles, ordered by tile count
+(transformers' order: width-major, stable sort by area). The grid whose ratio i/j is closest to
+W/H wins; on an exact float tie a later (larger) grid wins while the image area exceeds half of
+its canvas area. The image is squashed (bicubic) to (i*S, j*S) and cut row-major; a thumbnail
+(squash of the original to S x S) goes last when there is more than one tile and `thumbnail` is
+on. InternVL's `load_image` uses max 12 with thumbnail; its training code and Vintern demos
+use max 6.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from harness.preprocess import STRATEGIES
+from harness.preprocess.base import BICUBIC, IMAGENET_MEAN, IMAGENET_STD, Strategy, check_image_size, tiles_chw
+from harness.preprocess.resize import squash
+from harness.types import Layout
+
+
+def candidate_grids(min_tiles: int, max_tiles: int) -> list[tuple[int, int]]:
+    """(cols, rows) candidates in transformers' order (`get_all_supported_aspect_ratios`)."""
+    span = range(1, max_tiles + 1)
+    grids = [(i, j) for i in span for j in span if min_tiles <= i * j <= max_tiles]
+    return sorted(grids, key=lambda g: g[0] * g[1])
+
+
+@STRATEGIES.register("internvl_dynamic")
+class InternVLDynamic(Strategy):
+    name = "internvl_dynamic"
+    default_tile_size = 448
+    default_mean = IMAGENET_MEAN
+    default_std = IMAGENET_STD
+
+    def __init__(self, *, min_tiles: int = 1, max_tiles: int = 12, thumbnail: bool = True, **common) -> None:
+        super().__init__(**common)
+        if not 1 <= int(min_tiles) <= int(max_tiles):
+            raise ValueError(f"need 1 <= min_tiles <= max_tiles, got min_tiles={min_tiles}, max_tiles={max_tiles}")
+        self.min_tiles, self.max_tiles, self.thumbnail = int(min_tiles), int(max_tiles), bool(thumbnail)
+        half_tile_area = 0.5 * self.tile_size * self.tile_size
+        # (cols, rows, ratio, area threshold of the tie rule), precomputed for plan's speed.
+        self._candidates = [(i, j, i / j, half_tile_area * i * j) for i, j in candidate_grids(min_tiles, max_tiles)]
+
+    def params(self) -> dict:
+        own = {"min_tiles": self.min_tiles, "max_tiles": self.max_tiles, "thumbnail": self.thumbnail}
+        return {**super().params(), **own}
+
+    def grid(self, width: int, height: int) -> tuple[int, int]:
+        """(rows, cols): closest ratio, exact-tie rule of `find_closest_aspect_ratio`."""
+        aspect = width / height
+        area = width * height
+        best_diff, best_cols, best_rows = float("inf"), 1, 1
+        for cols, rows, ratio, threshold in self._candidates:
+            diff = abs(aspect - ratio)
+            if diff < best_diff:
+                best_diff, best_cols, best_rows = diff, cols, rows
+            elif diff == best_diff and area > threshold:
+                best_cols, best_rows = cols, rows
+        return best_rows, best_cols
+
+    def plan(self, width: int, height: int) -> Layout:
+        if width <= 0 or height <= 0:
+            check_image_size(width, height)
+        s = self.tile_size
+        rows, cols = self.grid(width, height)
+        has_global = self.thumbnail and rows * cols > 1
+        n_views = rows * cols + has_global
+        canvas = (cols * s, rows * s)
+        return Layout(
+            self.name, (width, height), s, (rows, cols), canvas, canvas, (0, 0, *canvas), has_global,
+            "last" if has_global else None, n_views, n_views,
+        )
+
+    def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:
+        s = self.tile_size
+        rows, cols = layout.grid
+        out = np.empty((layout.n_views, 3, s, s), dtype=np.uint8)
+        resized = image if image.size == layout.canvas_size else image.resize(layout.canvas_size, BICUBIC)
+        tiles_chw(np.asarray(resized), rows, cols, s, out[: rows * cols])
+        if layout.has_global:
+            tiles_chw(squash(image, s), 1, 1, s, out[-1:])
+        return out
