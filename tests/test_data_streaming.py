@@ -77,8 +77,9 @@ def _arrow_peak(root) -> tuple[int, int]:
 
 
 def test_parquet_memory_does_not_grow_with_the_dataset(tmp_path, monkeypatch):
-    """Arrow memory while walking the whole set stays near a few row groups: 6x the images, a
-    peak bounded by the small set's (with slack for allocator noise), far below the set's size."""
+    """Arrow memory while walking the whole set stays near a few row groups: 13x the images, a
+    peak bounded by a few times the small set's (Arrow's pool and read-ahead buffers vary with
+    what ran before in the same process), and far below the set's size."""
     rng = np.random.default_rng(0)
 
     def encode(self) -> bytes:  # incompressible 96x96 PNGs (~27 KB), so sizes mean something
@@ -89,13 +90,13 @@ def test_parquet_memory_does_not_grow_with_the_dataset(tmp_path, monkeypatch):
     monkeypatch.setattr(MMEImage, "encode", encode)
     small = write_mme_parquet(tmp_path / "small", [*mme_images(1), *(_noise_png(k) for k in range(30))],
                               shards=1, rows_per_group=8)
-    large = write_mme_parquet(tmp_path / "large", [*mme_images(1), *(_noise_png(k) for k in range(180))],
+    large = write_mme_parquet(tmp_path / "large", [*mme_images(1), *(_noise_png(k) for k in range(400))],
                               shards=1, rows_per_group=8)
     peak_small, total_small = _arrow_peak(small)
     peak_large, total_large = _arrow_peak(large)
-    assert total_large > 5 * total_small / 1.5 and total_large > 4_000_000
-    assert peak_large < 2 * peak_small + 200_000, (peak_small, peak_large)
-    assert peak_large < total_large / 5, (peak_large, total_large)
+    assert total_large > 9 * total_small and total_large > 10_000_000
+    assert peak_large < 4 * peak_small + 200_000, (peak_small, peak_large)
+    assert peak_large < total_large / 10, (peak_large, total_large)
 
 
 def test_mme_parquet_in_two_workers_keeps_order(tmp_path):
