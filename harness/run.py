@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from harness.preprocess.base import Strategy
 from harness.registry import UnknownChoiceError, check_kwargs
 from harness.runner import Runner
 from harness.runtime import Runtime
-from harness.store import RunStore
+from harness.store import RunStore, completed_run, resume_config
+from harness.types import Record
 
 log = logging.getLogger("harness")
 
@@ -119,12 +121,70 @@ def identity_of(job: Job, encoder: Encoder, run_id: str, chash: str) -> dict[str
     return ident
 
 
-def run_job(cfg: DictConfig) -> Path:
-    """Run one configuration and write its records; returns the run folder."""
-    job = prepare_job(cfg)
-    chash = config_hash(job.config)
+def resume_key(cfg: DictConfig) -> tuple[dict[str, Any], str]:
+    """The resolved config and its hash without volatile keys (`device=auto` resolved), the
+    resume key: encoder weights id and harness version are part of it (`config_hash`)."""
+    config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    key = resume_config(config)
+    if key.get("device") == "auto":
+        import torch
+
+        key["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+    return config, config_hash(key)
+
+
+def failure_kind(exc: BaseException) -> str:
+    """`config`, `oom`, `load` (weights or files) or `exception`: the `error:<kind>` of a failed job."""
+    import torch
+
+    if isinstance(exc, ConfigError):
+        return "config"
+    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)) or "out of memory" in str(exc).lower():
+        return "oom"
+    if getattr(exc, "_harness_stage", "") == "load":
+        return "load"
+    return "exception"
+
+
+def write_failure(cfg: DictConfig, exc: BaseException) -> Path:
+    """A failed job leaves a FAILED run folder (one `kind=run` error row) that resume retries."""
+    config, chash = resume_key(cfg)
     run_id = new_run_id(chash)
-    encoder = job.encoder_cls(runtime=job.runtime, **job.encoder_kwargs)
+    kind = failure_kind(exc)
+    enc, pp, ds = (config.get(k) or {} for k in ("encoder", "preprocess", "dataset"))
+    identity = {
+        "run_id": run_id, "study": config.get("study"), "config_hash": chash, "git_commit": git_commit(),
+        **package_versions(), "encoder": enc.get("name"), "encoder_size": enc.get("size"),
+        "weights": enc.get("weights"), "strategy": pp.get("name"),
+        "strategy_params": json.dumps({k: v for k, v in pp.items() if k != "name"}, sort_keys=True, default=str),
+        "dataset": ds.get("name"), "dtype": config.get("dtype"), "seed": config.get("seed"),
+        "batch_views": config.get("batch_views"), "config_label": f"{enc.get('name')}/{pp.get('name')}",
+    }
+    message = f"{type(exc).__name__}: {exc}"
+    record = Record(kind="run", identity=identity, status=f"error:{kind}", message=message)
+    run_dir = Path(config["results_dir"]) / "runs" / str(config["study"]) / run_id
+    RunStore(run_dir).write_failure(record, config, "".join(traceback.format_exception(exc)))
+    log.error("%s failed (error:%s): %s -> %s", identity["config_label"], kind, message, run_dir)
+    return run_dir
+
+
+def run_job(cfg: DictConfig) -> Path:
+    """Run one configuration and write its records; returns the run folder. A configuration
+    whose records are complete already is skipped (unless `rerun=true`)."""
+    _, chash = resume_key(cfg)
+    if not cfg.get("rerun", False):
+        done = completed_run(Path(cfg.results_dir) / "runs" / str(cfg.study), chash)
+        if done is not None:
+            log.info("skip %s: records complete in %s (rerun=true runs it again)", chash, done)
+            print(f"records: {done} (skipped, complete)")
+            return done
+    job = prepare_job(cfg)
+    run_id = new_run_id(chash)
+    try:
+        encoder = job.encoder_cls(runtime=job.runtime, **job.encoder_kwargs)
+    except Exception as exc:  # noqa: BLE001 - tagged so that the failure record says "load"
+        exc._harness_stage = "load"  # type: ignore[attr-defined]
+        raise
     weights_mb = sum(p.numel() * p.element_size() for p in encoder.model.parameters()) / 2**20
     identity = identity_of(job, encoder, run_id, chash)
     runner = Runner(
@@ -154,11 +214,19 @@ def run_job(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         run_job(cfg)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        if not multirun:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        _failures.append(f"{write_failure(cfg, exc)}: config error: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one failed job must not end the sweep
+        _failures.append(f"{write_failure(cfg, exc)}: {type(exc).__name__}: {exc}")
 
 
 def main() -> None:
@@ -169,7 +237,7 @@ def main() -> None:
         sys.exit(2)
     hydra_main()
     if _failures:
-        print("error: images were lost:\n" + "\n".join(_failures), file=sys.stderr)
+        print("error: jobs failed or lost images:\n" + "\n".join(_failures), file=sys.stderr)
         sys.exit(1)
 
 
