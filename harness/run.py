@@ -182,7 +182,7 @@ def run_job(cfg: DictConfig) -> Path:
     run_id = new_run_id(chash)
     try:
         encoder = job.encoder_cls(runtime=job.runtime, **job.encoder_kwargs)
-    except Exception as exc:  # noqa: BLE001 - tagged so that the failure record says "load"
+    except Exception as exc:  # tagged so that the failure record says "load"
         exc._harness_stage = "load"  # type: ignore[attr-defined]
         raise
     weights_mb = sum(p.numel() * p.element_size() for p in encoder.model.parameters()) / 2**20
