@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import os
-import subprocess
+import runpy
 import sys
 from pathlib import Path
 
@@ -166,12 +165,21 @@ def figure_scripts() -> list[Path]:
 
 
 def build_figures(out: Path) -> int:
-    """Run every experiments/*/figures.py on `<out>/tables`; non-zero if one failed."""
+    """Run every experiments/*/figures.py (in this process, as `__main__`) on `<out>/tables`;
+    non-zero if one failed. One script failing does not stop the others."""
     status = 0
     for script in figure_scripts():
-        cmd = [sys.executable, str(script), "--tables", str(out / "tables"), "--out", str(out / "figures")]
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-        status = max(status, subprocess.call(cmd, env=env))
+        argv = sys.argv
+        sys.argv = [str(script), "--tables", str(out / "tables"), "--out", str(out / "figures")]
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as exc:
+            status = max(status, exc.code if isinstance(exc.code, int) else 1)
+        except Exception as exc:  # noqa: BLE001 - report it, build the other studies' figures
+            print(f"error: {script}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            status = 1
+        finally:
+            sys.argv = argv
     return status
 
 

@@ -102,7 +102,7 @@ def test_study_commands() -> None:
     assert commands("token_atlas", "basic", [])[0][1:4] == ["-m", "harness.atlas", "--experiment"]
     for study in ("quickstart", "encoder_zoo", "cross_strategy"):
         assert study_experiments(study) == [study]
-    with pytest.raises(SystemExit, match="valid: .*encoder_zoo"):
+    with pytest.raises(SystemExit, match=r"valid: .*encoder_zoo"):
         commands("nope", "basic", [])
     with pytest.raises(SystemExit, match="valid: basic, joblib, slurm, submitit_local"):
         commands("quickstart", "nope", [])
