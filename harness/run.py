@@ -195,7 +195,8 @@ def run_job(cfg: DictConfig) -> Path:
     result = runner.run()
     result.records[-1].values["weights_mb"] = weights_mb
     run_dir = Path(job.config["results_dir"]) / "runs" / job.config["study"] / run_id
-    RunStore(run_dir).write(result.records, job.config, (result.embedding_ids, result.embeddings))
+    cached = (result.embedding_ids, result.embeddings) if job.config.get("cache_embeddings", True) else None
+    RunStore(run_dir).write(result.records, job.config, cached)
     summary = result.records[-1].values
     log.info(
         "%s: %d images (%d errors), %.0f visual tokens/image, encode p50 %.1f ms -> %s",
