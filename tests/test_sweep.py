@@ -18,6 +18,7 @@ from harness.store import COMPLETE, FAILED, TMP_PREFIX, hash_of
 from harness.sweep import commands, study_experiments
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning")
 TINY = ["encoder.size=tiny", "encoder.weights=random", "progress=false", "study=sweeptest"]
 
 
@@ -106,3 +107,20 @@ def test_study_commands() -> None:
         commands("nope", "basic", [])
     with pytest.raises(SystemExit, match="valid: basic, joblib, slurm, submitit_local"):
         commands("quickstart", "nope", [])
+
+
+def test_slurm_launcher_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """slurm.yaml composes onto submitit's SLURM schema; HARNESS_SLURM_* set its fields, typed."""
+    from hydra import compose, initialize_config_dir
+
+    from harness.config import CONFIG_DIR
+
+    monkeypatch.setenv("HARNESS_SLURM_PARTITION", "a100")
+    monkeypatch.setenv("HARNESS_SLURM_TIMEOUT_MIN", "30")
+    monkeypatch.delenv("HARNESS_SLURM_GPUS", raising=False)
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", ["hydra/launcher=slurm"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.partition, launcher.timeout_min, launcher.gpus_per_node) == ("a100", 30, 1)
+    assert (launcher.mem_gb, launcher.cpus_per_task, launcher.account) == (64, 8, None)
