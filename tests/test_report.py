@@ -152,3 +152,16 @@ def test_pareto_front() -> None:
     tokens = np.array([576, 1152, 2304, 1152, 3000])
     quality = np.array([0.5, 0.7, 0.65, 0.6, 0.8])
     assert pareto_front(tokens, quality).tolist() == [0, 1, 4]
+
+
+def test_run_job_skips_complete_config_unless_rerun(results: Path) -> None:
+    """In-process resume: the same config returns the existing folder; rerun=true makes a new one."""
+    base = ["encoder.size=tiny", "encoder.weights=random", "progress=false", "dataset.num_images=3",
+            f"study={STUDY}", f"results_dir={results}", "batch_views=4"]
+    before = find_runs(results / "runs")
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        skipped = run_job(compose("config", [*base, "progress=true"]))
+        assert skipped in before and find_runs(results / "runs") == before
+        again = run_job(compose("config", [*base, "rerun=true"]))
+    assert again not in before and again.name.rsplit("-", 1)[-1] == skipped.name.rsplit("-", 1)[-1]
+    shutil.rmtree(again)
