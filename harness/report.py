@@ -105,9 +105,13 @@ def compare_table(table: pd.DataFrame) -> pd.DataFrame:
     except ImportError:
         return pd.DataFrame()
     ok = table[table["status"] == "ok"]
-    if len(ok) < 2:
+    if len(ok) < 2 or not hasattr(compare, "compare_runs"):
         return pd.DataFrame()
-    return pd.DataFrame(compare.compare_runs(list(ok["run_dir"])))
+    try:
+        return pd.DataFrame(compare.compare_runs(list(ok["run_dir"])))
+    except Exception as exc:  # noqa: BLE001 - the main table must not depend on an optional comparison
+        print(f"warning: compare_runs failed, no compare table: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return pd.DataFrame()
 
 
 LATEX_COLUMNS = ["encoder", "encoder_size", "weights", "strategy", "status", "category", "score", "n_images",

@@ -119,3 +119,20 @@ def test_slurm_launcher_settings_come_from_the_environment(monkeypatch: pytest.M
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.timeout_min, launcher.gpus_per_node) == ("a100", 30, 1)
     assert (launcher.mem_gb, launcher.cpus_per_task, launcher.account) == (64, 8, None)
+
+
+def test_failure_kinds() -> None:
+    """What `status=error:<kind>` a failed job gets."""
+    import torch
+
+    from harness.config import ConfigError
+    from harness.run import failure_kind
+
+    tagged = OSError("no such file: model.safetensors")
+    tagged._harness_stage = "load"  # type: ignore[attr-defined]
+    assert failure_kind(tagged) == "load"
+    assert failure_kind(ConfigError("strategy makes 336px tiles")) == "config"
+    assert failure_kind(MemoryError()) == "oom"
+    assert failure_kind(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")) == "oom"
+    assert failure_kind(RuntimeError("DefaultCPUAllocator: can't allocate memory: out of memory")) == "oom"
+    assert failure_kind(ValueError("shapes do not match")) == "exception"
