@@ -7,6 +7,7 @@ empty list (after saying why) when the table lacks what it needs.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +40,8 @@ def tokens_vs_aspect(atlas: pd.DataFrame, out_dir: Path) -> list[Path]:
     encoders = sorted(atlas["encoder"].unique())
     fig, axes = plt.subplots(1, len(encoders), figsize=(style.PAGE_WIDTH_IN, 2.6), sharey=True, squeeze=False)
     variants = sorted({(s, p) for s, p in zip(atlas["strategy"], atlas["strategy_params"], strict=True)})
-    names = [f"{s} {p}" if p != "{}" else s for s, p in variants]
+    names = [s + (f" ({', '.join(f'{k}={v}' for k, v in json.loads(p).items())})" if json.loads(p) else "")
+             for s, p in variants]
     for ax, encoder in zip(axes[0], encoders, strict=True):
         sub = atlas[atlas["encoder"] == encoder]
         for (strategy, params), name in zip(variants, names, strict=True):
