@@ -33,15 +33,17 @@ test: install ## run the test suite (CPU, no network)
 lint: install ## ruff
 	$(VENV)/bin/ruff check .
 
-sweep: install ## run a study: make sweep STUDY=tiling_budget [LAUNCHER=slurm]
-	$(PY) -m harness -m experiment=$(STUDY) $(if $(filter-out basic,$(LAUNCHER)),hydra/launcher=$(LAUNCHER)) $(ARGS)
+sweep: install ## run a study: make sweep STUDY=tiling_budget [LAUNCHER=basic|joblib|submitit_local|slurm]
+	$(PY) -m harness.sweep $(STUDY) --launcher $(LAUNCHER) $(ARGS)
 
-report: install ## tables + figures from every finished run under results/runs
+tables: install ## one tidy table per study (Parquet, CSV, Markdown, LaTeX) under results/tables
+	$(PY) -m harness.report results/runs --tables-only
+
+figures: install ## every experiments/*/figures.py, from results/tables, into results/figures
+	$(PY) -m harness.report --figures-only
+
+report: install ## tables, then figures
 	$(PY) -m harness.report results/runs
-
-tables: report ## alias of report (tables)
-
-figures: report ## alias of report (figures)
 
 bench: install ## speed benchmarks, printed side by side with their references
 	@ls bench/*.py >/dev/null 2>&1 && for f in bench/*.py; do $(PY) $$f || exit 1; done || echo "no benchmarks yet"

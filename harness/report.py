@@ -1,33 +1,49 @@
 """`python -m harness.report` / `harness-report`: tables and figures from finished runs.
 
-Reads run folders only (never runs a model): one summary row per run, written as Parquet,
-CSV and Markdown under `<out>/tables/`, and a latency-against-visual-tokens figure as PDF and
-PNG under `<out>/figures/`.
+Reads run folders only (never runs a model). Tables (`make tables`): for every study, one
+tidy row per configuration (config hash): the newest complete run, or, when a configuration
+never completed, its newest failure (kept, `status=error:<kind>`, with the message). Written
+as Parquet, CSV, Markdown and LaTeX (booktabs) under `<out>/tables/<study>.*`, plus
+`<study>_mme.*` (per-subtask MME scores) and `<study>_compare.*` (pairwise CKA and friends)
+when the runs have them. Figures (`make figures`): every `experiments/*/figures.py`, each
+reading only `<out>/tables/`, writing PDF + PNG under `<out>/figures/<study>/`.
+
+Run-level quality metrics are records `kind=metric` with columns `metric` and `value` (and
+`category` for per-subtask MME scores); each becomes a `metric:<name>` column of the table.
 """
 
 from __future__ import annotations
 
 import argparse
+import runpy
 import sys
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from harness.metrics.compare import compare_groups
 from harness.metrics.run_quality import quality_table
-from harness.store import find_runs, load_records
+from harness.store import find_failed, find_runs, load_records
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+EXPERIMENTS_DIR = REPO_ROOT / "experiments"
+IDENTITY_COLUMNS = [
+    "study", "config_hash", "status", "encoder", "encoder_size", "weights", "strategy", "strategy_params",
+    "dataset", "dataset_params", "device", "dtype", "seed", "batch_views",
+]
+MEASURE_COLUMNS = [
+    "n_images", "n_ok", "n_errors", "visual_tokens_mean", "views_total", "preprocess_p50_ms", "encode_p50_ms",
+    "encode_p95_ms", "encode_images_per_s", "encode_views_per_s", "peak_rss_mb", "peak_allocated_mb",
+    "peak_reserved_mb", "weights_mb",
+]
+TRAILING_COLUMNS = ["attempts", "message", "run_id", "run_dir"]
 SUMMARY_COLUMNS = [
     "study", "encoder", "encoder_size", "weights", "strategy", "strategy_params", "dataset", "device", "dtype",
     "n_images", "n_errors", "visual_tokens_mean", "views_total", "preprocess_p50_ms", "encode_p50_ms",
     "encode_p95_ms", "encode_images_per_s", "peak_rss_mb", "peak_allocated_mb", "weights_mb", "run_id", "run_dir",
 ]
-TERMINAL_COLUMNS = ["encoder", "strategy", "n_images", "n_errors", "visual_tokens_mean", "encode_p50_ms",
-                    "encode_images_per_s"]
+TERMINAL_COLUMNS = ["study", "encoder", "strategy", "status", "n_images", "n_errors", "visual_tokens_mean",
+                    "encode_p50_ms", "encode_images_per_s"]
 
 
 def summary_table(records: pd.DataFrame) -> pd.DataFrame:
@@ -37,57 +53,174 @@ def summary_table(records: pd.DataFrame) -> pd.DataFrame:
     return runs[cols].sort_values(["study", "encoder", "strategy", "run_id"]).reset_index(drop=True)
 
 
-def write_tables(table: pd.DataFrame, out_dir: Path, stem: str) -> list[Path]:
+def _metric_columns(records: pd.DataFrame) -> pd.DataFrame:
+    """kind=metric rows without a category -> one `metric:<name>` column per measured metric
+    (kNN suffixed `_k<k>`, as in the `quality` table), indexed by run_id."""
+    if not {"metric", "value"} <= set(records.columns):
+        return pd.DataFrame(index=pd.Index([], name="run_id"))
+    rows = records
+    if "category" in rows.columns:
+        rows = rows[rows["category"].isna()]
+    wide = quality_table(rows)
+    if wide.empty:
+        return pd.DataFrame(index=pd.Index([], name="run_id"))
+    keys = [c for c in ("encoder", "encoder_size", "weights", "strategy", "dataset") if c in wide.columns]
+    wide = wide.drop(columns=keys).groupby("run_id").last()
+    return wide.rename(columns=lambda m: f"metric:{m}")
+
+
+def study_tables(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """Per study: one row per configuration (config hash), failures kept and marked."""
+    if records.empty:
+        return {}
+    runs = records[records["kind"] == "run"].copy()
+    runs["_complete"] = ~runs["run_dir"].isin(records.attrs.get("failed_dirs", []))
+    attempts = runs.groupby(["study", "config_hash"]).size().rename("attempts")
+    # newest complete run per configuration, else its newest failure
+    runs = runs.sort_values(["_complete", "run_id"]).groupby(["study", "config_hash"], sort=False).tail(1)
+    runs = runs.join(attempts, on=["study", "config_hash"])
+    runs = runs.join(_metric_columns(records), on="run_id")
+    out = {}
+    for study, grp in runs.groupby("study", sort=True):
+        pp_cols = sorted(c for c in grp.columns if c.startswith("pp_") and grp[c].notna().any())
+        metric_cols = sorted(c for c in grp.columns if c.startswith("metric:") and grp[c].notna().any())
+        cols = [c for c in IDENTITY_COLUMNS + pp_cols + MEASURE_COLUMNS + metric_cols + TRAILING_COLUMNS
+                if c in grp.columns and (grp[c].notna().any() or c in ("status", "message"))]
+        sort = [c for c in ["encoder", "strategy", *pp_cols, "seed", "config_hash"] if c in grp.columns]
+        out[str(study)] = grp[cols].sort_values(sort, na_position="first").reset_index(drop=True)
+    return out
+
+
+def mme_table(records: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """Per-subtask MME scores (kind=metric rows with a category) of the table's runs."""
+    need = {"metric", "value", "category"}
+    if not need <= set(records.columns) or "run_id" not in table:
+        return pd.DataFrame()
+    is_metric = (records["kind"] == "metric") & records["category"].notna()
+    rows = records[is_metric & records["run_id"].isin(table["run_id"])]
+    rows = rows[rows["metric"].astype(str).str.contains("score")]
+    cols = [c for c in ("study", "encoder", "strategy", "strategy_params", "run_id", "category", "metric") if c in rows]
+    return rows[cols].assign(score=rows["value"]).sort_values(cols).reset_index(drop=True)
+
+
+def compare_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Pairwise comparisons of a study's finished runs over the same images, one row per pair
+    (run_a, run_b, comparison, linear_cka, mutual_knn, stability_*), from
+    `harness.metrics.compare.compare_groups`; empty when fewer than two runs saved embeddings."""
+    ok = table[table["status"] == "ok"] if "status" in table else table
+    if len(ok) < 2 or "run_dir" not in ok:
+        return pd.DataFrame()
+    try:
+        return compare_groups(list(ok["run_dir"]))
+    except Exception as exc:  # noqa: BLE001 - the main table must not depend on an optional comparison
+        print(f"warning: comparison failed, no compare table: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return pd.DataFrame()
+
+
+LATEX_COLUMNS = ["encoder", "encoder_size", "weights", "strategy", "status", "category", "score", "n_images",
+                 "visual_tokens_mean", "encode_p50_ms", "encode_images_per_s", "peak_allocated_mb", "peak_rss_mb"]
+
+
+def to_latex(table: pd.DataFrame) -> str:
+    """A booktabs LaTeX table (pandas Styler, `hrules=True`) of the columns a paper shows:
+    configuration, status, tokens, latency, memory, quality metrics; 4 significant digits."""
+    pp = [c for c in table.columns if c.startswith("pp_") and c != "pp_tile_size"]
+    metrics = [c for c in table.columns if c.startswith("metric:")]
+    cols = [c for c in LATEX_COLUMNS[:4] + pp + LATEX_COLUMNS[4:] + metrics if c in table.columns]
+    shown = table[cols]
+    numeric = [c for c in cols if pd.api.types.is_float_dtype(shown[c])]
+    styler = shown.style.hide(axis="index").format(escape="latex", na_rep="--")
+    styler = styler.format("{:.4g}", subset=numeric, na_rep="--").format_index(escape="latex", axis=1)
+    align = "".join("r" if pd.api.types.is_numeric_dtype(shown[c]) else "l" for c in cols)
+    return styler.to_latex(hrules=True, column_format=align)
+
+
+def write_tables(table: pd.DataFrame, out_dir: Path, stem: str, latex: bool = False) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.parquet", out_dir / f"{stem}.csv", out_dir / f"{stem}.md"]
     table.to_parquet(paths[0], index=False)
     table.to_csv(paths[1], index=False)
     paths[2].write_text(table.to_markdown(index=False, floatfmt=".4g") + "\n")
+    if latex:
+        paths.append(out_dir / f"{stem}.tex")
+        paths[-1].write_text(to_latex(table))
     return paths
 
 
-def latency_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Encode latency (p50 per image) against visual tokens per image, one point per run."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for (encoder, strategy), grp in table.groupby(["encoder", "strategy"], sort=True):
-        ax.scatter(grp["visual_tokens_mean"], grp["encode_p50_ms"], label=f"{encoder} / {strategy}", s=24)
-    ax.set_xlabel("visual tokens per image (mean)")
-    ax.set_ylabel("encode latency p50 (ms / image)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, frameon=False)
-    fig.tight_layout()
-    paths = [out_dir / "latency_vs_tokens.pdf", out_dir / "latency_vs_tokens.png"]
-    fig.savefig(paths[0], metadata={"CreationDate": None})
-    fig.savefig(paths[1], dpi=200, metadata={"Software": None})
-    plt.close(fig)
-    return paths
+def build_tables(run_roots: list[str], out: Path) -> dict[str, pd.DataFrame]:
+    """Every study's tables under `<out>/tables/`; returns the study tables."""
+    done, failed = find_runs(*run_roots), find_failed(*run_roots)
+    records = load_records([*done, *failed])
+    if records.empty:
+        return {}
+    records.attrs["failed_dirs"] = [str(d) for d in failed]
+    tables = study_tables(records)
+    for study, table in tables.items():
+        write_tables(table, out / "tables", study, latex=True)
+        mme = mme_table(records, table)
+        if not mme.empty:
+            write_tables(mme, out / "tables", f"{study}_mme", latex=True)
+        compare = compare_table(table)
+        if not compare.empty:
+            write_tables(compare, out / "tables", f"{study}_compare")
+    finished = records[records["run_dir"].isin([str(d) for d in done])]
+    write_tables(summary_table(finished), out / "tables", "summary")
+    quality = quality_table(finished)  # every finished run's quality metrics, across studies
+    if not quality.empty:
+        write_tables(quality, out / "tables", "quality")
+    compare = compare_groups(done)  # every pair of finished runs over the same images, across studies
+    if not compare.empty:
+        write_tables(compare, out / "tables", "compare")
+    return tables
+
+
+def figure_scripts() -> list[Path]:
+    return sorted(EXPERIMENTS_DIR.glob("*/figures.py"))
+
+
+def build_figures(out: Path) -> int:
+    """Run every experiments/*/figures.py (in this process, as `__main__`) on `<out>/tables`;
+    non-zero if one failed. One script failing does not stop the others."""
+    status = 0
+    for script in figure_scripts():
+        argv = sys.argv
+        sys.argv = [str(script), "--tables", str(out / "tables"), "--out", str(out / "figures")]
+        try:
+            runpy.run_path(str(script), run_name="__main__")
+        except SystemExit as exc:
+            status = max(status, exc.code if isinstance(exc.code, int) else 1)
+        except Exception as exc:  # noqa: BLE001 - report it, build the other studies' figures
+            print(f"error: {script}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            status = 1
+        finally:
+            sys.argv = argv
+    return status
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness-report", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="*", default=["results/runs"], help="run folders or folders that hold them")
     parser.add_argument("--out", default="results", help="where tables/ and figures/ go (default: results)")
+    only = parser.add_mutually_exclusive_group()
+    only.add_argument("--tables-only", action="store_true", help="build tables, not figures")
+    only.add_argument("--figures-only", action="store_true", help="build figures from existing tables")
     args = parser.parse_args(argv)
-    run_dirs = find_runs(*args.runs)
-    if not run_dirs:
-        print(f"error: no finished runs under {', '.join(args.runs)}", file=sys.stderr)
-        return 2
-    table = summary_table(load_records(run_dirs))
     out = Path(args.out)
-    tables = write_tables(table, out / "tables", "summary")
-    figures = latency_vs_tokens(table, out / "figures")
-    quality = quality_table(load_records(run_dirs))  # run-level embedding-quality rows, one row per run
-    if not quality.empty:
-        tables += write_tables(quality, out / "tables", "quality")
-    compare = compare_groups(run_dirs)  # CKA, mutual kNN, stability between runs over the same images
-    if not compare.empty:
-        tables += write_tables(compare, out / "tables", "compare")
-    with pd.option_context("display.width", 160, "display.max_columns", 20):
-        print(table[[c for c in TERMINAL_COLUMNS if c in table.columns]].to_string(index=False, float_format="%.4g"))
-    print(f"\n{len(run_dirs)} runs. Tables: {', '.join(map(str, tables))}")
-    print(f"Figures: {', '.join(map(str, figures))}")
-    return 0
+    if not args.figures_only:
+        tables = build_tables(args.runs, out)
+        if not tables:
+            print(f"error: no finished or failed runs under {', '.join(args.runs)}", file=sys.stderr)
+            return 2
+        both = pd.concat(tables.values(), ignore_index=True)
+        with pd.option_context("display.width", 160, "display.max_columns", 20):
+            print(both[[c for c in TERMINAL_COLUMNS if c in both]].to_string(index=False, float_format="%.4g"))
+        print(f"\n{len(both)} configurations in {len(tables)} studies. Tables: {out / 'tables'}/"
+              f"{{{','.join(tables)}}}.{{parquet,csv,md,tex}}")
+    if args.tables_only:
+        return 0
+    status = build_figures(out)
+    print(f"Figures: {out / 'figures'}/")
+    return status
 
 
 if __name__ == "__main__":

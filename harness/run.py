@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import traceback
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +32,8 @@ from harness.preprocess.base import Strategy
 from harness.registry import UnknownChoiceError, check_kwargs
 from harness.runner import Runner
 from harness.runtime import Runtime
-from harness.store import RunStore
+from harness.store import RunStore, completed_run, resume_config
+from harness.types import Record
 
 log = logging.getLogger("harness")
 
@@ -125,15 +128,74 @@ def identity_of(job: Job, encoder: Encoder, run_id: str, chash: str) -> dict[str
     return ident
 
 
+def resume_key(cfg: DictConfig) -> tuple[dict[str, Any], str]:
+    """The resolved config and its hash without volatile keys (`device=auto` resolved), the
+    resume key: encoder weights id and harness version are part of it (`config_hash`)."""
+    config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    key = resume_config(config)
+    if key.get("device") == "auto":
+        import torch
+
+        key["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+    return config, config_hash(key)
+
+
+def failure_kind(exc: BaseException) -> str:
+    """`config`, `oom`, `load` (weights or files) or `exception`: the `error:<kind>` of a failed job."""
+    import torch
+
+    if getattr(exc, "_harness_stage", "") == "load":
+        return "load"
+    if isinstance(exc, ConfigError):
+        return "config"
+    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)) or "out of memory" in str(exc).lower():
+        return "oom"
+    return "exception"
+
+
+def write_failure(cfg: DictConfig, exc: BaseException) -> Path:
+    """A failed job leaves a FAILED run folder (one `kind=run` error row) that resume retries."""
+    config, chash = resume_key(cfg)
+    run_id = new_run_id(chash)
+    kind = failure_kind(exc)
+    enc, pp, ds = (config.get(k) or {} for k in ("encoder", "preprocess", "dataset"))
+    identity = {
+        "run_id": run_id, "study": config.get("study"), "config_hash": chash, "git_commit": git_commit(),
+        **package_versions(), "encoder": enc.get("name"), "encoder_size": enc.get("size"),
+        "weights": enc.get("weights"), "strategy": pp.get("name"),
+        "strategy_params": json.dumps({k: v for k, v in pp.items() if k != "name"}, sort_keys=True, default=str),
+        "dataset": ds.get("name"), "dtype": config.get("dtype"), "seed": config.get("seed"),
+        "batch_views": config.get("batch_views"), "config_label": f"{enc.get('name')}/{pp.get('name')}",
+    }
+    message = f"{type(exc).__name__}: {exc}"
+    record = Record(kind="run", identity=identity, status=f"error:{kind}", message=message)
+    run_dir = Path(config["results_dir"]) / "runs" / str(config["study"]) / run_id
+    RunStore(run_dir).write_failure(record, config, "".join(traceback.format_exception(exc)))
+    log.error("%s failed (error:%s): %s -> %s", identity["config_label"], kind, message, run_dir)
+    return run_dir
+
+
 def run_job(cfg: DictConfig) -> Path:
-    """Run one configuration and write its records; returns the run folder."""
+    """Run one configuration and write its records; returns the run folder. A configuration
+    whose records are complete already is skipped (unless `rerun=true`)."""
+    _, chash = resume_key(cfg)
+    if not cfg.get("rerun", False):
+        done = completed_run(Path(cfg.results_dir) / "runs" / str(cfg.study), chash)
+        if done is not None:
+            log.info("skip %s: records complete in %s (rerun=true runs it again)", chash, done)
+            print(f"records: {done} (skipped, complete)")
+            return done
     job = prepare_job(cfg)
-    chash = config_hash(job.config)
     run_id = new_run_id(chash)
     try:
         encoder = job.encoder_cls(runtime=job.runtime, **job.encoder_kwargs)
     except WeightsError as exc:  # no cache and no network, or a checkpoint that does not fit
-        raise ConfigError(str(exc)) from exc
+        error = ConfigError(str(exc))
+        error._harness_stage = "load"  # type: ignore[attr-defined]
+        raise error from exc
+    except Exception as exc:  # tagged so that the failure record says "load"
+        exc._harness_stage = "load"  # type: ignore[attr-defined]
+        raise
     weights_mb = sum(p.numel() * p.element_size() for p in encoder.model.parameters()) / 2**20
     identity = identity_of(job, encoder, run_id, chash)
     runner = Runner(
@@ -145,7 +207,8 @@ def run_job(cfg: DictConfig) -> Path:
     summary["weights_mb"] = weights_mb  # model weights, apart from the peaks measured while running
     result.records.extend(quality_records(result.embeddings, result.embedding_labels, identity))
     run_dir = Path(job.config["results_dir"]) / "runs" / job.config["study"] / run_id
-    RunStore(run_dir).write(result.records, job.config, (result.embedding_ids, result.embeddings))
+    cached = (result.embedding_ids, result.embeddings) if job.config.get("cache_embeddings", True) else None
+    RunStore(run_dir).write(result.records, job.config, cached)
     log.info(
         "%s: %d images (%d errors), %.0f visual tokens/image, encode p50 %.1f ms -> %s",
         identity["config_label"], summary["n_images"], summary["n_errors"], summary["visual_tokens_mean"],
@@ -164,14 +227,25 @@ def run_job(cfg: DictConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
 def hydra_main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    multirun = HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
     try:
         run_job(cfg)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+        if not multirun:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+        _failures.append(f"{write_failure(cfg, exc)}: config error: {exc}")
+    except Exception as exc:  # noqa: BLE001 - one failed job must not end the sweep
+        _failures.append(f"{write_failure(cfg, exc)}: {type(exc).__name__}: {exc}")
 
 
 def main() -> None:
+    # configs/hydra/launcher/{basic,joblib,submitit_local}.yaml share names with the plugins'
+    # schemas on purpose (documented, validated against them); Hydra warns about that on every run.
+    warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema", category=UserWarning)
     try:
         validate_overrides(sys.argv[1:])
     except ConfigError as exc:
@@ -179,7 +253,7 @@ def main() -> None:
         sys.exit(2)
     hydra_main()
     if _failures:
-        print("error: images were lost:\n" + "\n".join(_failures), file=sys.stderr)
+        print("error: jobs failed or lost images:\n" + "\n".join(_failures), file=sys.stderr)
         sys.exit(1)
 
 

@@ -1,0 +1,17 @@
+"""Figure of the token_atlas study (visual tokens against aspect ratio per strategy), from
+results/tables/token_atlas.parquet (written by `python -m harness.atlas`)."""
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's harness
+
+from harness.report_figures import StudyTables, study_main, tokens_vs_aspect
+
+
+def draw(tables: StudyTables, out: Path) -> list[Path]:
+    return tokens_vs_aspect(tables.main, out)
+
+
+if __name__ == "__main__":
+    sys.exit(study_main("token_atlas", draw))

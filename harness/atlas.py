@@ -1,0 +1,159 @@
+"""`python -m harness.atlas`: the token atlas. Visual tokens of every encoder x strategy over a
+grid of image sizes and aspect ratios, from `Strategy.plan` alone (no pixels, no weights).
+
+The grid is `n_sizes` aspect ratios (log-spaced, 1/8 .. 8) x `n_sizes` long sides (log-spaced,
+`min_side` .. `max_side`): 10^6 sizes at the default n_sizes=1000. The table has one row per
+(encoder, strategy, parameters, aspect ratio): tokens min / median / max over the long sides,
+and at a 1024 px long side, so figures need no 10^6-row files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from harness.config import CONFIG_DIR
+from harness.encoders import ENCODERS
+from harness.preprocess import STRATEGIES, build_strategy
+from harness.registry import UnknownChoiceError
+from harness.types import Layout
+
+MAX_ASPECT = 8.0
+REFERENCE_SIDE = 1024
+
+
+def _patch_grid_tokens(encoder_cls: type) -> Callable[[Layout], int]:
+    per_view = (encoder_cls.tile_size // encoder_cls.patch_size) ** 2
+    return lambda layout: layout.n_views * per_view
+
+
+# Token counting without building a model. Only CLIP-style encoders (one token per patch of
+# every content view, no merge) are known here; after the encoder branches merge, this must
+# call each encoder's own analytic count (`num_tokens(layout)`, made usable without weights).
+TOKEN_COUNTERS: dict[str, Callable[[type], Callable[[Layout], int]]] = {
+    "clip_vit_l14_336": _patch_grid_tokens,
+}
+
+
+def token_counter(encoder_name: str) -> Callable[[Layout], int]:
+    """A function layout -> visual tokens for this encoder, with no model built."""
+    encoder_cls = ENCODERS.get(encoder_name)
+    if encoder_name not in TOKEN_COUNTERS:
+        raise NotImplementedError(f"no weight-free token count for encoder {encoder_name!r} yet")
+    return TOKEN_COUNTERS[encoder_name](encoder_cls)
+
+
+def count_tokens(encoder_name: str, layout: Layout) -> int:
+    """Visual tokens `encoder_name` hands on for `layout`, without weights."""
+    return token_counter(encoder_name)(layout)
+
+
+def size_grid(min_side: int, max_side: int, n_sizes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(aspect ratios, widths [n_aspect, n_side], heights [n_aspect, n_side]) of the grid."""
+    aspects = np.geomspace(1 / MAX_ASPECT, MAX_ASPECT, n_sizes)
+    sides = np.geomspace(min_side, max_side, n_sizes)
+    long_w = aspects[:, None] >= 1
+    widths = np.where(long_w, sides[None, :], sides[None, :] * aspects[:, None])
+    heights = np.where(long_w, sides[None, :] / aspects[:, None], sides[None, :])
+    return aspects, np.maximum(np.rint(widths), 1).astype(int), np.maximum(np.rint(heights), 1).astype(int)
+
+
+def token_grid(plan: Callable[[int, int], Layout], count: Callable[[Layout], int],
+               widths: np.ndarray, heights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tokens and executed views for every size of the grid (one `plan` per distinct size)."""
+    tokens = np.empty(widths.shape, dtype=np.int64)
+    views = np.empty(widths.shape, dtype=np.int64)
+    cache: dict[tuple[int, int], tuple[int, int]] = {}
+    for idx, (w, h) in enumerate(zip(widths.ravel().tolist(), heights.ravel().tolist(), strict=True)):
+        hit = cache.get((w, h))
+        if hit is None:
+            layout = plan(w, h)
+            hit = cache[(w, h)] = (count(layout), layout.executed_views)
+        tokens.flat[idx], views.flat[idx] = hit
+    return tokens, views
+
+
+def build_atlas(spec: dict[str, Any], log: Callable[[str], None] = print) -> pd.DataFrame:
+    """The atlas table for an `atlas` block (see configs/experiment/token_atlas.yaml)."""
+    aspects, widths, heights = size_grid(int(spec["min_side"]), int(spec["max_side"]), int(spec["n_sizes"]))
+    ref = int(np.argmin(np.abs(np.geomspace(spec["min_side"], spec["max_side"], spec["n_sizes"]) - REFERENCE_SIDE)))
+    frames = []
+    for encoder_name in spec["encoders"]:
+        try:
+            encoder_cls = ENCODERS.get(encoder_name)
+            count = token_counter(encoder_name)
+        except (UnknownChoiceError, NotImplementedError) as exc:
+            log(f"skip encoder {encoder_name}: {exc}")
+            continue
+        for strategy_name, param_sets in spec["strategies"].items():
+            if strategy_name not in STRATEGIES.names():
+                log(f"skip strategy {strategy_name}: not registered (valid: {', '.join(STRATEGIES.names())})")
+                continue
+            for params in param_sets or [{}]:
+                try:
+                    strategy = build_strategy(strategy_name, tile_size=encoder_cls.tile_size, **params)
+                except ValueError as exc:
+                    log(f"skip {encoder_name} x {strategy_name} {params}: {exc}")
+                    continue
+                t0 = time.perf_counter()
+                tokens, views = token_grid(strategy.plan, count, widths, heights)
+                seconds = time.perf_counter() - t0
+                log(f"{encoder_name} x {strategy_name} {json.dumps(params, sort_keys=True)}: "
+                    f"{tokens.size} sizes in {seconds:.2f} s")
+                frames.append(pd.DataFrame({
+                    "encoder": encoder_name,
+                    "strategy": strategy_name,
+                    "strategy_params": json.dumps(params, sort_keys=True),
+                    "aspect_ratio": aspects,
+                    "tokens_min": tokens.min(axis=1),
+                    "tokens_median": np.median(tokens, axis=1),
+                    "tokens_max": tokens.max(axis=1),
+                    f"tokens_at_{REFERENCE_SIDE}px": tokens[:, ref],
+                    "views_max": views.max(axis=1),
+                    "n_sides": tokens.shape[1],
+                    "plan_seconds": seconds,
+                }))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def load_spec(experiment: str) -> dict[str, Any]:
+    path = CONFIG_DIR / "experiment" / f"{experiment}.yaml"
+    data = yaml.safe_load(path.read_text())
+    if "atlas" not in data:
+        raise SystemExit(f"error: {path} has no `atlas` block")
+    return data["atlas"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.atlas", description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", default="token_atlas", help="experiment config with an `atlas` block")
+    parser.add_argument("--n-sizes", type=int, help="override atlas.n_sizes (grid is n_sizes^2 sizes)")
+    parser.add_argument("--out", default="results/tables", help="folder for token_atlas.{parquet,csv}")
+    args = parser.parse_args(argv)
+    spec = load_spec(args.experiment)
+    if args.n_sizes:
+        spec["n_sizes"] = args.n_sizes
+    t0 = time.perf_counter()
+    table = build_atlas(spec)
+    if table.empty:
+        print("error: no encoder x strategy pair could be planned", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_parquet(out / "token_atlas.parquet", index=False)
+    table.to_csv(out / "token_atlas.csv", index=False)
+    print(f"{len(table)} rows, {time.perf_counter() - t0:.1f} s -> {out / 'token_atlas.parquet'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

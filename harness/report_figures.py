@@ -1,0 +1,251 @@
+"""The paper figures, each a function of an aggregated table (never of runs or models).
+
+Every function takes a DataFrame and an output folder and returns the files it wrote, or an
+empty list (after saying why) when the table lacks what it needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from harness import style
+
+METRIC_PREFIX = "metric:"
+QUALITY_PREFERENCE = ("knn", "probe", "retrieval", "recall")
+ASPECT_TICKS = [1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8]
+ASPECT_LABELS = ["1:8", "1:4", "1:2", "1:1", "2:1", "4:1", "8:1"]
+
+
+def _ok(table: pd.DataFrame) -> pd.DataFrame:
+    return table[table["status"] == "ok"] if "status" in table.columns else table
+
+
+def _label(row: pd.Series) -> str:
+    params = [f"{c[3:]}={row[c]:g}" if isinstance(row[c], float) else f"{c[3:]}={row[c]}"
+              for c in sorted(row.index) if c.startswith("pp_") and c != "pp_tile_size" and pd.notna(row[c])]
+    return row["strategy"] + (f" ({', '.join(params)})" if params else "")
+
+
+def tokens_vs_aspect(atlas: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Visual tokens against aspect ratio per strategy (median over sizes, min-max band), one
+    panel per encoder."""
+    encoders = sorted(atlas["encoder"].unique())
+    fig, axes = plt.subplots(1, len(encoders), figsize=(style.PAGE_WIDTH_IN, 2.6), sharey=True, squeeze=False)
+    variants = sorted({(s, p) for s, p in zip(atlas["strategy"], atlas["strategy_params"], strict=True)})
+    names = [s + (f" ({', '.join(f'{k}={v}' for k, v in json.loads(p).items())})" if json.loads(p) else "")
+             for s, p in variants]
+    for ax, encoder in zip(axes[0], encoders, strict=True):
+        sub = atlas[atlas["encoder"] == encoder]
+        for (strategy, params), name in zip(variants, names, strict=True):
+            grp = sub[(sub["strategy"] == strategy) & (sub["strategy_params"] == params)].sort_values("aspect_ratio")
+            if grp.empty:
+                continue
+            color = style.color_of(name, names)
+            ax.plot(grp["aspect_ratio"], grp["tokens_median"], color=color, label=name)
+            ax.fill_between(grp["aspect_ratio"], grp["tokens_min"], grp["tokens_max"], color=color, alpha=0.15,
+                            linewidth=0)
+        ax.set_xscale("log")
+        ax.set_xticks(ASPECT_TICKS, ASPECT_LABELS)
+        ax.minorticks_off()
+        ax.set_title(encoder)
+        ax.set_xlabel("aspect ratio (width / height)")
+    axes[0][0].set_ylabel("visual tokens per image")
+    axes[0][-1].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return style.save(fig, out_dir, "tokens_vs_aspect")
+
+
+def quality_column(table: pd.DataFrame) -> str | None:
+    """The quality metric to plot: a kNN accuracy if present, else a probe, else any metric."""
+    metrics = sorted(c for c in table.columns if c.startswith(METRIC_PREFIX) and table[c].notna().any())
+    for key in QUALITY_PREFERENCE:
+        for col in metrics:
+            if key in col:
+                return col
+    return metrics[0] if metrics else None
+
+
+def pareto_front(tokens: np.ndarray, quality: np.ndarray) -> np.ndarray:
+    """Indices of the points no other point beats (fewer or equal tokens and higher quality),
+    sorted by tokens."""
+    order = np.lexsort((-quality, tokens))
+    front, best = [], -np.inf
+    for i in order:
+        if quality[i] > best:
+            front.append(i)
+            best = quality[i]
+    return np.asarray(front, dtype=int)
+
+
+def quality_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Quality against visual tokens, one colour per encoder, its Pareto front as a line."""
+    col = quality_column(table)
+    if col is None:
+        print("skip quality_vs_tokens: the table has no metric:* column (no kind=metric rows in its runs)")
+        return []
+    ok = _ok(table).dropna(subset=[col, "visual_tokens_mean"])
+    encoders = sorted(ok["encoder"].unique())
+    strategies = sorted(ok["strategy"].unique())
+    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 2.6))
+    for encoder in encoders:
+        grp = ok[ok["encoder"] == encoder]
+        color = style.color_of(encoder, encoders)
+        for strategy, sgrp in grp.groupby("strategy", sort=True):
+            ax.scatter(sgrp["visual_tokens_mean"], sgrp[col], color=color, marker=style.marker_of(strategy, strategies))
+        front = pareto_front(grp["visual_tokens_mean"].to_numpy(float), grp[col].to_numpy(float))
+        ax.plot(grp["visual_tokens_mean"].to_numpy()[front], grp[col].to_numpy()[front], color=color, label=encoder)
+    for strategy in strategies:
+        ax.scatter([], [], color="gray", marker=style.marker_of(strategy, strategies), label=strategy)
+    ax.set_xscale("log")
+    ax.set_xlabel("visual tokens per image (mean)")
+    ax.set_ylabel(col.removeprefix(METRIC_PREFIX))
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return style.save(fig, out_dir, "quality_vs_tokens")
+
+
+def latency_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Encode latency (p50 per image) against visual tokens per image, one point per configuration."""
+    ok = _ok(table).dropna(subset=["visual_tokens_mean", "encode_p50_ms"])
+    if ok.empty:
+        print("skip latency_vs_tokens: no finished configuration")
+        return []
+    encoders = sorted(ok["encoder"].unique())
+    strategies = sorted(ok["strategy"].unique())
+    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 2.6))
+    for (encoder, strategy), grp in ok.groupby(["encoder", "strategy"], sort=True):
+        grp = grp.sort_values("visual_tokens_mean")
+        ax.plot(grp["visual_tokens_mean"], grp["encode_p50_ms"], color=style.color_of(encoder, encoders),
+                marker=style.marker_of(strategy, strategies), label=f"{encoder} / {strategy}")
+    ax.set_xlabel("visual tokens per image (mean)")
+    ax.set_ylabel("encode latency p50 (ms / image)")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return style.save(fig, out_dir, "latency_vs_tokens")
+
+
+def memory_vs_views(table: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Peak memory against crops per image: device memory on CUDA runs, else resident memory
+    (sampled, approximate)."""
+    ok = _ok(table).copy()
+    use_device = "peak_allocated_mb" in ok.columns and ok["peak_allocated_mb"].notna().any()
+    col = "peak_allocated_mb" if use_device else "peak_rss_mb"
+    ok["views_per_image"] = ok["views_total"] / ok["n_ok" if "n_ok" in ok.columns else "n_images"]
+    ok = ok.dropna(subset=[col, "views_per_image"])
+    if ok.empty:
+        print("skip memory_vs_views: no finished configuration with memory")
+        return []
+    encoders = sorted(ok["encoder"].unique())
+    strategies = sorted(ok["strategy"].unique())
+    fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 2.6))
+    for (encoder, strategy), grp in ok.groupby(["encoder", "strategy"], sort=True):
+        grp = grp.sort_values("views_per_image")
+        ax.plot(grp["views_per_image"], grp[col], color=style.color_of(encoder, encoders),
+                marker=style.marker_of(strategy, strategies), label=f"{encoder} / {strategy}")
+    ax.set_xlabel("crops per image (mean)")
+    ax.set_ylabel("peak device memory (MiB)" if use_device else "peak resident memory (MiB, approx.)")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return style.save(fig, out_dir, "memory_vs_views")
+
+
+def cka_heatmap(compare: pd.DataFrame, table: pd.DataFrame, out_dir: Path, metric: str = "linear_cka") -> list[Path]:
+    """Heatmap of a pairwise similarity between configurations, labelled encoder / strategy from
+    the study table. `compare` is wide (run_a, run_b, linear_cka, mutual_knn, ...: what
+    `harness.metrics.compare` writes) or long (run_a, run_b, metric, value)."""
+    if "metric" in compare.columns:
+        sub = compare[compare["metric"] == metric]
+    elif metric in compare.columns:
+        sub = compare[["run_a", "run_b", metric]].rename(columns={metric: "value"}).dropna()
+    else:
+        sub = compare.iloc[0:0]
+    if sub.empty:
+        print(f"skip cka_heatmap: no {metric} rows in the compare table")
+        return []
+    labels = {r["run_id"]: f"{r['encoder']} / {_label(r)}" for _, r in table.iterrows()} if "run_id" in table else {}
+    runs = sorted(set(sub["run_a"]) | set(sub["run_b"]), key=lambda r: labels.get(r, r))
+    index = {r: i for i, r in enumerate(runs)}
+    matrix = np.eye(len(runs))
+    for a, b, v in zip(sub["run_a"], sub["run_b"], sub["value"], strict=True):
+        matrix[index[a], index[b]] = matrix[index[b], index[a]] = v
+    size = max(2.6, 0.35 * len(runs) + 1.5)
+    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    im = ax.imshow(matrix, vmin=0, vmax=1)
+    names = [labels.get(r, r) for r in runs]
+    ax.set_xticks(range(len(runs)), names, rotation=60, ha="right")
+    ax.set_yticks(range(len(runs)), names)
+    ax.grid(False)
+    for i in range(len(runs)):
+        for j in range(len(runs)):
+            ax.text(j, i, f"{matrix[i, j]:.2f}", ha="center", va="center", fontsize=6,
+                    color="white" if matrix[i, j] < 0.5 else "black")
+    fig.colorbar(im, ax=ax, label=metric)
+    fig.tight_layout()
+    return style.save(fig, out_dir, f"{metric}_heatmap")
+
+
+def mme_bars(mme: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """MME score per subtask (rows category, score, and encoder/strategy), grouped bars."""
+    if mme.empty:
+        print("skip mme_bars: empty MME table")
+        return []
+    mme = mme.copy()
+    mme["config"] = mme["encoder"] + " / " + mme["strategy"] if "strategy" in mme else mme["encoder"]
+    pivot = mme.pivot_table(index="category", columns="config", values="score", aggfunc="mean", sort=True)
+    configs = list(pivot.columns)
+    width = 0.8 / len(configs)
+    fig, ax = plt.subplots(figsize=(style.PAGE_WIDTH_IN, 2.6))
+    x = np.arange(len(pivot.index))
+    for k, config in enumerate(configs):
+        ax.bar(x + (k - (len(configs) - 1) / 2) * width, pivot[config], width, label=config,
+               color=style.color_of(config, configs))
+    ax.set_xticks(x, pivot.index, rotation=45, ha="right")
+    ax.set_ylabel("MME score (max 200)")
+    ax.set_ylim(0, 200)
+    ax.legend(frameon=False, ncols=min(3, len(configs)))
+    fig.tight_layout()
+    return style.save(fig, out_dir, "mme_subtasks")
+
+
+@dataclass
+class StudyTables:
+    """A study's aggregated tables (`main` always; the others empty when absent)."""
+
+    main: pd.DataFrame
+    mme: pd.DataFrame
+    compare: pd.DataFrame
+
+
+def read_tables(tables_dir: Path, study: str) -> StudyTables | None:
+    def read(stem: str) -> pd.DataFrame:
+        path = tables_dir / f"{stem}.parquet"
+        return pd.read_parquet(path) if path.exists() else pd.DataFrame()
+
+    main = read(study)
+    if main.empty:
+        return None
+    return StudyTables(main, read(f"{study}_mme"), read(f"{study}_compare"))
+
+
+def study_main(study: str, draw: Callable[[StudyTables, Path], list[Path]], argv: list[str] | None = None) -> int:
+    """Entry point of an `experiments/<study>/figures.py`: read the tables, draw, list the files."""
+    parser = argparse.ArgumentParser(description=f"figures of the {study} study from its aggregated tables")
+    parser.add_argument("--tables", default="results/tables", help="folder with <study>.parquet")
+    parser.add_argument("--out", default="results/figures", help="figures go to <out>/<study>/")
+    args = parser.parse_args(argv)
+    tables = read_tables(Path(args.tables), study)
+    if tables is None:
+        print(f"{study}: no table {Path(args.tables) / (study + '.parquet')} (run the study, then make tables)")
+        return 0
+    style.apply()
+    paths = draw(tables, Path(args.out) / study)
+    print(f"{study}: " + (", ".join(str(p) for p in paths) if paths else "no figure"))
+    return 0

@@ -1,0 +1,167 @@
+"""Tables and figures from records the tests make (tiny runs in-process, one failed job, and
+test-made quality / MME / CKA rows), and figures that rebuild to the same bytes."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from hydra import compose, initialize_config_dir
+
+from harness import report
+from harness.config import CONFIG_DIR
+from harness.report_figures import pareto_front, quality_column
+from harness.run import run_job, write_failure
+from harness.store import RunStore, find_runs
+from harness.types import Record
+
+pytestmark = pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning")
+STUDY = "reporttest"
+MME_CATEGORIES = ("existence", "count", "OCR")
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Two finished tiny runs (batch_views 1 and 4), one failed job, and a third run with
+    run-level metric rows (kNN accuracy, per-subtask MME scores)."""
+    out = tmp_path_factory.mktemp("results")
+    base = ["encoder.size=tiny", "encoder.weights=random", "progress=false", "dataset.num_images=3",
+            f"study={STUDY}", f"results_dir={out}"]
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        for bv in (1, 4):
+            run_job(compose("config", [*base, f"batch_views={bv}"]))
+        bad = compose("config", [*base, "encoder.weights=/nonexistent"])
+        try:
+            run_job(bad)
+        except Exception as exc:  # noqa: BLE001 - exactly what hydra_main does
+            write_failure(bad, exc)
+        metric_cfg = compose("config", [*base, "seed=7"])
+    run_dir = run_job(metric_cfg)
+    rows = RunStore(run_dir).records()
+    ident = {k: rows[k].iloc[-1] for k in ("run_id", "study", "config_hash", "encoder", "strategy")}
+    extra = [Record("metric", ident, values={"metric": "knn_accuracy", "value": 0.5})]
+    extra += [Record("metric", ident, values={"metric": "mme_score", "category": c, "value": 50.0 + 10 * i})
+              for i, c in enumerate(MME_CATEGORIES)]
+    recs = [Record(r["kind"], {}, values={k: v for k, v in r.items() if k != "kind"}) for r in rows.to_dict("records")]
+    shutil.rmtree(run_dir)
+    RunStore(run_dir).write(recs + extra, {"seed": 7})
+    return out
+
+
+@pytest.fixture(scope="module")
+def built(results: Path) -> Path:
+    assert report.main([str(results / "runs"), "--out", str(results), "--tables-only"]) == 0
+    table = pd.read_parquet(results / "tables" / f"{STUDY}.parquet")
+    ok = table[table["status"] == "ok"]["run_id"].tolist()
+    pairs = [(a, b, 1.0 if a == b else 0.25 + 0.1 * i) for i, (a, b) in enumerate((a, b) for a in ok for b in ok)]
+    pd.DataFrame([{"run_a": a, "run_b": b, "metric": "linear_cka", "value": v} for a, b, v in pairs]).to_parquet(
+        results / "tables" / f"{STUDY}_compare.parquet")
+    return results
+
+
+def test_study_table_one_row_per_configuration_failures_kept(built: Path) -> None:
+    table = pd.read_parquet(built / "tables" / f"{STUDY}.parquet")
+    assert len(table) == 4 and table["config_hash"].is_unique
+    assert sorted(table["status"]) == ["error:load", "ok", "ok", "ok"]
+    failed = table[table["status"] == "error:load"].iloc[0]
+    assert "nonexistent" in failed["message"] or "Error" in failed["message"]
+    assert np.isnan(failed["visual_tokens_mean"])
+    ok = table[table["status"] == "ok"]
+    assert (ok["visual_tokens_mean"] == 576).all() and (ok["n_images"] == 3).all()
+    assert sorted(ok["batch_views"]) == [1, 4, 16]
+    assert table["metric:knn_accuracy"].dropna().tolist() == [0.5]
+    assert quality_column(table) == "metric:knn_accuracy"
+    for ext in ("csv", "md", "tex"):
+        assert (built / "tables" / f"{STUDY}.{ext}").stat().st_size > 0
+    tex = (built / "tables" / f"{STUDY}.tex").read_text()
+    assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex and "error:load" in tex
+    assert "clip\\_vit\\_l14\\_336" in tex
+    assert len(pd.read_csv(built / "tables" / f"{STUDY}.csv")) == 4
+
+
+def test_rerun_of_a_config_replaces_its_row(built: Path, tmp_path: Path) -> None:
+    """Two complete runs of one configuration still give one row (the newest), attempts=2."""
+    runs = find_runs(built / "runs")
+    copy = tmp_path / "runs" / STUDY
+    copy.mkdir(parents=True)
+    for r in runs:
+        shutil.copytree(r, copy / r.name)
+    newest = runs[0].name.replace("2026", "2099", 1)
+    shutil.copytree(runs[0], copy / newest)
+    tables = report.build_tables([str(tmp_path / "runs")], tmp_path)
+    table = tables[STUDY]
+    assert len(table) == 3
+    assert table.set_index("config_hash").loc[runs[0].name.rsplit("-", 1)[-1], "attempts"] == 2
+
+
+def test_mme_table_from_metric_rows(built: Path) -> None:
+    mme = pd.read_parquet(built / "tables" / f"{STUDY}_mme.parquet")
+    assert sorted(mme["category"]) == sorted(MME_CATEGORIES)
+    assert mme.set_index("category")["score"].to_dict() == {"existence": 50.0, "count": 60.0, "OCR": 70.0}
+
+
+def test_figures_build_and_rebuild_byte_identical(built: Path, tmp_path: Path) -> None:
+    """Every figures.py runs; the study figures appear as PDF + PNG; a second build from the same
+    tables gives the same bytes."""
+    from harness import style
+    from harness.report_figures import (
+        cka_heatmap,
+        latency_vs_tokens,
+        memory_vs_views,
+        mme_bars,
+        quality_vs_tokens,
+        read_tables,
+    )
+
+    tables = read_tables(built / "tables", STUDY)
+    assert tables is not None and not tables.compare.empty and not tables.mme.empty
+
+    def build(out: Path) -> dict[str, bytes]:
+        style.apply()
+        paths = [*latency_vs_tokens(tables.main, out), *memory_vs_views(tables.main, out),
+                 *quality_vs_tokens(tables.main, out), *cka_heatmap(tables.compare, tables.main, out),
+                 *mme_bars(tables.mme, out)]
+        return {p.name: p.read_bytes() for p in paths}
+
+    first, second = build(tmp_path / "a"), build(tmp_path / "b")
+    assert len(first) == 10 and first.keys() == second.keys()
+    assert all(first[k] == second[k] for k in first), [k for k in first if first[k] != second[k]]
+    pdf = first["latency_vs_tokens.pdf"]
+    assert b"/FontFile2" in pdf and b"/CreationDate" not in pdf  # TrueType embedded, no date
+    assert b"Software" not in first["latency_vs_tokens.png"]
+
+
+def test_make_figures_runs_every_study_script(built: Path) -> None:
+    """`make figures` = every experiments/*/figures.py; a study without tables is skipped."""
+    study_tables = built / "tables" / "quickstart.parquet"
+    shutil.copy(built / "tables" / f"{STUDY}.parquet", study_tables)
+    try:
+        assert report.main(["--figures-only", "--out", str(built)]) == 0
+    finally:
+        study_tables.unlink()
+    made = sorted(p.name for p in (built / "figures" / "quickstart").iterdir())
+    assert made == ["latency_vs_tokens.pdf", "latency_vs_tokens.png", "memory_vs_views.pdf", "memory_vs_views.png",
+                    "quality_vs_tokens.pdf", "quality_vs_tokens.png"]
+    assert len(report.figure_scripts()) == 5
+
+
+def test_pareto_front() -> None:
+    tokens = np.array([576, 1152, 2304, 1152, 3000])
+    quality = np.array([0.5, 0.7, 0.65, 0.6, 0.8])
+    assert pareto_front(tokens, quality).tolist() == [0, 1, 4]
+
+
+def test_run_job_skips_complete_config_unless_rerun(results: Path) -> None:
+    """In-process resume: the same config returns the existing folder; rerun=true makes a new one."""
+    base = ["encoder.size=tiny", "encoder.weights=random", "progress=false", "dataset.num_images=3",
+            f"study={STUDY}", f"results_dir={results}", "batch_views=4"]
+    before = find_runs(results / "runs")
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        skipped = run_job(compose("config", [*base, "progress=true"]))
+        assert skipped in before and find_runs(results / "runs") == before
+        again = run_job(compose("config", [*base, "rerun=true"]))
+    assert again not in before and again.name.rsplit("-", 1)[-1] == skipped.name.rsplit("-", 1)[-1]
+    shutil.rmtree(again)
