@@ -31,30 +31,22 @@ MAX_ASPECT = 8.0
 REFERENCE_SIDE = 1024
 
 
-def _patch_grid_tokens(encoder_cls: type) -> Callable[[Layout], int]:
-    per_view = (encoder_cls.tile_size // encoder_cls.patch_size) ** 2
-    return lambda layout: layout.n_views * per_view
-
-
-# Token counting without building a model. Only CLIP-style encoders (one token per patch of
-# every content view, no merge) are known here; after the encoder branches merge, this must
-# call each encoder's own analytic count (`num_tokens(layout)`, made usable without weights).
-TOKEN_COUNTERS: dict[str, Callable[[type], Callable[[Layout], int]]] = {
-    "clip_vit_l14_336": _patch_grid_tokens,
-}
-
-
-def token_counter(encoder_name: str) -> Callable[[Layout], int]:
-    """A function layout -> visual tokens for this encoder, with no model built."""
+def token_counter(encoder_name: str, connector: str | None = None) -> Callable[[Layout], int]:
+    """A function layout -> visual tokens for this encoder (and connector, native by default)
+    with no model built: the encoder's own analytic count, after its layout check (a layout the
+    connector cannot take raises ValueError)."""
     encoder_cls = ENCODERS.get(encoder_name)
-    if encoder_name not in TOKEN_COUNTERS:
-        raise NotImplementedError(f"no weight-free token count for encoder {encoder_name!r} yet")
-    return TOKEN_COUNTERS[encoder_name](encoder_cls)
+
+    def count(layout: Layout) -> int:
+        encoder_cls.check_layout(layout, connector)
+        return encoder_cls.count_tokens(layout, connector)
+
+    return count
 
 
-def count_tokens(encoder_name: str, layout: Layout) -> int:
+def count_tokens(encoder_name: str, layout: Layout, connector: str | None = None) -> int:
     """Visual tokens `encoder_name` hands on for `layout`, without weights."""
-    return token_counter(encoder_name)(layout)
+    return token_counter(encoder_name, connector)(layout)
 
 
 def size_grid(min_side: int, max_side: int, n_sizes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -90,8 +82,8 @@ def build_atlas(spec: dict[str, Any], log: Callable[[str], None] = print) -> pd.
     for encoder_name in spec["encoders"]:
         try:
             encoder_cls = ENCODERS.get(encoder_name)
-            count = token_counter(encoder_name)
-        except (UnknownChoiceError, NotImplementedError) as exc:
+            count = token_counter(encoder_name, (spec.get("connectors") or {}).get(encoder_name))
+        except UnknownChoiceError as exc:
             log(f"skip encoder {encoder_name}: {exc}")
             continue
         for strategy_name, param_sets in spec["strategies"].items():
@@ -105,7 +97,11 @@ def build_atlas(spec: dict[str, Any], log: Callable[[str], None] = print) -> pd.
                     log(f"skip {encoder_name} x {strategy_name} {params}: {exc}")
                     continue
                 t0 = time.perf_counter()
-                tokens, views = token_grid(strategy.plan, count, widths, heights)
+                try:
+                    tokens, views = token_grid(strategy.plan, count, widths, heights)
+                except ValueError as exc:  # e.g. the Phi-3 HD connector needs a phi3_hd layout
+                    log(f"skip {encoder_name} x {strategy_name} {params}: {exc}")
+                    continue
                 seconds = time.perf_counter() - t0
                 log(f"{encoder_name} x {strategy_name} {json.dumps(params, sort_keys=True)}: "
                     f"{tokens.size} sizes in {seconds:.2f} s")

@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from harness import style
 from harness.metrics.compare import compare_groups
-from harness.metrics.run_quality import quality_table
+from harness.metrics.run_quality import metric_columns, quality_table
+from harness.report_figures import draw_any_study, read_tables
 from harness.store import find_failed, find_runs, load_records
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +38,7 @@ MEASURE_COLUMNS = [
     "encode_p95_ms", "encode_images_per_s", "encode_views_per_s", "peak_rss_mb", "peak_allocated_mb",
     "peak_reserved_mb", "weights_mb",
 ]
+NOT_STUDY_TABLES = {"summary", "quality", "compare", "token_atlas"}  # tables across studies, or not of runs
 TRAILING_COLUMNS = ["attempts", "message", "run_id", "run_dir"]
 SUMMARY_COLUMNS = [
     "study", "encoder", "encoder_size", "weights", "strategy", "strategy_params", "dataset", "device", "dtype",
@@ -54,19 +57,19 @@ def summary_table(records: pd.DataFrame) -> pd.DataFrame:
 
 
 def _metric_columns(records: pd.DataFrame) -> pd.DataFrame:
-    """kind=metric rows without a category -> one `metric:<name>` column per measured metric
-    (kNN suffixed `_k<k>`, as in the `quality` table), indexed by run_id."""
+    """Measured (status ok) kind=metric rows without a category -> one `metric:<name>` column
+    per metric (kNN suffixed `_k<k>`, as in the `quality` table), indexed by run_id."""
     if not {"metric", "value"} <= set(records.columns):
         return pd.DataFrame(index=pd.Index([], name="run_id"))
-    rows = records
+    rows = records[(records["kind"] == "metric") & (records["status"] == "ok") & records["metric"].notna()].copy()
     if "category" in rows.columns:
         rows = rows[rows["category"].isna()]
-    wide = quality_table(rows)
-    if wide.empty:
+    if rows.empty:
         return pd.DataFrame(index=pd.Index([], name="run_id"))
-    keys = [c for c in ("encoder", "encoder_size", "weights", "strategy", "dataset") if c in wide.columns]
-    wide = wide.drop(columns=keys).groupby("run_id").last()
-    return wide.rename(columns=lambda m: f"metric:{m}")
+    rows["column"] = [f"metric:{c}" for c in metric_columns(rows)]
+    wide = rows.pivot_table(index="run_id", columns="column", values="value", aggfunc="last")
+    wide.columns.name = None
+    return wide
 
 
 def study_tables(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -74,6 +77,9 @@ def study_tables(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
     if records.empty:
         return {}
     runs = records[records["kind"] == "run"].copy()
+    # records written without a config hash (by hand, or by other tools): each run is its own configuration
+    runs["config_hash"] = runs.get("config_hash", pd.Series(index=runs.index, dtype=object)).fillna(runs["run_id"])
+    runs["study"] = runs.get("study", pd.Series(index=runs.index, dtype=object)).fillna("default")
     runs["_complete"] = ~runs["run_dir"].isin(records.attrs.get("failed_dirs", []))
     attempts = runs.groupby(["study", "config_hash"]).size().rename("attempts")
     # newest complete run per configuration, else its newest failure
@@ -194,6 +200,21 @@ def build_figures(out: Path) -> int:
             status = 1
         finally:
             sys.argv = argv
+    scripted = {script.parent.name for script in figure_scripts()}
+    for path in sorted((out / "tables").glob("*.parquet")):
+        study = path.stem
+        if study in scripted or study in NOT_STUDY_TABLES or study.endswith(("_mme", "_compare")):
+            continue
+        tables = read_tables(out / "tables", study)
+        if tables is None or "encoder" not in tables.main:
+            continue
+        style.apply()
+        try:
+            paths = draw_any_study(tables, out / "figures" / study)
+            print(f"{study}: " + (", ".join(str(p) for p in paths) if paths else "no figure"))
+        except Exception as exc:  # noqa: BLE001 - report it, build the other studies' figures
+            print(f"error: figures of {study}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            status = 1
     return status
 
 

@@ -235,6 +235,19 @@ def read_tables(tables_dir: Path, study: str) -> StudyTables | None:
     return StudyTables(main, read(f"{study}_mme"), read(f"{study}_compare"))
 
 
+def draw_any_study(tables: StudyTables, out: Path) -> list[Path]:
+    """The figures every study gets when it has no `experiments/<study>/figures.py` of its own
+    (e.g. single runs under the default study): latency and quality against tokens, memory
+    against views, and the CKA heatmap / MME bars when those tables exist."""
+    paths = [*latency_vs_tokens(tables.main, out), *memory_vs_views(tables.main, out),
+             *quality_vs_tokens(tables.main, out)]
+    if not tables.compare.empty:
+        paths += cka_heatmap(tables.compare, tables.main, out)
+    if not tables.mme.empty:
+        paths += mme_bars(tables.mme, out)
+    return paths
+
+
 def study_main(study: str, draw: Callable[[StudyTables, Path], list[Path]], argv: list[str] | None = None) -> int:
     """Entry point of an `experiments/<study>/figures.py`: read the tables, draw, list the files."""
     parser = argparse.ArgumentParser(description=f"figures of the {study} study from its aggregated tables")

@@ -3,6 +3,7 @@ table, and its speed over 10^5 sizes."""
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -52,6 +53,23 @@ def test_build_atlas_table_and_speed(tmp_path: Path) -> None:
 
 
 def test_atlas_command_writes_the_table(tmp_path: Path) -> None:
+    """The default spec: every encoder x strategy pair its connector takes, 20 aspect rows each,
+    counts from the encoders' own analytic formulas (checked against closed forms here)."""
     assert atlas.main(["--n-sizes", "20", "--out", str(tmp_path)]) == 0
     table = pd.read_parquet(tmp_path / "token_atlas.parquet")
-    assert len(table) == 20 and table["aspect_ratio"].is_monotonic_increasing
+    groups = table.groupby(["encoder", "strategy", "strategy_params"])
+    assert (groups.size() == 20).all() and len(groups) == 17  # 3 x 7, minus phi3_vision's 4 non-HD layouts
+    assert all(g["aspect_ratio"].is_monotonic_increasing for _, g in groups)
+    assert not ((table["encoder"] == "phi3_vision") & table["strategy"].isin(["resize", "internvl_dynamic"])).any()
+    one_view = table[table["strategy"].isin(["resize", "center_crop"])]
+    per_view = {"clip_vit_l14_336": 576, "internvit_300m": 256}
+    assert (one_view["tokens_max"] == one_view["encoder"].map(per_view)).all()
+    # InternVL: 256 per tile, at most max_tiles + thumbnail
+    dyn = table[(table["encoder"] == "internvit_300m") & (table["strategy"] == "internvl_dynamic")]
+    for params, grp in dyn.groupby("strategy_params"):
+        max_tiles = json.loads(params)["max_tiles"]
+        assert grp["tokens_max"].max() == 256 * (max_tiles + 1) and grp["tokens_min"].min() == 256
+    # Phi-3 HD: (h*w + 1) * 144 + 1 + (h + 1) * 12 with h*w <= num_crops
+    hd = table[(table["encoder"] == "phi3_vision") & (table["strategy"] == "phi3_hd")]
+    possible = {(h * w + 1) * 144 + 1 + (h + 1) * 12 for h in range(1, 17) for w in range(1, 17) if h * w <= 16}
+    assert set(hd["tokens_min"]) | set(hd["tokens_max"]) <= possible

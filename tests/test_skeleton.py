@@ -81,7 +81,7 @@ def test_end_to_end_run_and_report(tmp_path: Path) -> None:
     assert (out / "tables" / "summary.csv").read_text().startswith("study,")
     assert "clip_vit_l14_336" in (out / "tables" / "summary.md").read_text()
     for ext in ("pdf", "png"):
-        assert (out / "figures" / f"latency_vs_tokens.{ext}").stat().st_size > 1000
+        assert (out / "figures" / "default" / f"latency_vs_tokens.{ext}").stat().st_size > 1000
 
 
 @pytest.mark.parametrize(

@@ -72,6 +72,12 @@ def quality_records(
     return rows
 
 
+def metric_columns(rows: pd.DataFrame) -> list[str]:
+    """The table column of each metric row: its name, kNN suffixed with `_k<k>`."""
+    k = rows["k"] if "k" in rows.columns else pd.Series(np.nan, index=rows.index)
+    return [m if kk != kk else f"{m}_k{int(kk)}" for m, kk in zip(rows["metric"], k, strict=True)]
+
+
 def quality_table(records: pd.DataFrame) -> pd.DataFrame:
     """One row per run, one column per measured quality metric (kNN columns suffixed with
     `_k<k>`); skipped metrics are absent (NaN). Empty when no run wrote metric rows."""
@@ -80,8 +86,7 @@ def quality_table(records: pd.DataFrame) -> pd.DataFrame:
     rows = records[(records["kind"] == "metric") & (records["status"] == "ok")].copy()
     if rows.empty:
         return pd.DataFrame()
-    k = rows["k"] if "k" in rows.columns else pd.Series(np.nan, index=rows.index)
-    rows["column"] = [m if kk != kk else f"{m}_k{int(kk)}" for m, kk in zip(rows["metric"], k, strict=True)]
+    rows["column"] = metric_columns(rows)
     keys = [c for c in ("run_id", "encoder", "encoder_size", "weights", "strategy", "dataset") if c in rows.columns]
     table = rows.pivot_table(index=keys, columns="column", values="value", aggfunc="first").reset_index()
     table.columns.name = None
