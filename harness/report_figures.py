@@ -28,6 +28,14 @@ def _ok(table: pd.DataFrame) -> pd.DataFrame:
     return table[table["status"] == "ok"] if "status" in table.columns else table
 
 
+def _lacks(table: pd.DataFrame, columns: tuple[str, ...], figure: str) -> bool:
+    """True (after saying which) when the table misses a column the figure needs."""
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        print(f"skip {figure}: the table has no {', '.join(missing)} column")
+    return bool(missing)
+
+
 def _label(row: pd.Series) -> str:
     params = [f"{c[3:]}={row[c]:g}" if isinstance(row[c], float) else f"{c[3:]}={row[c]}"
               for c in sorted(row.index) if c.startswith("pp_") and c != "pp_tile_size" and pd.notna(row[c])]
@@ -91,6 +99,8 @@ def quality_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     if col is None:
         print("skip quality_vs_tokens: the table has no metric:* column (no kind=metric rows in its runs)")
         return []
+    if _lacks(table, ("encoder", "strategy", "visual_tokens_mean"), "quality_vs_tokens"):
+        return []
     ok = _ok(table).dropna(subset=[col, "visual_tokens_mean"])
     encoders = sorted(ok["encoder"].unique())
     strategies = sorted(ok["strategy"].unique())
@@ -114,6 +124,8 @@ def quality_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 def latency_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Encode latency (p50 per image) against visual tokens per image, one point per configuration."""
+    if _lacks(table, ("encoder", "strategy", "visual_tokens_mean", "encode_p50_ms"), "latency_vs_tokens"):
+        return []
     ok = _ok(table).dropna(subset=["visual_tokens_mean", "encode_p50_ms"])
     if ok.empty:
         print("skip latency_vs_tokens: no finished configuration")
@@ -135,6 +147,8 @@ def latency_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
 def memory_vs_views(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Peak memory against crops per image: device memory on CUDA runs, else resident memory
     (sampled, approximate)."""
+    if _lacks(table, ("encoder", "strategy", "views_total", "n_images", "peak_rss_mb"), "memory_vs_views"):
+        return []
     ok = _ok(table).copy()
     use_device = "peak_allocated_mb" in ok.columns and ok["peak_allocated_mb"].notna().any()
     col = "peak_allocated_mb" if use_device else "peak_rss_mb"

@@ -32,7 +32,15 @@ def harness(args: list[str], results: Path, **kw) -> subprocess.Popen | subproce
 
 
 def marked(results: Path, marker: str) -> list[Path]:
-    return sorted(p.parent for p in (results / "runs").rglob(marker) if not p.parent.name.startswith(TMP_PREFIX))
+    """Run folders holding `marker`. Polled while a sweep writes: a temp folder renamed under
+    rglob's feet raises FileNotFoundError, so the scan is retried."""
+    for _ in range(100):
+        try:
+            return sorted(p.parent for p in (results / "runs").rglob(marker)
+                          if not p.parent.name.startswith(TMP_PREFIX))
+        except FileNotFoundError:
+            time.sleep(0.01)
+    raise RuntimeError(f"could not scan {results / 'runs'}")
 
 
 def test_two_job_sweep_through_submitit_local(tmp_path: Path) -> None:
