@@ -36,10 +36,19 @@ def _lacks(table: pd.DataFrame, columns: tuple[str, ...], figure: str) -> bool:
     return bool(missing)
 
 
-def _label(row: pd.Series) -> str:
-    params = [f"{c[3:]}={row[c]:g}" if isinstance(row[c], float) else f"{c[3:]}={row[c]}"
-              for c in sorted(row.index) if c.startswith("pp_") and c != "pp_tile_size" and pd.notna(row[c])]
-    return row["strategy"] + (f" ({', '.join(params)})" if params else "")
+def _run_labels(table: pd.DataFrame) -> dict[str, str]:
+    """run_id -> `encoder / strategy (params)`, naming only the strategy parameters that differ
+    between the table's runs (so labels stay short enough to read on a heatmap axis)."""
+    if "run_id" not in table:
+        return {}
+    varying = [c for c in sorted(table.columns) if c.startswith("pp_") and c != "pp_tile_size"
+               and table[c].astype(str).nunique() > 1]
+    labels = {}
+    for _, row in table.iterrows():
+        params = [f"{c[3:]}={row[c]:g}" if isinstance(row[c], float) else f"{c[3:]}={row[c]}"
+                  for c in varying if pd.notna(row[c])]
+        labels[row["run_id"]] = f"{row['encoder']} / {row['strategy']}" + (f" ({', '.join(params)})" if params else "")
+    return labels
 
 
 def tokens_vs_aspect(atlas: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -184,14 +193,16 @@ def cka_heatmap(compare: pd.DataFrame, table: pd.DataFrame, out_dir: Path, metri
     if sub.empty:
         print(f"skip cka_heatmap: no {metric} rows in the compare table")
         return []
-    labels = {r["run_id"]: f"{r['encoder']} / {_label(r)}" for _, r in table.iterrows()} if "run_id" in table else {}
+    labels = _run_labels(table)
     runs = sorted(set(sub["run_a"]) | set(sub["run_b"]), key=lambda r: labels.get(r, r))
     index = {r: i for i, r in enumerate(runs)}
     matrix = np.eye(len(runs))
     for a, b, v in zip(sub["run_a"], sub["run_b"], sub["value"], strict=True):
         matrix[index[a], index[b]] = matrix[index[b], index[a]] = v
-    size = max(2.6, 0.35 * len(runs) + 1.5)
-    fig, ax = plt.subplots(figsize=(size + 1.0, size))
+    longest = max(len(labels.get(r, r)) for r in runs)
+    size = max(2.0, 0.35 * len(runs))  # the matrix; the labels get room of their own
+    margin = 0.045 * longest  # inches of tick labels, ~0.045 in per character at 6-7 pt
+    fig, ax = plt.subplots(figsize=(size + margin + 1.2, size + margin * 0.8))
     im = ax.imshow(matrix, vmin=0, vmax=1)
     names = [labels.get(r, r) for r in runs]
     ax.set_xticks(range(len(runs)), names, rotation=60, ha="right")

@@ -1,17 +1,12 @@
-"""Figures of the quickstart study (what `make demo` runs), from results/tables/quickstart.parquet."""
+"""Figures of the quickstart study (what `make demo` runs), from results/tables/quickstart*.parquet:
+latency, memory and quality against tokens, and the CKA heatmap between the three encoders."""
 
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's harness
 
-from harness.report_figures import StudyTables, latency_vs_tokens, memory_vs_views, quality_vs_tokens, study_main
-
-
-def draw(tables: StudyTables, out: Path) -> list[Path]:
-    return [*latency_vs_tokens(tables.main, out), *memory_vs_views(tables.main, out),
-            *quality_vs_tokens(tables.main, out)]
-
+from harness.report_figures import draw_any_study, study_main
 
 if __name__ == "__main__":
-    sys.exit(study_main("quickstart", draw))
+    sys.exit(study_main("quickstart", draw_any_study))
