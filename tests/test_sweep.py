@@ -104,8 +104,9 @@ def test_study_commands() -> None:
                                     "experiment=tiling_budget_phi3"]
     assert all("hydra/launcher=slurm" in c and c[-1] == "encoder.size=tiny" for c in cmds)
     assert commands("token_atlas", "basic", [])[0][1:4] == ["-m", "harness.atlas", "--experiment"]
-    for study in ("quickstart", "encoder_zoo", "cross_strategy"):
+    for study in ("quickstart", "encoder_zoo"):
         assert study_experiments(study) == [study]
+    assert study_experiments("cross_strategy") == ["cross_strategy", "cross_strategy_phi3"]
     with pytest.raises(SystemExit, match=r"valid: .*encoder_zoo"):
         commands("nope", "basic", [])
     with pytest.raises(SystemExit, match="valid: basic, joblib, slurm, submitit_local"):
@@ -144,3 +145,40 @@ def test_failure_kinds() -> None:
     assert failure_kind(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")) == "oom"
     assert failure_kind(RuntimeError("DefaultCPUAllocator: can't allocate memory: out of memory")) == "oom"
     assert failure_kind(ValueError("shapes do not match")) == "exception"
+
+
+def _sweep_jobs(experiment: str) -> list[list[str]]:
+    """The override lists of an experiment's Hydra sweep (product of its sweeper params)."""
+    import itertools
+
+    import yaml
+
+    from harness.config import CONFIG_DIR
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    data = yaml.safe_load((CONFIG_DIR / "experiment" / f"{experiment}.yaml").read_text()) or {}
+    params = ((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
+    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    axes = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] for o in parsed]
+    return [list(combo) for combo in itertools.product(*axes)] if axes else [[]]
+
+
+@pytest.mark.parametrize("study", ["quickstart", "encoder_zoo", "tiling_budget", "cross_strategy"])
+def test_every_job_of_every_study_passes_the_pre_load_checks(study: str) -> None:
+    """Each job of each study (on synthetic images: MME is not here) passes everything that runs
+    before a model loads: choices, parameters, tile sizes, and the encoder/connector/layout pairing."""
+    from hydra import compose, initialize_config_dir
+
+    from harness.config import CONFIG_DIR
+    from harness.run import prepare_job
+
+    n = 0
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        for experiment in study_experiments(study):
+            for overrides in _sweep_jobs(experiment):
+                cfg = compose("config", [f"experiment={experiment}", *overrides, "dataset=synthetic"])
+                job = prepare_job(cfg)
+                assert job.config["study"] == study
+                n += 1
+    assert n == {"quickstart": 3, "encoder_zoo": 3, "tiling_budget": 29, "cross_strategy": 12}[study]

@@ -242,3 +242,76 @@ def test_hub_id_resolves_from_the_local_cache_offline(tmp_path: Path, monkeypatc
     enc = ENCODERS.get("internvit_300m")(size="tiny", weights="OpenGVLab/InternVL3-1B-hf", runtime=CPU)
     assert_loaded(enc.model, want)
     assert enc.identity()["weights_source"] == str(repo / "snapshots" / rev)
+
+
+def _tiny_llava_next():
+    from transformers import LlavaNextConfig, LlavaNextForConditionalGeneration
+
+    from harness.encoders.clip_vit import CLIP_TINY
+
+    text = dict(hidden_size=48, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,
+                num_key_value_heads=2, vocab_size=64)
+    torch.manual_seed(3)
+    config = LlavaNextConfig(
+        vision_config={"model_type": "clip_vision_model", **CLIP_TINY}, text_config={"model_type": "llama", **text},
+        vision_feature_layer=-2, vision_feature_select_strategy="default",
+    )
+    return LlavaNextForConditionalGeneration(config).eval()
+
+
+@pytest.mark.parametrize("layout", ["save_pretrained", "model_prefixed"])
+def test_llava_next_checkpoint_fills_clip_and_its_connector(tmp_path: Path, reads: list[str], layout: str) -> None:
+    """A LLaVA-NeXT checkpoint as transformers writes it (hub names: `vision_tower.vision_model.*`,
+    `multi_modal_projector.*`, `image_newline`) or with its in-memory `model.` names: the CLIP
+    tower, projector and newline land in clip_vit_l14_336 + llava_next, the LM is never read,
+    and the features equal transformers' own LlavaNextModel.get_image_features."""
+    from harness.types import Layout, Views
+
+    peer = _tiny_llava_next()
+    folder = tmp_path / layout
+    if layout == "save_pretrained":
+        peer.save_pretrained(folder, max_shard_size="100KB")
+    else:
+        write_sharded(folder, {k: v.detach() for k, v in peer.state_dict().items()})
+    index = json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"]
+    if layout == "save_pretrained":  # transformers 5 names; the hub's older files say vision_tower.vision_model.*
+        assert any(k.startswith("vision_tower.embeddings.") for k in index)
+    else:
+        assert any(k.startswith("model.vision_tower.") for k in index)
+    ours = ENCODERS.get("clip_vit_l14_336")(size="tiny", weights=str(folder), runtime=CPU, connector="llava_next",
+                                            out_dim=48, batch_views=4)
+    assert reads and not any("language_model" in k or "lm_head" in k for k in reads)
+    assert all("vision_tower" in k or "multi_modal_projector" in k or "image_newline" in k for k in reads)
+    torch.testing.assert_close(ours.model.connector.image_newline, peer.model.image_newline, rtol=0, atol=0)
+    w, h, r, c = 704, 396, 2, 2
+    lay = Layout("llava_anyres", (w, h), 336, (r, c), (336 * c, 336 * r), (336 * c, 336 * r),
+                 (0, 0, 336 * c, 336 * r), True, "first", 1 + r * c, 1 + r * c)
+    pixels = torch.randn(lay.executed_views, 3, 336, 336)
+    with torch.no_grad():
+        want = peer.model.get_image_features(
+            pixel_values=pixels[None], image_sizes=torch.tensor([[h, w]]), vision_feature_layer=-2,
+            vision_feature_select_strategy="default",
+        ).pooler_output[0]
+    (out,), _ = ours.encode([Views(pixels, lay)])
+    assert out.num_tokens == len(want) == ours.num_tokens(lay)
+    torch.testing.assert_close(out.tokens, want, atol=1e-5, rtol=1e-4)
+
+
+def test_llava_next_tower_alone_under_the_flat_connector(tmp_path: Path) -> None:
+    """connector=flat takes only the CLIP tower of a LLaVA-NeXT checkpoint, here with the hub's
+    older `vision_tower.vision_model.*` names."""
+    peer = _tiny_llava_next()
+    def hub_name(key: str) -> str:
+        if key.startswith("model.vision_tower."):
+            return "vision_tower.vision_model." + key.removeprefix("model.vision_tower.")
+        return key.removeprefix("model.")
+
+    state = {hub_name(k): v.detach() for k, v in peer.state_dict().items()}
+    assert "vision_tower.vision_model.embeddings.class_embedding" in state and "image_newline" in state
+    write_sharded(tmp_path / "llava", state)
+    ours = ENCODERS.get("clip_vit_l14_336")(size="tiny", weights=str(tmp_path / "llava"), runtime=CPU)
+    want = peer.model.vision_tower.state_dict()
+    got = ours.model.backbone.state_dict()
+    for k, v in want.items():
+        if not k.endswith("position_ids"):
+            assert torch.equal(got[k], v), k

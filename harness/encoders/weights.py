@@ -118,9 +118,32 @@ INTERNVL_ORIGINAL = KeyMap(
     qkv=True,
 )
 
+# llava-hf/llava-v1.6-* (LlavaNextForConditionalGeneration): the CLIP tower, the 2-layer projector
+# and `image_newline`. Hub files name the tower `vision_tower.vision_model.*`; transformers 5
+# saves `vision_tower.*` and holds `model.vision_tower.*` in memory: all are read.
+LLAVA_NEXT_TOWER_PREFIXES = (
+    ("model.vision_tower.vision_model.", "backbone."),
+    ("vision_tower.vision_model.", "backbone."),
+    ("model.vision_tower.", "backbone."),
+    ("vision_tower.", "backbone."),
+)
+LLAVA_NEXT_HF = KeyMap(
+    "llava_next_hf",
+    prefixes=(
+        *LLAVA_NEXT_TOWER_PREFIXES,
+        ("model.multi_modal_projector.", "connector."),
+        ("model.image_newline", "connector.image_newline"),
+        ("multi_modal_projector.", "connector."),
+        ("image_newline", "connector.image_newline"),
+    ),
+    ignore=(POSITION_IDS,),
+)
+# The same checkpoints' CLIP tower alone (clip_vit_l14_336 with its own connector).
+LLAVA_NEXT_TOWER = KeyMap("llava_next_tower", prefixes=LLAVA_NEXT_TOWER_PREFIXES, ignore=(POSITION_IDS,))
+
 # Per encoder (by name), the checkpoint formats it can read, and the connector they fill.
 KEY_MAPS: dict[str, tuple[tuple[KeyMap, str | None], ...]] = {
-    "clip_vit_l14_336": ((CLIP, None), (PHI3_CLIP, None)),
+    "clip_vit_l14_336": ((CLIP, None), (PHI3_CLIP, None), (LLAVA_NEXT_HF, "llava_next"), (LLAVA_NEXT_TOWER, None)),
     "phi3_vision": ((PHI3_VISION, "phi3_hd"), (CLIP, None)),
     "internvit_300m": ((INTERNVL_HF, "internvl"), (INTERNVL_ORIGINAL, "internvl")),
 }
@@ -210,12 +233,15 @@ def load_state(
     model: torch.nn.Module, ckpt: Checkpoint, options: tuple[tuple[KeyMap, str | None], ...], connector: str,
     where: str,
 ) -> KeyMap:
-    """Copy the selected tensors into `model`, strictly; returns the key map used."""
+    """Copy the selected tensors into `model`, strictly; returns the key map used. Of the
+    formats the checkpoint matches, the one that fills this connector wins, then one that
+    fills the backbone alone (e.g. LLaVA-NeXT's CLIP tower under connector=flat)."""
     found = [(m, fills) for m, fills in options if any(m.selects(k) for k in ckpt.file_of)]
     if not found:
         names = ", ".join(m.name for m, _ in options)
         raise WeightsError(f"{where}: no tensor matches any known checkpoint format ({names})")
-    keymap, fills = found[0]
+    keymap, fills = next((o for o in found if o[1] == connector), None) or next(
+        (o for o in found if o[1] is None), found[0])
     selected = [k for k in ckpt.file_of if keymap.selects(k)]
     params = model.state_dict()
     expected = set(params) if fills == connector else {k for k in params if k.startswith("backbone.")}
