@@ -9,7 +9,7 @@ LAUNCHER ?= basic
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint bench sweep tables figures report clean
+.PHONY: help install demo test lint bench sweep tables figures report mme-baseline clean
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -44,6 +44,9 @@ figures: install ## every experiments/*/figures.py, from results/tables, into re
 
 report: install ## tables, then figures
 	$(PY) -m harness.report results/runs
+
+mme-baseline: install ## CLIP text-tower MME baseline, scored officially: make mme-baseline ARGS="dataset.path=..."
+	$(PY) -m harness.mme_baseline $(ARGS)
 
 bench: install ## speed benchmarks, printed side by side with their references
 	@ls bench/*.py >/dev/null 2>&1 && for f in bench/*.py; do $(PY) $$f || exit 1; done || echo "no benchmarks yet"

@@ -6,8 +6,14 @@ typing `encoder=nope` get one line naming the valid choices and exit code 2 inst
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+
+# configs/hydra/launcher/{basic,joblib,submitit_local}.yaml share names with the launcher
+# plugins' schemas on purpose (documented there, validated against them); Hydra warns about
+# that on every composition, in every entry point that imports this module.
+warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema", category=UserWarning)
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 GROUPS = ("encoder", "preprocess", "dataset", "experiment", "hydra/launcher")

@@ -11,7 +11,6 @@ import json
 import logging
 import sys
 import traceback
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -243,9 +242,6 @@ def hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    # configs/hydra/launcher/{basic,joblib,submitit_local}.yaml share names with the plugins'
-    # schemas on purpose (documented, validated against them); Hydra warns about that on every run.
-    warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema", category=UserWarning)
     try:
         validate_overrides(sys.argv[1:])
     except ConfigError as exc:

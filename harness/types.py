@@ -105,9 +105,10 @@ class EncoderOutput:
 class Record:
     """One flat row of results.
 
-    `kind` is "image" (one per image), "run" (one summary per run) or "metric" (run-level
-    quality metrics). `identity` holds the run/config identity shared by every row of a run;
-    `values` the measurements. `to_row()` flattens both into one dict for the store.
+    `kind` is "image" (one per image), "run" (one summary per run), "metric" (run-level
+    quality metrics) or "question" (one per MME question, from `harness.mme_baseline`).
+    `identity` holds the run/config identity shared by every row of a run; `values` the
+    measurements. `to_row()` flattens both into one dict for the store.
     """
 
     kind: str

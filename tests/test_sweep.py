@@ -152,10 +152,9 @@ def _sweep_jobs(experiment: str) -> list[list[str]]:
     import itertools
 
     import yaml
+    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     from harness.config import CONFIG_DIR
-
-    from hydra.core.override_parser.overrides_parser import OverridesParser
 
     data = yaml.safe_load((CONFIG_DIR / "experiment" / f"{experiment}.yaml").read_text()) or {}
     params = ((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
