@@ -15,6 +15,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.lines import Line2D
 
 from harness import style
 
@@ -73,9 +74,12 @@ def tokens_vs_aspect(atlas: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.set_xticks(ASPECT_TICKS, ASPECT_LABELS)
         ax.minorticks_off()
         ax.set_title(encoder)
-        ax.set_xlabel("aspect ratio (width / height)")
     axes[0][0].set_ylabel("visual tokens per image")
-    axes[0][-1].legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.supxlabel("aspect ratio (width / height)", fontsize=plt.rcParams["axes.labelsize"])
+    # one legend for every strategy variant drawn in any panel (panels hold different subsets)
+    drawn = {line.get_label() for ax in axes[0] for line in ax.get_lines()}
+    handles = [Line2D([], [], color=style.color_of(n, names), label=n) for n in names if n in drawn]
+    axes[0][-1].legend(handles=handles, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     return style.save(fig, out_dir, "tokens_vs_aspect")
 
