@@ -266,3 +266,24 @@ def test_global_cls_pool_follows_global_position() -> None:
     assert torch.equal(Encoder.pool(pool, feats, single_layout(448)), feats[0, 0])
     pool.pool_mode = "mean_patch"
     torch.testing.assert_close(Encoder.pool(pool, feats, last), feats[:3, 1:].mean(dim=(0, 1)))
+
+
+@pytest.mark.parametrize(("n_crops", "batch_views", "calls"), [
+    (34, 32, [17, 17]), (32, 32, [32]), (33, 8, [7, 7, 7, 6, 6]), (5, 8, [5]), (1, 1, [1]),
+])
+def test_backbone_calls_are_near_equal_and_within_batch_views(n_crops: int, batch_views: int,
+                                                              calls: list[int]) -> None:
+    """ceil(n / batch_views) backbone calls of near-equal size: a 34-crop batch at 32 runs as
+    17 + 17, not 32 + a 2-crop tail (measured slower on a GPU, `bench/bench_batching.py`)."""
+    enc = ENCODERS.get("clip_vit_l14_336")(size="tiny", weights="random", runtime=CPU, batch_views=batch_views)
+    seen: list[int] = []
+    real = enc.run_backbone
+
+    def spy(pixels: torch.Tensor) -> torch.Tensor:
+        seen.append(pixels.shape[0])
+        return real(pixels)
+
+    enc.run_backbone = spy  # type: ignore[method-assign]
+    layout = single_layout(336, "resize")
+    enc.encode([Views(torch.zeros(1, 3, 336, 336), layout) for _ in range(n_crops)])
+    assert seen == calls and max(seen) <= batch_views
