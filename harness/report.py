@@ -235,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         both = pd.concat(tables.values(), ignore_index=True)
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             print(both[[c for c in TERMINAL_COLUMNS if c in both]].to_string(index=False, float_format="%.4g"))
-        print(f"\n{len(both)} configurations in {len(tables)} studies. Tables: {out / 'tables'}/"
+        print(f"\n{len(both)} configurations in {len(tables)} stud{'y' if len(tables) == 1 else 'ies'}. "
+              f"Tables: {out / 'tables'}/"
               f"{{{','.join(tables)}}}.{{parquet,csv,md,tex}}")
     if args.tables_only:
         return 0
