@@ -188,7 +188,11 @@ def build_figures(out: Path) -> int:
     """Run every experiments/*/figures.py (in this process, as `__main__`) on `<out>/tables`;
     non-zero if one failed. One script failing does not stop the others."""
     status = 0
-    for script in figure_scripts():
+    scripts = [p for p in figure_scripts() if (out / "tables" / f"{p.parent.name}.parquet").exists()]
+    waiting = sorted(p.parent.name for p in figure_scripts() if p not in scripts)
+    if waiting:
+        print(f"no tables yet (run the study, then make tables): {', '.join(waiting)}")
+    for script in scripts:
         argv = sys.argv
         sys.argv = [str(script), "--tables", str(out / "tables"), "--out", str(out / "figures")]
         try:

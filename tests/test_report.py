@@ -134,8 +134,8 @@ def test_figures_build_and_rebuild_byte_identical(built: Path, tmp_path: Path) -
     assert b"Software" not in first["latency_vs_tokens.png"]
 
 
-def test_make_figures_runs_every_study_script(built: Path) -> None:
-    """`make figures` = every experiments/*/figures.py; a study without tables is skipped."""
+def test_make_figures_runs_every_study_script(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`make figures` = every experiments/*/figures.py; a study without tables is skipped, named once."""
     study_tables = built / "tables" / "quickstart.parquet"
     shutil.copy(built / "tables" / f"{STUDY}.parquet", study_tables)
     try:
@@ -146,6 +146,8 @@ def test_make_figures_runs_every_study_script(built: Path) -> None:
     assert made == ["latency_vs_tokens.pdf", "latency_vs_tokens.png", "memory_vs_views.pdf", "memory_vs_views.png",
                     "quality_vs_tokens.pdf", "quality_vs_tokens.png"]
     assert len(report.figure_scripts()) == 5
+    printed = capsys.readouterr().out
+    assert "no tables yet" in printed and "encoder_zoo" in printed and "quickstart" not in printed.split("\n")[0]
 
 
 def test_pareto_front() -> None:
