@@ -33,7 +33,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from harness.config import CONFIG_DIR, ConfigError, validate_overrides
-from harness.identity import config_hash, git_commit, new_run_id, package_versions
+from harness.identity import git_commit, new_run_id, package_versions
 from harness.metrics.clip_mme import mme_similarities
 from harness.metrics.mme import SUBTASKS, pairwise_accuracy, score, threshold_predictions
 from harness.store import RunStore
@@ -83,7 +83,7 @@ def _check(config: dict[str, Any]) -> None:
 
 def run(overrides: Sequence[str]) -> Path:
     """Score every image of the dataset, write the run folder, return it."""
-    from harness.run import prepare_job
+    from harness.run import prepare_job, resume_key
 
     validate_overrides(list(overrides))
     config = compose_config(overrides)
@@ -100,7 +100,7 @@ def run(overrides: Sequence[str]) -> Path:
     def tokenize(texts: list[str]) -> dict[str, torch.Tensor]:
         return tokenizer(texts, padding=True, truncation=True, max_length=77, return_tensors="pt")
 
-    chash = config_hash(job.config)
+    _, chash = resume_key(OmegaConf.create(config))  # the same key as runs: volatile keys out
     run_id = new_run_id(chash)
     pp = {k: v for k, v in job.config["preprocess"].items() if k != "name"}
     identity = {
