@@ -19,7 +19,6 @@ could not be read, and a `kind=run` summary; `harness.report` turns them into
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Sequence
@@ -33,7 +32,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from harness.config import CONFIG_DIR, ConfigError, validate_overrides
-from harness.identity import git_commit, new_run_id, package_versions
+from harness.identity import new_run_id
 from harness.metrics.clip_mme import mme_similarities
 from harness.metrics.mme import SUBTASKS, pairwise_accuracy, score, threshold_predictions
 from harness.store import RunStore
@@ -83,7 +82,7 @@ def _check(config: dict[str, Any]) -> None:
 
 def run(overrides: Sequence[str]) -> Path:
     """Score every image of the dataset, write the run folder, return it."""
-    from harness.run import prepare_job, resume_key
+    from harness.run import identity_of, prepare_job, resume_key
 
     validate_overrides(list(overrides))
     config = compose_config(overrides)
@@ -102,17 +101,9 @@ def run(overrides: Sequence[str]) -> Path:
 
     _, chash = resume_key(OmegaConf.create(config))  # the same key as runs: volatile keys out
     run_id = new_run_id(chash)
-    pp = {k: v for k, v in job.config["preprocess"].items() if k != "name"}
-    identity = {
-        "run_id": run_id, "study": job.config["study"], "config_hash": chash, "git_commit": git_commit(),
-        **package_versions(), "encoder": f"{ENCODER}+text", "encoder_size": enc["size"], "weights": enc["weights"],
-        "weights_source": str(source), "strategy": job.strategy.name,
-        "strategy_params": json.dumps(pp, sort_keys=True, default=str), "dataset": job.config["dataset"]["name"],
-        "dataset_params": json.dumps({k: v for k, v in job.config["dataset"].items() if k != "name"},
-                                     sort_keys=True, default=str),
-        "device": str(job.runtime.device), "dtype": "float32", "seed": job.config["seed"],
-        "config_label": f"clip_text_baseline/{job.strategy.name}",
-    }
+    identity = identity_of(job, {"encoder": f"{ENCODER}+text", "encoder_size": enc["size"], "weights": enc["weights"],
+                                 "weights_source": str(source)}, run_id, chash)
+    identity.update(dtype="float32", config_label=f"clip_text_baseline/{job.strategy.name}")  # CLIPModel runs fp32
     records: list[Record] = []
     frames: list[pd.DataFrame] = []
     pixels: dict[str, torch.Tensor] = {}

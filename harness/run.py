@@ -102,7 +102,9 @@ def prepare_job(cfg: DictConfig) -> Job:
     return Job(config, runtime, dataset, strategy, encoder_cls, encoder_kwargs)
 
 
-def identity_of(job: Job, encoder: Encoder, run_id: str, chash: str) -> dict[str, Any]:
+def identity_of(job: Job, encoder_identity: dict[str, Any], run_id: str, chash: str) -> dict[str, Any]:
+    """The columns every row of a run carries: run, code, encoder (`Encoder.identity()`, or
+    what a job without an Encoder measures), strategy with its parameters, dataset, runtime."""
     pp = job.config["preprocess"]
     ident: dict[str, Any] = {
         "run_id": run_id,
@@ -110,7 +112,7 @@ def identity_of(job: Job, encoder: Encoder, run_id: str, chash: str) -> dict[str
         "config_hash": chash,
         "git_commit": git_commit(),
         **package_versions(),
-        **encoder.identity(),
+        **encoder_identity,
         "strategy": job.strategy.name,
         "strategy_params": json.dumps({k: v for k, v in pp.items() if k != "name"}, sort_keys=True),
         "dataset": job.dataset.name,
@@ -123,7 +125,7 @@ def identity_of(job: Job, encoder: Encoder, run_id: str, chash: str) -> dict[str
     for key, value in pp.items():
         if key != "name" and not isinstance(value, (list, dict)):
             ident[f"pp_{key}"] = value
-    ident["config_label"] = f"{encoder.name}/{job.strategy.name}"
+    ident["config_label"] = f"{encoder_identity['encoder']}/{job.strategy.name}"
     return ident
 
 
@@ -196,7 +198,7 @@ def run_job(cfg: DictConfig) -> Path:
         exc._harness_stage = "load"  # type: ignore[attr-defined]
         raise
     weights_mb = sum(p.numel() * p.element_size() for p in encoder.model.parameters()) / 2**20
-    identity = identity_of(job, encoder, run_id, chash)
+    identity = identity_of(job, encoder.identity(), run_id, chash)
     runner = Runner(
         job.dataset, job.strategy, encoder, identity,
         num_workers=job.config["num_workers"], progress=job.config["progress"],

@@ -54,6 +54,9 @@ def test_baseline_run_scores_officially(clip_folder: Path, mme_parquet: Path, tm
     (run_dir,) = find_runs(results / "runs")
     assert run_dir.parent.name == "mme_baseline"
     rec = pd.read_parquet(run_dir / "records.parquet")
+    for col in ("run_id", "config_hash", "git_commit", "torch_version", "strategy_params", "dataset_params", "seed"):
+        assert rec[col].notna().all(), col  # the same identity columns as every run's rows
+    assert set(rec["dtype"]) == {"float32"} and set(rec["encoder"]) == {"clip_vit_l14_336+text"}
     questions = rec[rec["kind"] == "question"].rename(columns={"image_id": "question_id"})
     assert len(questions) == 14 * 4 * 2 and questions["question_id"].nunique() == 14 * 4
     # thresholds are fitted on half the images of each subtask; those images are never scored
