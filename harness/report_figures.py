@@ -186,14 +186,12 @@ def memory_vs_views(table: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 def cka_heatmap(compare: pd.DataFrame, table: pd.DataFrame, out_dir: Path, metric: str = "linear_cka") -> list[Path]:
     """Heatmap of a pairwise similarity between configurations, labelled encoder / strategy from
-    the study table. `compare` is wide (run_a, run_b, linear_cka, mutual_knn, ...: what
-    `harness.metrics.compare` writes) or long (run_a, run_b, metric, value)."""
-    if "metric" in compare.columns:
-        sub = compare[compare["metric"] == metric]
-    elif metric in compare.columns:
-        sub = compare[["run_a", "run_b", metric]].rename(columns={metric: "value"}).dropna()
-    else:
-        sub = compare.iloc[0:0]
+    the study table. `compare` is what `harness.metrics.compare` writes: one row per pair,
+    run_a, run_b and a column per measure (linear_cka, mutual_knn, stability_*)."""
+    if metric not in compare.columns:
+        print(f"skip cka_heatmap: the compare table has no {metric} column")
+        return []
+    sub = compare[["run_a", "run_b", metric]].rename(columns={metric: "value"}).dropna()
     if sub.empty:
         print(f"skip cka_heatmap: no {metric} rows in the compare table")
         return []

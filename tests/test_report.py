@@ -54,12 +54,19 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def built(results: Path) -> Path:
     assert report.main([str(results / "runs"), "--out", str(results), "--tables-only"]) == 0
-    table = pd.read_parquet(results / "tables" / f"{STUDY}.parquet")
-    ok = table[table["status"] == "ok"]["run_id"].tolist()
-    pairs = [(a, b, 1.0 if a == b else 0.25 + 0.1 * i) for i, (a, b) in enumerate((a, b) for a in ok for b in ok)]
-    pd.DataFrame([{"run_a": a, "run_b": b, "metric": "linear_cka", "value": v} for a, b, v in pairs]).to_parquet(
-        results / "tables" / f"{STUDY}_compare.parquet")
     return results
+
+
+def test_study_compare_table_pairs_the_runs_with_embeddings(built: Path) -> None:
+    """The two runs that cached embeddings (the third was rewritten without) form one pair,
+    over the same 3 images, with CKA in [0, 1]; same encoder and seed, same strategy params ->
+    a same-config pair (batch_views differs), so stability is measured."""
+    compare = pd.read_parquet(built / "tables" / f"{STUDY}_compare.parquet")
+    table = pd.read_parquet(built / "tables" / f"{STUDY}.parquet")
+    assert len(compare) == 1 and {compare["run_a"].iloc[0], compare["run_b"].iloc[0]} <= set(table["run_id"])
+    row = compare.iloc[0]
+    assert row["n_images"] == 3 and 0 <= row["linear_cka"] <= 1 + 1e-9 and row["comparison"] == "same-config"
+    assert row["stability_mean"] == pytest.approx(1.0, abs=1e-3)  # batching does not change embeddings
 
 
 def test_study_table_one_row_per_configuration_failures_kept(built: Path) -> None:
