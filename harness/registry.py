@@ -30,6 +30,8 @@ class Registry(Generic[T]):
         def decorate(obj: T) -> T:
             if name in self._items and self._items[name] is not obj:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
+            if isinstance(obj, type):
+                obj.name = name  # type: ignore[attr-defined]  # the registered name is the class's name, said once
             self._items[name] = obj
             return obj
 

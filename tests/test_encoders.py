@@ -6,15 +6,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from harness.connectors import CONNECTORS, LayoutError, build_connector
+from harness.connectors.llava_next import unpadded_grid
+from harness.connectors.phi3_hd import Phi3HD, merge_2x2
 from harness.encoders import ENCODERS
-from harness.encoders.connectors import (
-    CONNECTORS,
-    LayoutError,
-    Phi3HD,
-    build_connector,
-    merge_2x2,
-    unpadded_grid,
-)
 from harness.runtime import Runtime
 from harness.types import Layout, Views
 
@@ -97,10 +92,10 @@ def _layouts_for(connector: str) -> list[tuple[Layout, int]]:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(CONNECTORS))
+@pytest.mark.parametrize("name", CONNECTORS.names())
 def test_connector_forward_length_equals_num_tokens(name: str) -> None:
     torch.manual_seed(0)
-    cls = CONNECTORS[name]
+    cls = CONNECTORS.get(name)
     for layout, g in _layouts_for(name):
         conn = build_connector(name, in_dim=8, out_dim=12, grid_side=g).eval()
         feats = torch.randn(layout.executed_views, g * g, 8)
@@ -184,7 +179,7 @@ def test_tile_size_mismatch_is_refused() -> None:
 
 def test_unknown_options_name_valid_choices() -> None:
     cls = ENCODERS.get("clip_vit_l14_336")
-    with pytest.raises(ValueError, match="flat, phi3_hd, llava_next, internvl"):
+    with pytest.raises(ValueError, match="flat, internvl, llava_next, phi3_hd"):
         cls.check_options(connector="nope")
     with pytest.raises(ValueError, match="mean_patch, global_cls"):
         cls.check_options(pool="cls")

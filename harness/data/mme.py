@@ -148,7 +148,6 @@ def _read_pairs(txt: Path) -> list[tuple[str, str]]:
 
 @DATASETS.register("mme")
 class MME(Dataset):
-    name = "mme"
 
     def __init__(
         self,

@@ -127,7 +127,6 @@ def questions(spec: dict[str, Any]) -> list[tuple[str, str]]:
 
 @DATASETS.register("synthetic")
 class Synthetic(Dataset):
-    name = "synthetic"
 
     def __init__(self, num_images: int = 48, seed: int = 0, max_side: int = 2000) -> None:
         if num_images <= 0:

@@ -10,7 +10,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from harness.encoders.connectors import Connector, build_connector, connector_class
+from harness.connectors import Connector, build_connector, connector_class
 from harness.runtime import Runtime
 from harness.types import EncoderOutput, Layout, Views
 

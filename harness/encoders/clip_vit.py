@@ -30,7 +30,6 @@ def clip_vision_config(size: str, attn: str) -> CLIPVisionConfig:
 
 @ENCODERS.register("clip_vit_l14_336")
 class ClipViT(Encoder):
-    name = "clip_vit_l14_336"
     tile_size = 336
     patch_size = 14
     mean = OPENAI_CLIP_MEAN

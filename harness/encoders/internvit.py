@@ -31,7 +31,6 @@ def internvit_config(size: str, attn: str) -> InternVLVisionConfig:
 
 @ENCODERS.register("internvit_300m")
 class InternViT(Encoder):
-    name = "internvit_300m"
     tile_size = 448
     patch_size = 14
     mean = IMAGENET_MEAN

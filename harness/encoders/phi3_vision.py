@@ -12,7 +12,6 @@ from harness.runtime import Runtime
 
 @ENCODERS.register("phi3_vision")
 class Phi3Vision(ClipViT):
-    name = "phi3_vision"
     native_connector = "phi3_hd"
     hf_id = "microsoft/Phi-3-vision-128k-instruct"
     lm_dim: ClassVar[dict[str, int]] = {"full": 3072, "tiny": 48}  # Phi-3-mini width

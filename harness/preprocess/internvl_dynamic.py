@@ -29,7 +29,6 @@ def candidate_grids(min_tiles: int, max_tiles: int) -> list[tuple[int, int]]:
 
 @STRATEGIES.register("internvl_dynamic")
 class InternVLDynamic(Strategy):
-    name = "internvl_dynamic"
     default_tile_size = 448
     default_mean = IMAGENET_MEAN
     default_std = IMAGENET_STD

@@ -56,7 +56,6 @@ def fit_size(width: int, height: int, canvas_w: int, canvas_h: int) -> tuple[int
 
 @STRATEGIES.register("llava_anyres")
 class LlavaAnyres(Strategy):
-    name = "llava_anyres"
 
     def __init__(
         self, *, grid_pinpoints: list[list[int]] | None = None, pinpoint_order: str = "hw", **common
