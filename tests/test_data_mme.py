@@ -17,7 +17,7 @@ import pytest
 from fixtures_data import mme_images, write_mme_parquet, write_mme_release
 
 from harness.data import build_dataset
-from harness.data.mme import CATEGORIES
+from harness.mme.subtasks import SUBTASKS as CATEGORIES
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_CATEGORY = 3

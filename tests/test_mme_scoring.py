@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.metrics.mme import (
+from harness.mme.scoring import (
     COGNITION,
     PERCEPTION,
     best_threshold,

@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from harness.preprocess import STRATEGIES
-from harness.preprocess.base import BICUBIC, IMAGENET_MEAN, IMAGENET_STD, Strategy, check_image_size, tiles_chw
+from harness.preprocess.base import BICUBIC, Strategy, check_image_size, tiles_chw
+from harness.preprocess.normalization import IMAGENET_MEAN, IMAGENET_STD
 from harness.preprocess.resize import squash
 from harness.types import Layout
 
