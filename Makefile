@@ -9,7 +9,7 @@ LAUNCHER ?= basic
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint bench sweep tables figures report mme-baseline clean
+.PHONY: help install demo test test-fast lint bench sweep tables figures report mme-baseline clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -27,8 +27,11 @@ demo: install ## run the quickstart study on the shipped synthetic data, then ta
 	$(PY) -m harness -m experiment=quickstart $(ARGS)
 	$(PY) -m harness.report results/runs/quickstart
 
-test: install ## run the test suite (CPU, no network)
+test: install ## run the whole test suite (CPU, no network), as CI does
 	$(PY) -m pytest -q $(ARGS)
+
+test-fast: install ## unit tests only (skips @pytest.mark.slow: subprocess sweeps, end-to-end runs, big fixtures)
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check .

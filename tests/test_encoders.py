@@ -1,5 +1,5 @@
 """Encoders and connectors: exact token counts (analytic == forward), the Phi-3 HD sequence
-layout, and layout checks. Layouts are built by hand from ../shared/reference/preprocessing.md."""
+layout, and layout checks. Layouts are built by hand from docs/preprocessing.md."""
 
 from __future__ import annotations
 

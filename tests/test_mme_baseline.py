@@ -18,7 +18,10 @@ from harness.mme.scoring import score
 from harness.mme.subtasks import PERCEPTION, SUBTASKS
 from harness.store import find_runs
 
-pytestmark = pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning"),
+]
 
 
 @pytest.fixture(scope="module")

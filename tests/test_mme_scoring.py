@@ -1,4 +1,4 @@
-"""MME official scoring: reference §5 worked example, §1.6 parser table, baselines, layout."""
+"""MME official scoring: the worked example and the parser table of docs/mme.md, baselines, layout."""
 
 from __future__ import annotations
 

@@ -17,7 +17,10 @@ from harness.report_figures import pareto_front, quality_column
 from harness.store import RunStore, find_runs
 from harness.types import Record
 
-pytestmark = pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning"),
+]
 STUDY = "reporttest"
 MME_CATEGORIES = ("existence", "count", "OCR")
 

@@ -6,29 +6,27 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli import cli
 
 from harness.store import COMPLETE, FAILED, TMP_PREFIX, hash_of
 from harness.sweep import commands, study_experiments
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning"),
+]
 TINY = ["encoder.size=tiny", "encoder.weights=random", "progress=false", "study=sweeptest"]
 
 
 def harness(args: list[str], results: Path, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "harness", "-m", *TINY, f"results_dir={results}", *args]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if kw.pop("background", False):
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True, text=True)
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, **kw)
+    return cli("harness", "-m", *TINY, f"results_dir={results}", *args, timeout=240, **kw)
 
 
 def marked(results: Path, marker: str) -> list[Path]:

@@ -68,9 +68,10 @@ class InternVLDynamic(Strategy):
         has_global = self.thumbnail and rows * cols > 1
         n_views = rows * cols + has_global
         canvas = (cols * s, rows * s)
-        return Layout(
-            self.name, (width, height), s, (rows, cols), canvas, canvas, (0, 0, *canvas), has_global,
-            "last" if has_global else None, n_views, n_views,
+        return self._layout(
+            width, height, grid=(rows, cols), resized_size=canvas, canvas_size=canvas, content_box=(0, 0, *canvas),
+            has_global=has_global, global_position="last" if has_global else None, n_views=n_views,
+            executed_views=n_views,
         )
 
     def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:
