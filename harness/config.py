@@ -1,15 +1,22 @@
 """Where configs live and the checks that run before Hydra composes anything.
 
-Hydra reports an unknown group choice with a long traceback and exit code 1; researchers
-typing `encoder=nope` get one line naming the valid choices and exit code 2 instead.
+Hydra reports an unknown group choice or key with a long traceback ("use +key") and exit code
+1, and would create its output folder from an unchecked `study`; researchers typing
+`encoder=nope`, `preprocess.max_tile=3` or `study=../x` get one line naming the valid choices,
+keys or rule and exit code 2 instead, before anything is written. A parameter that the chosen
+class takes but its YAML does not list (`preprocess=native preprocess.max_tiles=6`) is passed
+on as Hydra's `++key` form, so the plain spelling works.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 # configs/hydra/launcher/{basic,joblib,submitit_local}.yaml share names with the launcher
 # plugins' schemas on purpose (documented there, validated against them); Hydra warns about
@@ -30,21 +37,124 @@ def choices(group: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.yaml"))
 
 
-def validate_overrides(args: Sequence[str]) -> None:
-    """Check every `group=choice[,choice...]` override on the command line."""
+SWEEP_FUNCTIONS = ("choice(", "glob(", "range(", "interval(", "tag(", "sort(", "shuffle(")
+# Options whose value becomes a folder name (checked by `harness.folders.check_name`).
+NAME_OPTIONS = ("study",)
+# Encoder constructor arguments that are set at the top level (`seed=`, not `encoder.seed=`)
+# or by the harness itself.
+ENCODER_NOT_KEYS = ("runtime", "connector_params", "batch_views", "seed", "attn")
+
+
+@cache
+def _yaml(path: Path) -> dict[str, Any]:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def top_level_keys() -> list[str]:
+    """Options a command line may set at the top level: those of config.yaml and of any experiment."""
+    keys = {k for k in _yaml(CONFIG_DIR / "config.yaml") if k != "defaults"}
+    for path in (CONFIG_DIR / "experiment").glob("*.yaml"):
+        keys |= {k for k in _yaml(path) if k not in ("defaults", "hydra")}
+    return sorted(keys | {g for g in GROUPS if "/" not in g} | {"hydra"})
+
+
+def _chosen(group: str, given: dict[str, str]) -> list[str]:
+    """The options of `group` this command line can compose: those it names, else the default
+    of config.yaml and those the named experiments select or sweep."""
+    if group in given and not given[group].startswith(SWEEP_FUNCTIONS):
+        return given[group].split(",")
+    found = [d[group] for d in _yaml(CONFIG_DIR / "config.yaml").get("defaults", []) if isinstance(d, dict)
+             and group in d]
+    for experiment in given.get("experiment", "").split(","):
+        if not experiment or experiment == "null":
+            continue
+        data = _yaml(CONFIG_DIR / "experiment" / f"{experiment}.yaml")
+        found += [v for d in data.get("defaults", []) if isinstance(d, dict) for k, v in d.items()
+                  if k == f"override /{group}"]
+        swept = ((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
+        if group in swept:
+            found += str(swept[group]).split(",")
+    return [c.strip() for c in found if c]
+
+
+def group_keys(group: str, choice: str, given: dict[str, str]) -> set[str]:
+    """Keys a `group.<key>=` override may set under this choice: its YAML's keys plus the
+    keyword parameters of the class it builds (for `preprocess=native`: of the chosen
+    encoders' native strategies)."""
+    from harness.data import DATASETS
+    from harness.encoders import ENCODERS
+    from harness.preprocess import STRATEGIES
+    from harness.registry import UnknownChoiceError, keyword_params
+
+    keys = {k for k in _yaml(CONFIG_DIR / group / f"{choice}.yaml") if k != "defaults"}
+    name = _yaml(CONFIG_DIR / group / f"{choice}.yaml").get("name", choice)
+    try:
+        if group == "encoder":
+            keys |= keyword_params(ENCODERS.get(name)) - set(ENCODER_NOT_KEYS)
+        elif group == "dataset":
+            keys |= keyword_params(DATASETS.get(name))
+        elif group == "preprocess" and name == "native":
+            for encoder in _chosen("encoder", given):
+                keys |= keyword_params(STRATEGIES.get(ENCODERS.get(_yaml(
+                    CONFIG_DIR / "encoder" / f"{encoder}.yaml").get("name", encoder)).native_strategy))
+        elif group == "preprocess":
+            keys |= keyword_params(STRATEGIES.get(name))
+    except UnknownChoiceError:
+        pass  # a config file without a class: its YAML keys only
+    return keys
+
+
+def validate_overrides(args: Sequence[str]) -> list[str]:
+    """Check every override on the command line (group choices, keys, names that become
+    folders) and return them with valid keys that a group's YAML lacks in Hydra's `++` form."""
+    from harness.folders import check_name
+
+    parsed = []
     for arg in args:
         if arg.startswith("-") or "=" not in arg:
+            parsed.append((arg, None, None, None))
             continue
         key, _, value = arg.partition("=")
-        key = key.lstrip("+~")
-        if key not in GROUPS or value in ("", "null"):
+        parsed.append((arg, key[: len(key) - len(key.lstrip("+~"))], key.lstrip("+~"), value))
+    given = {key: value for _, _, key, value in parsed if key is not None}
+    out = []
+    for arg, prefix, key, value in parsed:
+        if key is None:
+            out.append(arg)
             continue
-        if value.startswith(("choice(", "glob(", "range(")):
-            continue  # Hydra sweep functions: Hydra checks them itself
-        valid = choices(key)
-        for choice in value.split(","):
-            if choice not in valid:
-                raise ConfigError(f"unknown {key} {choice!r}; valid choices: {', '.join(valid)}")
+        head, _, rest = key.partition(".")
+        if key in GROUPS and value not in ("", "null") and not value.startswith(SWEEP_FUNCTIONS):
+            valid = choices(key)
+            for choice in value.split(","):
+                if choice not in valid:
+                    raise ConfigError(f"unknown {key} {choice!r}; valid choices: {', '.join(valid)}")
+        elif key in NAME_OPTIONS and not value.startswith(SWEEP_FUNCTIONS):
+            for name in value.split(","):
+                try:
+                    check_name(name, key)
+                except ValueError as exc:
+                    raise ConfigError(str(exc)) from exc
+        elif head in GROUPS and rest and head != "experiment":
+            field = rest.split(".", 1)[0]
+            options = {c: group_keys(head, c, given) for c in _chosen(head, given) if c in choices(head)}
+            valid = set().union(*options.values()) if options else set()
+            if options and field not in valid:
+                raise ConfigError(
+                    f"unknown key {head}.{field} for {head}={','.join(options)}; valid keys: {', '.join(sorted(valid))}"
+                )
+            listed = all(field in _yaml(CONFIG_DIR / head / f"{c}.yaml") for c in options)
+            if options and not prefix and not listed:
+                arg = f"++{arg}"
+        elif head != "hydra" and not rest and head not in top_level_keys() and prefix != "~":
+            raise ConfigError(f"unknown option {key!r}; valid options: {', '.join(top_level_keys())}")
+        out.append(arg)
+    return out
+
+
+def results_dir_of(args: Sequence[str]) -> Path:
+    """The results folder a command line writes to (its `results_dir=`, else config.yaml's)."""
+    given = [a.split("=", 1)[1] for a in args if a.lstrip("+").startswith("results_dir=")]
+    return Path(given[-1] if given else _yaml(CONFIG_DIR / "config.yaml")["results_dir"]).expanduser()
 
 
 def compose(overrides: Sequence[str], defaults: dict[str, str] | None = None) -> dict[str, Any]:
@@ -57,8 +167,7 @@ def compose(overrides: Sequence[str], defaults: dict[str, str] | None = None) ->
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    overrides = list(overrides)
-    validate_overrides(overrides)
+    overrides = validate_overrides(list(overrides))
     given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
     preset = [f"{k}={v}" for k, v in (defaults or {}).items() if k not in given]
     try:

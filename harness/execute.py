@@ -7,19 +7,23 @@ command decides exit codes and a sweep can go on after a failure.
 from __future__ import annotations
 
 import logging
+import sys
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from harness.config import ConfigError, compose
 from harness.encoders.weights import WeightsError
+from harness.folders import FolderError, check_writable, clean_leftovers
 from harness.identity import new_run_id
 from harness.job import Job, config_identity, fallback_hash, prepare_job
 from harness.metrics.run_quality import quality_records
 from harness.runner import Runner
-from harness.store import RunStore, completed_run
+from harness.store import TMP_PREFIX, RunStore, completed_run, records_frame
 from harness.types import Record
 
 log = logging.getLogger("harness")
@@ -57,28 +61,74 @@ def failure_kind(exc: BaseException) -> str:
 
 
 def write_failure(config: dict[str, Any], exc: BaseException, job: Job | None = None) -> Outcome:
-    """A failed job leaves a FAILED run folder (one `kind=run` error row) that resume retries."""
+    """A failed job leaves a FAILED run folder (one `kind=run` error row) that resume retries;
+    a job whose folder cannot be written (`FolderError`) leaves nothing and says so."""
     chash = job.config_hash if job is not None else fallback_hash(config)
     run_id = new_run_id(chash)
     identity = job.identity(run_id) if job is not None else config_identity(config, run_id, chash)
+    run_dir = Path(config["results_dir"]) / "runs" / str(config["study"]) / run_id
+    if isinstance(exc, FolderError):
+        log.error("%s: %s", identity["config_label"], exc)
+        return Outcome("error:write", run_dir, f"{identity['config_label']}: {exc}")
     kind = failure_kind(exc)
     message = f"{type(exc).__name__}: {exc}"
     record = Record(kind="run", identity=identity, status=f"error:{kind}", message=message)
-    run_dir = Path(config["results_dir"]) / "runs" / str(config["study"]) / run_id
-    RunStore(run_dir).write_failure(record, config, "".join(traceback.format_exception(exc)))
+    try:
+        RunStore(run_dir).write_failure(record, config, "".join(traceback.format_exception(exc)))
+    except FolderError as write_error:
+        message = f"{message} (and no FAILED folder: {write_error})"
     log.error("%s failed (error:%s): %s -> %s", identity["config_label"], kind, message, run_dir)
     return Outcome(f"error:{kind}", run_dir, message)
+
+
+def lost_images(records: pd.DataFrame | list[Record], max_error_fraction: float) -> str:
+    """Why a run lost more images than `max_error_fraction` allows, or "" when it did not;
+    from a run's records (in memory or read back), so a resumed run is judged the same way."""
+    if isinstance(records, list):
+        records = records_frame(records)
+    if records.empty or "kind" not in records:
+        return ""
+    images = records[records["kind"] == "image"]
+    lost = images[images["status"] != "ok"]
+    if lost.empty or len(lost) / len(images) <= max_error_fraction:
+        return ""
+    return (
+        f"{len(lost)} of {len(images)} images failed (max_error_fraction={max_error_fraction}):\n"
+        + "\n".join(f"  {r.image_id}: {r.status} {r.message}" for r in lost.itertuples())
+    )
+
+
+def resumed(job: Job) -> Outcome | None:
+    """The outcome of this job's complete run, read back from its records (None: run it).
+    A complete folder whose records cannot be read is run again, with a warning."""
+    done = completed_run(job.study_dir, job.config_hash)
+    if done is None:
+        return None
+    try:
+        records = RunStore(done).records()
+    except Exception as exc:  # noqa: BLE001 - any unreadable parquet: measure again
+        print(f"warning: {done}: records unreadable ({type(exc).__name__}), running this job again",
+              file=sys.stderr)
+        return None
+    log.info("skip %s: records complete in %s (rerun=true runs it again)", job.config_hash, done)
+    print(f"records: {done} (skipped, complete)")
+    lost = lost_images(records, job.config["max_error_fraction"])
+    if lost:
+        return Outcome("lost_images", done, f"(skipped, as when it ran) {lost}")
+    return Outcome("skipped", done)
 
 
 def execute(job: Job) -> Outcome:
     """Run one prepared job and write its records. A job whose records are complete already is
     skipped (unless `rerun=true`). Load failures raise `LoadError`."""
     if not job.config.get("rerun", False):
-        done = completed_run(job.study_dir, job.config_hash)
+        done = resumed(job)
         if done is not None:
-            log.info("skip %s: records complete in %s (rerun=true runs it again)", job.config_hash, done)
-            print(f"records: {done} (skipped, complete)")
-            return Outcome("skipped", done)
+            return done
+    label = job.identity("")["config_label"]
+    check_writable(job.study_dir)  # a read-only or full disk fails now, not after the computation
+    for path in clean_leftovers(job.study_dir, TMP_PREFIX):
+        log.info("removed %s (left by a process that is gone)", path)
     run_id = new_run_id(job.config_hash)
     try:
         encoder = job.encoder_cls(runtime=job.runtime, **job.encoder_kwargs)
@@ -98,22 +148,18 @@ def execute(job: Job) -> Outcome:
     result.records.extend(quality_records(result.embeddings, result.embedding_labels, identity))
     run_dir = job.study_dir / run_id
     cached = (result.embedding_ids, result.embeddings) if job.config.get("cache_embeddings", True) else None
-    RunStore(run_dir).write(result.records, job.config, cached)
+    try:
+        RunStore(run_dir).write(result.records, job.config, cached)
+    except FolderError as exc:
+        raise FolderError(f"{label}: {exc}") from exc
     log.info(
         "%s: %d images (%d errors), %.0f visual tokens/image, encode p50 %.1f ms -> %s",
         identity["config_label"], summary["n_images"], summary["n_errors"], summary["visual_tokens_mean"],
         summary["encode_p50_ms"], run_dir,
     )
     print(f"records: {run_dir}")
-    lost = [r for r in result.records if r.kind == "image" and r.status != "ok"]
-    if lost and len(lost) / summary["n_images"] > job.config["max_error_fraction"]:
-        message = (
-            f"{len(lost)} of {summary['n_images']} images failed "
-            f"(max_error_fraction={job.config['max_error_fraction']}):\n"
-            + "\n".join(f"  {r.image_id}: {r.status} {r.message}" for r in lost)
-        )
-        return Outcome("lost_images", run_dir, message)
-    return Outcome("ok", run_dir)
+    lost = lost_images(result.records, job.config["max_error_fraction"])
+    return Outcome("lost_images", run_dir, lost) if lost else Outcome("ok", run_dir)
 
 
 def run(overrides: Sequence[str]) -> Outcome:

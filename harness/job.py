@@ -15,10 +15,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from harness.bounds import boolean, bounded_float, bounded_int
 from harness.config import ConfigError
 from harness.data import build_dataset
 from harness.data.base import Dataset
 from harness.encoders import ENCODERS, Encoder
+from harness.folders import check_name
 from harness.identity import component_columns, config_hash, git_commit, package_versions
 from harness.preprocess import build_strategy
 from harness.preprocess.base import Strategy
@@ -29,6 +31,7 @@ from harness.runtime import Runtime
 VOLATILE_KEYS = ("progress", "results_dir", "num_workers", "rerun", "max_error_fraction", "cache_embeddings")
 # Config groups that become objects; their key part is what the object reports.
 COMPONENT_KEYS = ("encoder", "preprocess", "dataset")
+MAX_WORKERS = 256  # DataLoader worker processes
 # Top-level options that are encoder constructor arguments.
 ENCODER_RUN_OPTIONS = ("batch_views", "seed", "attn")
 
@@ -72,8 +75,13 @@ class Job:
             "device": str(self.runtime.device),
             "encoder": {"name": self.encoder_cls.name, **self.encoder_cls.options(**self.encoder_kwargs)},
             "preprocess": {"name": self.strategy.name, **self.strategy.params()},
-            "dataset": {"name": self.dataset.name, **self.dataset.params()},
+            "dataset": {"name": self.dataset.name, **self.dataset.params(), "fingerprint": self.fingerprint},
         }
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The data as it is now (`Dataset.fingerprint`): new or changed images make a new job."""
+        return self.dataset.fingerprint()
 
     @cached_property
     def config_hash(self) -> str:
@@ -103,9 +111,22 @@ def run_identity(
     }
 
 
+def check_run_options(config: dict[str, Any]) -> None:
+    """The top-level options every job has: names that become folders are safe, numbers are in
+    range, switches are booleans (encoder options such as seed and batch_views are checked by
+    the encoder class)."""
+    check_name(config["study"], "study")
+    bounded_int("num_workers", config["num_workers"], 0, MAX_WORKERS)
+    bounded_float("max_error_fraction", config["max_error_fraction"], 0.0, 1.0)
+    for key in ("progress", "rerun", "cache_embeddings"):
+        if key in config:
+            boolean(key, config[key])
+
+
 def prepare_job(config: dict[str, Any]) -> Job:
     """Build everything but the model, so that any config error surfaces before loading."""
     try:
+        check_run_options(config)
         runtime = Runtime.resolve(config["device"], config["dtype"])
         dataset_cfg = dict(config["dataset"])
         dataset = build_dataset(dataset_cfg.pop("name"), **dataset_cfg)

@@ -64,11 +64,8 @@ class Registry(Generic[T]):
         return self._items[name]
 
 
-def check_kwargs(cls: type, params: dict[str, object], what: str, exclude: tuple[str, ...] = ()) -> None:
-    """Fail with a message naming the valid parameters when a config passes an unknown one.
-
-    Valid parameters are the named keyword parameters of `__init__` along the class's MRO.
-    """
+def keyword_params(cls: type) -> set[str]:
+    """The named keyword parameters of `__init__` along the class's MRO (what a config may set)."""
     valid: set[str] = set()
     for klass in cls.__mro__:
         if "__init__" in vars(klass):
@@ -78,7 +75,12 @@ def check_kwargs(cls: type, params: dict[str, object], what: str, exclude: tuple
                 if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
                 and p.name != "self"
             }
-    valid -= set(exclude)
+    return valid
+
+
+def check_kwargs(cls: type, params: dict[str, object], what: str, exclude: tuple[str, ...] = ()) -> None:
+    """Fail with a message naming the valid parameters when a config passes an unknown one."""
+    valid = keyword_params(cls) - set(exclude)
     unknown = sorted(set(params) - valid)
     if unknown:
         raise UnknownChoiceError(

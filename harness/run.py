@@ -14,8 +14,10 @@ from typing import Any
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from harness.config import CONFIG_DIR, ConfigError, validate_overrides
+from harness.command import guarded, wants_help
+from harness.config import CONFIG_DIR, ConfigError, results_dir_of, validate_overrides
 from harness.execute import Outcome, execute, write_failure
+from harness.folders import check_writable
 from harness.job import Job, prepare_job
 
 
@@ -36,11 +38,14 @@ def run_config(cfg: DictConfig, *, multirun: bool) -> Outcome:
 
 
 def main() -> None:
-    try:
-        validate_overrides(sys.argv[1:])
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    sys.exit(guarded(_main, "harness"))
+
+
+def _main() -> int:
+    # Checked before Hydra runs: Hydra creates its output folder from `study` first thing.
+    sys.argv = [sys.argv[0], *validate_overrides(sys.argv[1:])]
+    if not wants_help(sys.argv[1:]):
+        check_writable(results_dir_of(sys.argv[1:]))  # Hydra writes its folder there first
     outcomes: list[Outcome] = []
 
     @hydra.main(version_base="1.3", config_path=str(CONFIG_DIR), config_name="config")
@@ -60,7 +65,8 @@ def main() -> None:
     if failed:
         lines = [f"{o.run_dir}: {o.status}: {o.message}" for o in failed]
         print("error: jobs failed or lost images:\n" + "\n".join(lines), file=sys.stderr)
-        sys.exit(1)
+        return 1
+    return 0
 
 
 if __name__ == "__main__":

@@ -5,8 +5,10 @@ last and renames the folder into place, so an interrupted job leaves nothing tha
 finished or partial (a stale `.tmp-*` folder is ignored by every reader and by resume).
 
 A job that fails writes a `FAILED` folder instead: `records.parquet` with one `kind=run`
-row (`status=error:<kind>`, the message), the config and `error.txt` (the traceback). Resume
-looks only for `COMPLETE`, so it retries failed configurations; tables keep them, marked.
+row (`status=error:<kind>`, the message), the config and `error.txt` (the traceback). A
+temporary folder holds an `OWNER` file (host and pid) so that the leftovers of a killed process
+can be told from a running writer's (`harness.folders`). Resume looks only for `COMPLETE`, so
+it retries failed configurations; tables keep them, marked.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from harness.folders import OWNER, FolderError, owner_text
 from harness.types import Record
 
 COMPLETE = "COMPLETE"
@@ -67,10 +70,16 @@ class RunStore:
         tmp = self.run_dir.with_name(TMP_PREFIX + self.run_dir.name)
         if tmp.exists():
             shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        fill(tmp)
-        _atomic_write(tmp / marker, lambda p: p.write_text(""))
-        os.replace(tmp, self.run_dir)
+        try:
+            tmp.mkdir(parents=True)
+            (tmp / OWNER).write_text(owner_text())  # lets a later job tell a dead writer's leftovers
+            fill(tmp)
+            _atomic_write(tmp / marker, lambda p: p.write_text(""))
+            (tmp / OWNER).unlink()
+            os.replace(tmp, self.run_dir)
+        except OSError as exc:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise FolderError(f"cannot write {self.run_dir}: {exc.strerror or exc}") from exc
         return self.run_dir
 
     def write(

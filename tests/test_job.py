@@ -112,6 +112,10 @@ class ClipB16(Encoder):
     lm_dim: ClassVar[dict[str, int]] = {"full": 4096, "tiny": 48}
     checkpoint_formats: ClassVar[tuple[Format, ...]] = ((CLIP, None),)
 
+    @classmethod
+    def num_layers(cls, size: str) -> int:
+        return PRESETS[size]["num_hidden_layers"]
+
     def build_backbone(self, size: str, attn: str) -> tuple[nn.Module, int]:
         config = CLIPVisionConfig(**PRESETS[size], image_size=224, patch_size=16, attn_implementation=attn)
         return CLIPVisionModel(config), config.hidden_size

@@ -7,8 +7,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from harness.bounds import boolean, optional_int
 from harness.data import DATASETS
-from harness.data.base import Dataset
+from harness.data.base import MAX_IMAGE_PIXELS, Dataset, digest, file_entries
 from harness.data.images import IMAGE_EXTENSIONS, open_image
 from harness.data.selection import select
 from harness.types import Sample
@@ -36,11 +37,11 @@ class ImageFolder(Dataset):
             raise ValueError(f"image_folder: dataset.path={path!r} is not a folder")
         if labels not in LABEL_MODES:
             raise ValueError(f"image_folder: labels must be one of {', '.join(LABEL_MODES)}; got {labels!r}")
-        self.recursive = bool(recursive)
+        self.recursive = boolean("dataset.recursive", recursive)
         self.extensions = tuple(sorted({e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}))
         self.labels = labels
         self.limit, self.seed = limit, seed
-        self.max_image_pixels = max_image_pixels
+        self.max_image_pixels = optional_int("dataset.max_image_pixels", max_image_pixels, 1, MAX_IMAGE_PIXELS)
         pattern = "**/*" if self.recursive else "*"
         files = sorted(
             p.relative_to(self.root).as_posix()
@@ -65,6 +66,10 @@ class ImageFolder(Dataset):
             "path": str(self.root), "recursive": self.recursive, "labels": self.labels,
             "limit": self.limit, "seed": self.seed, "n": len(self.files),
         }
+
+    def fingerprint(self) -> str:
+        """Relative paths, sizes and modification times of the selected files."""
+        return digest(file_entries(self.root, self.files))
 
     def __getitem__(self, index: int) -> Sample:
         rel = self.files[index]

@@ -19,8 +19,9 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from harness.bounds import bounded_int
 from harness.data import DATASETS
-from harness.data.base import Dataset
+from harness.data.base import Dataset, digest
 from harness.mme.subtasks import ANSWER_SUFFIX
 from harness.types import Sample
 
@@ -35,6 +36,8 @@ SIZES = (
     (1080, 1920), (500, 2000), (2000, 500), (100, 100), (1344, 1344), (704, 396), (13, 400),
     (400, 13), (1200, 300), (2000, 2000), (2000, 120),
 )
+MAX_SIDE = 8192
+MAX_SYNTHETIC_IMAGES = 1_000_000
 NUMBERS = ("zero", "one", "two", "three", "four", "five")
 
 
@@ -129,13 +132,9 @@ def questions(spec: dict[str, Any]) -> list[tuple[str, str]]:
 class Synthetic(Dataset):
 
     def __init__(self, num_images: int = 48, seed: int = 0, max_side: int = 2000) -> None:
-        if num_images <= 0:
-            raise ValueError(f"num_images must be positive, got {num_images}")
-        if max_side <= 0:
-            raise ValueError(f"max_side must be positive, got {max_side}")
-        self.num_images = int(num_images)
-        self.seed = int(seed)
-        self.max_side = int(max_side)
+        self.num_images = bounded_int("dataset.num_images", num_images, 1, MAX_SYNTHETIC_IMAGES)
+        self.seed = bounded_int("dataset.seed", seed, 0, 2**32 - 1)
+        self.max_side = bounded_int("dataset.max_side", max_side, 1, MAX_SIDE)
 
     def __len__(self) -> int:
         return self.num_images
@@ -146,6 +145,10 @@ class Synthetic(Dataset):
 
     def params(self) -> dict[str, Any]:
         return {"num_images": self.num_images, "seed": self.seed, "max_side": self.max_side}
+
+    def fingerprint(self) -> str:
+        """Generated from its parameters alone (the drawing code is versioned with the harness)."""
+        return digest({"synthetic": self.params(), "sizes": SIZES})
 
     def __getitem__(self, index: int) -> Sample:
         if not 0 <= index < self.num_images:

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from harness.bounds import bounded_int, optional_int
 from harness.connectors import Connector, build_connector, connector_class
 from harness.encoders.weights import Format, load_encoder_weights, resolve_encoder_weights
 from harness.runtime import Runtime
@@ -19,6 +20,8 @@ from harness.types import EncoderOutput, Layout, Views
 ENCODER_SIZES = ("full", "tiny")
 ATTN_IMPLEMENTATIONS = ("sdpa", "eager")
 POOLS = ("mean_patch", "global_cls")
+MAX_BATCH_VIEWS = 4096  # crops per backbone call
+MAX_OUT_DIM = 65536  # connector output width (LLM hidden sizes are at most a few 10^4)
 
 
 class EncoderModel(nn.Module):
@@ -60,7 +63,7 @@ class Encoder(ABC):
         pool: str = "mean_patch", feature_layer: int = -2, seed: int = 0,
     ) -> None:
         self.check_options(size=size, weights=weights, batch_views=batch_views, attn=attn, pool=pool,
-                           connector=connector)
+                           connector=connector, out_dim=out_dim, feature_layer=feature_layer, seed=seed)
         self.size, self.weights, self.runtime = size, weights, runtime
         self.batch_views = int(batch_views)
         self.connector_name = connector or self.native_connector
@@ -90,15 +93,29 @@ class Encoder(ABC):
         """Features `[N, 1+P, C]` (CLS first) of `self.feature_layer` for `N` crops."""
 
     @classmethod
+    @abstractmethod
+    def num_layers(cls, size: str) -> int:
+        """Transformer layers of the backbone preset `size` (feature_layer indexes its L+1
+        hidden states: the embeddings, then each layer's output)."""
+
+    @classmethod
     def check_options(
         cls, *, size: str = "full", weights: str = "random", batch_views: int = 16, attn: str = "sdpa",
-        pool: str = "mean_patch", connector: str | None = None, **_: Any,
+        pool: str = "mean_patch", connector: str | None = None, out_dim: int | None = None,
+        feature_layer: int | None = None, seed: int = 0, **_: Any,
     ) -> None:
-        """Fail on a bad option before any model is built; messages name the valid choices."""
+        """Fail on a bad option before any model is built; messages name the valid choices or range."""
         if size not in ENCODER_SIZES:
             raise ValueError(f"encoder size must be one of {', '.join(ENCODER_SIZES)}; got {size!r}")
-        if int(batch_views) <= 0:
-            raise ValueError(f"batch_views must be positive, got {batch_views}")
+        bounded_int("batch_views", batch_views, 1, MAX_BATCH_VIEWS)
+        optional_int("encoder.out_dim", out_dim, 1, MAX_OUT_DIM)
+        bounded_int("seed", seed, 0, 2**32 - 1)
+        if feature_layer is not None:
+            layers = cls.num_layers(size)
+            bounded_int(f"encoder.feature_layer ({cls.name} {size}: {layers} layers)", feature_layer,
+                        -(layers + 1), layers)
+        if not isinstance(weights, str):
+            raise ValueError(f"encoder.weights must be pretrained, random, a hub id or a folder; got {weights!r}")
         if attn not in ATTN_IMPLEMENTATIONS:
             raise ValueError(f"attn must be one of {', '.join(ATTN_IMPLEMENTATIONS)}; got {attn!r}")
         if pool not in POOLS:

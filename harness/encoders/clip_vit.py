@@ -75,6 +75,10 @@ class ClipViT(Encoder):
         (CLIP, None), (PHI3_CLIP, None), (LLAVA_NEXT_HF, "llava_next"), (LLAVA_NEXT_TOWER, None),
     )
 
+    @classmethod
+    def num_layers(cls, size: str) -> int:
+        return (CLIP_TINY if size == "tiny" else CLIP_L14_336)["num_hidden_layers"]  # type: ignore[return-value]
+
     def build_backbone(self, size: str, attn: str) -> tuple[nn.Module, int]:
         config = clip_vision_config(size, attn)
         return CLIPVisionModel(config), config.hidden_size

@@ -84,6 +84,10 @@ class InternViT(Encoder):
             out_dim=out_dim, attn=attn, pool=pool, feature_layer=feature_layer, seed=seed,
         )
 
+    @classmethod
+    def num_layers(cls, size: str) -> int:
+        return (INTERNVIT_TINY if size == "tiny" else INTERNVIT_300M)["num_hidden_layers"]  # type: ignore[return-value]
+
     def build_backbone(self, size: str, attn: str) -> tuple[nn.Module, int]:
         config = internvit_config(size, attn)
         return InternVLVisionModel(config), config.hidden_size

@@ -16,8 +16,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from harness.bounds import optional_int
 from harness.data import DATASETS
-from harness.data.base import Dataset
+from harness.data.base import MAX_IMAGE_PIXELS, Dataset, digest, file_entries
 from harness.data.images import IMAGE_EXTENSIONS, ImageLoadError, open_image
 from harness.data.selection import select
 from harness.mme.subtasks import SUBTASKS, group_of
@@ -181,7 +182,8 @@ class MME(Dataset):
         if self.path is not None and not self.path.exists():
             raise ValueError(f"MME: dataset.path={path!r} does not exist")
         self.hf_id, self.split, self.revision, self.cache_dir = hf_id, split, revision, cache_dir
-        self.limit, self.seed, self.max_image_pixels = limit, seed, max_image_pixels
+        self.limit, self.seed = limit, seed
+        self.max_image_pixels = optional_int("dataset.max_image_pixels", max_image_pixels, 1, MAX_IMAGE_PIXELS)
         self._rows: _ParquetRows | _HubRows | None = None
         # Each item: (id, category, questions, where) with where = (file index, row) or a path.
         items = {"hub": self._index_hub, "parquet": self._index_parquet, "release": self._index_release}[self.source]()
@@ -284,6 +286,23 @@ class MME(Dataset):
             "split": self.split, "revision": self.revision, "categories": self.categories,
             "limit": self.limit, "seed": self.seed, "n": len(self.items),
         }
+
+    def fingerprint(self) -> str:
+        """parquet: files, sizes and rows; release: each file's relative path, size and
+        modification time; hub: the `datasets` cache's own fingerprint of the split."""
+        if isinstance(self._rows, _ParquetRows):
+            files = self._rows.files
+            content: Any = [(f.name, f.stat().st_size, starts[-1])
+                            for f, starts in zip(files, self._rows.row_group_starts, strict=True)]
+        elif isinstance(self._rows, _HubRows):
+            content = [self.hf_id, self.split, self.revision, getattr(self._rows.ds, "_fingerprint", None),
+                       len(self._rows.ds)]
+        else:
+            assert self.path is not None
+            root = _release_root(self.path)
+            content = file_entries(root, sorted(p.relative_to(root).as_posix() for p in root.rglob("*")
+                                                if p.is_file()))
+        return digest(content)
 
     def __getitem__(self, index: int) -> Sample:
         qid, category, questions, where = self.items[index]

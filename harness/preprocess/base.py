@@ -9,10 +9,16 @@ import numpy as np
 import torch
 from PIL import Image
 
+from harness.bounds import boolean, bounded_int
 from harness.identity import component_columns
 from harness.preprocess.convert import to_rgb
 from harness.preprocess.normalization import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, normalization_table
 from harness.types import Layout, Views
+
+# The most tiles one image may be cut into (max_tiles, num_crops, a pinpoint canvas): InternVL
+# uses up to 40, Phi-3 16; beyond 64 a plan's candidate search and the crops' memory explode.
+MAX_TILES = 64
+MAX_TILE_SIZE = 2048
 
 BICUBIC = Image.Resampling.BICUBIC
 BILINEAR = Image.Resampling.BILINEAR
@@ -45,16 +51,14 @@ class Strategy(ABC):
         exif_transpose: bool = False,
     ) -> None:
         tile_size = self.default_tile_size if tile_size is None else tile_size
-        if isinstance(tile_size, bool) or int(tile_size) != tile_size or int(tile_size) <= 0:
-            raise ValueError(f"tile_size must be a positive integer, got {tile_size!r}")
-        self.tile_size = int(tile_size)
+        self.tile_size = bounded_int("preprocess.tile_size", tile_size, 1, MAX_TILE_SIZE)
         self.mean = tuple(float(m) for m in (self.default_mean if mean is None else mean))
         self.std = tuple(float(s) for s in (self.default_std if std is None else std))
         if len(self.mean) != 3 or len(self.std) != 3:
             raise ValueError(f"mean and std need 3 values (R, G, B); got {self.mean} and {self.std}")
         if any(s <= 0 for s in self.std):
             raise ValueError(f"std must be positive, got {self.std}")
-        self.exif_transpose = bool(exif_transpose)
+        self.exif_transpose = boolean("preprocess.exif_transpose", exif_transpose)
         self._table = normalization_table(self.mean, self.std, self.arithmetic)
         # The same table for two neighbouring pixels read as one uint16: half the lookups.
         byte_pairs = np.arange(65536, dtype=np.uint16).view(np.uint8).reshape(-1, 2)

@@ -14,8 +14,9 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from harness.bounds import boolean, bounded_int
 from harness.preprocess import STRATEGIES
-from harness.preprocess.base import BICUBIC, Strategy, check_image_size, tiles_chw
+from harness.preprocess.base import BICUBIC, MAX_TILES, Strategy, check_image_size, tiles_chw
 from harness.preprocess.normalization import IMAGENET_MEAN, IMAGENET_STD
 from harness.preprocess.resize import squash
 from harness.types import Layout
@@ -36,9 +37,10 @@ class InternVLDynamic(Strategy):
 
     def __init__(self, *, min_tiles: int = 1, max_tiles: int = 12, thumbnail: bool = True, **common) -> None:
         super().__init__(**common)
-        if not 1 <= int(min_tiles) <= int(max_tiles):
-            raise ValueError(f"need 1 <= min_tiles <= max_tiles, got min_tiles={min_tiles}, max_tiles={max_tiles}")
-        self.min_tiles, self.max_tiles, self.thumbnail = int(min_tiles), int(max_tiles), bool(thumbnail)
+        max_tiles = bounded_int("preprocess.max_tiles", max_tiles, 1, MAX_TILES)
+        min_tiles = bounded_int("preprocess.min_tiles", min_tiles, 1, max_tiles)
+        self.min_tiles, self.max_tiles = min_tiles, max_tiles
+        self.thumbnail = boolean("preprocess.thumbnail", thumbnail)
         half_tile_area = 0.5 * self.tile_size * self.tile_size
         # (cols, rows, ratio, area threshold of the tie rule), precomputed for plan's speed.
         self._candidates = [(i, j, i / j, half_tile_area * i * j) for i, j in candidate_grids(min_tiles, max_tiles)]

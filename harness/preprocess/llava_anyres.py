@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from harness.preprocess import STRATEGIES
-from harness.preprocess.base import BICUBIC, Strategy, check_image_size, tiles_chw
+from harness.preprocess.base import BICUBIC, MAX_TILES, Strategy, check_image_size, tiles_chw
 from harness.preprocess.resize import squash
 from harness.types import Layout
 
@@ -64,11 +64,16 @@ class LlavaAnyres(Strategy):
         if pinpoint_order not in PINPOINT_ORDERS:
             raise ValueError(f"unknown pinpoint_order {pinpoint_order!r}; valid: {', '.join(PINPOINT_ORDERS)}")
         given = DEFAULT_PINPOINTS if grid_pinpoints is None else grid_pinpoints
-        pinpoints = [tuple(int(v) for v in p) for p in given]
-        if not pinpoints or any(len(p) != 2 or min(p) <= 0 or p[0] % PINPOINT_UNIT or p[1] % PINPOINT_UNIT
-                                for p in pinpoints):
+        try:
+            pinpoints = [tuple(int(v) for v in p) for p in given]
+        except (TypeError, ValueError):
+            pinpoints = []  # not a list of pairs of numbers: the message below says what is
+        if (not 1 <= len(pinpoints) <= MAX_TILES
+                or any(len(p) != 2 or min(p) <= 0 or p[0] % PINPOINT_UNIT or p[1] % PINPOINT_UNIT
+                       or p[0] * p[1] > MAX_TILES * PINPOINT_UNIT**2 for p in pinpoints)):
             raise ValueError(
-                f"grid_pinpoints must be pairs of positive multiples of {PINPOINT_UNIT}, got {grid_pinpoints}"
+                f"grid_pinpoints must be 1 to {MAX_TILES} pairs of positive multiples of {PINPOINT_UNIT}, "
+                f"each at most {MAX_TILES} tiles, got {grid_pinpoints}"
             )
         self.grid_pinpoints, self.pinpoint_order = [list(p) for p in pinpoints], pinpoint_order
         unit = self.tile_size / PINPOINT_UNIT

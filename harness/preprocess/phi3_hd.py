@@ -20,8 +20,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from harness.bounds import boolean, bounded_int
 from harness.preprocess import STRATEGIES
-from harness.preprocess.base import BILINEAR, Strategy, check_image_size
+from harness.preprocess.base import BILINEAR, MAX_TILES, Strategy, check_image_size
 from harness.types import Layout
 
 
@@ -31,9 +32,8 @@ class Phi3HD(Strategy):
 
     def __init__(self, *, num_crops: int = 16, pad_to_max_crops: bool = True, **common) -> None:
         super().__init__(**common)
-        if int(num_crops) < 1:
-            raise ValueError(f"num_crops must be >= 1, got {num_crops}")
-        self.num_crops, self.pad_to_max_crops = int(num_crops), bool(pad_to_max_crops)
+        self.num_crops = bounded_int("preprocess.num_crops", num_crops, 1, MAX_TILES)
+        self.pad_to_max_crops = boolean("preprocess.pad_to_max_crops", pad_to_max_crops)
 
     def params(self) -> dict:
         return {**super().params(), "num_crops": self.num_crops, "pad_to_max_crops": self.pad_to_max_crops}
