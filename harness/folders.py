@@ -26,10 +26,14 @@ class FolderError(OSError):
     """A results folder that cannot be written; the message names the folder and the cause."""
 
 
+def is_safe_name(name: str) -> bool:
+    return bool(SAFE_NAME.fullmatch(name)) and name not in (".", "..")
+
+
 def check_name(value: object, what: str = "study") -> str:
     """`value` as a name that is safe as one path component, else ValueError naming the rule."""
     name = str(value)
-    if not SAFE_NAME.fullmatch(name) or name in (".", ".."):
+    if not is_safe_name(name):
         raise ValueError(
             f"{what}={name!r} is not a safe name: use letters, digits, '_', '.', '-' (not '.' or '..'), "
             "since it becomes a folder name"

@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness import style
+from harness.folders import check_name, is_safe_name
 from harness.metrics.compare import compare_groups
 from harness.metrics.run_quality import metric_columns, quality_table
 from harness.report_figures import draw_any_study, read_tables
@@ -142,6 +143,7 @@ def to_latex(table: pd.DataFrame) -> str:
 
 
 def write_tables(table: pd.DataFrame, out_dir: Path, stem: str, latex: bool = False) -> list[Path]:
+    check_name(stem, "table name")  # a name from records never leaves out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{stem}.parquet", out_dir / f"{stem}.csv", out_dir / f"{stem}.md"]
     table.to_parquet(paths[0], index=False)
@@ -160,6 +162,10 @@ def build_tables(run_roots: list[str], out: Path) -> dict[str, pd.DataFrame]:
     if records.empty:
         return {}
     tables = study_tables(records)
+    for study in [s for s in tables if not is_safe_name(s)]:
+        folders = ", ".join(records.loc[records["study"] == study, "run_dir"].unique())
+        print(f"warning: skipped study {study!r} ({folders}): not a safe name", file=sys.stderr)
+        del tables[study]
     for study, table in tables.items():
         write_tables(table, out / "tables", study, latex=True)
         mme = mme_subtask_rows(records, table)

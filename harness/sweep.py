@@ -9,12 +9,15 @@ instead of run. Finished jobs are skipped (resume), so rerunning a study runs wh
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import subprocess
 import sys
 
 import yaml
 
-from harness.config import CONFIG_DIR, choices
+from harness.command import guarded
+from harness.config import CONFIG_DIR, ConfigError, choices
 
 
 def study_experiments(study: str) -> list[str]:
@@ -40,9 +43,9 @@ def commands(study: str, launcher: str, extra: list[str]) -> list[list[str]]:
     """The commands that run a study, in order."""
     experiments = study_experiments(study)
     if not experiments:
-        raise SystemExit(f"error: unknown study {study!r}; valid: {', '.join(known_studies())}")
+        raise ConfigError(f"unknown study {study!r}; valid: {', '.join(known_studies())}")
     if launcher not in choices("hydra/launcher"):
-        raise SystemExit(f"error: unknown launcher {launcher!r}; valid: {', '.join(choices('hydra/launcher'))}")
+        raise ConfigError(f"unknown launcher {launcher!r}; valid: {', '.join(choices('hydra/launcher'))}")
     out = []
     for name in experiments:
         data = yaml.safe_load((CONFIG_DIR / "experiment" / f"{name}.yaml").read_text()) or {}
@@ -60,11 +63,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--launcher", default="basic", help="basic, joblib, submitit_local, slurm")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. encoder.size=tiny")
     args = parser.parse_intermixed_args(argv)
+    return guarded(lambda: run_all(commands(args.study, args.launcher, args.overrides)), "harness.sweep")
+
+
+def run_all(cmds: list[list[str]]) -> int:
+    """Run the commands one after another. Each runs in its own process group, so that a
+    SIGTERM or Ctrl-C of the sweep reaches every process of the job (launcher workers too),
+    and the sweep waits for them to stop before it exits."""
     status = 0
-    for cmd in commands(args.study, args.launcher, args.overrides):
+    for cmd in cmds:
         print("+", " ".join(cmd[1:]), flush=True)
-        status = max(status, subprocess.call(cmd))
+        child = subprocess.Popen(cmd, start_new_session=True)
+        try:
+            status = max(status, child.wait())
+        except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (harness.command.Stopped)
+            stop(child, getattr(exc, "signum", signal.SIGINT))
+            raise
     return status
+
+
+def stop(child: subprocess.Popen, signum: int, grace_s: float = 30.0) -> None:
+    """Send `signum` to the child's process group; kill the group if it outlives `grace_s`."""
+    try:
+        os.killpg(child.pid, signum)
+        child.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+    except ProcessLookupError:
+        pass
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from harness.command import guarded, wants_help
 from harness.config import ConfigError, compose
 from harness.job import prepare_job
 from harness.registry import UnknownChoiceError
@@ -63,6 +64,13 @@ def render(rows: list[dict[str, Any]], fmt: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
+    if wants_help(args):
+        print(__doc__)
+        return 0
+    return guarded(lambda: _main(args), "harness.tokens")
+
+
+def _main(args: list[str]) -> int:
     sizes_text, fmt, overrides = "[808x1100,1920x1080]", "table", []
     for arg in args:
         key, _, value = arg.partition("=")
@@ -72,13 +80,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             fmt = value
         else:
             overrides.append(arg)
-    try:
-        if fmt not in FORMATS:
-            raise ConfigError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
-        print(render(count(overrides, parse_sizes(sizes_text)), fmt))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    if fmt not in FORMATS:
+        raise ConfigError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
+    print(render(count(overrides, parse_sizes(sizes_text)), fmt))
     return 0
 
 

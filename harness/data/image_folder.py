@@ -11,7 +11,7 @@ from harness.bounds import boolean, optional_int
 from harness.data import DATASETS
 from harness.data.base import MAX_IMAGE_PIXELS, Dataset, digest, file_entries
 from harness.data.images import IMAGE_EXTENSIONS, open_image
-from harness.data.selection import select
+from harness.data.selection import MAX_LIMIT, select
 from harness.types import Sample
 
 LABEL_MODES = ("none", "subfolder")
@@ -40,7 +40,8 @@ class ImageFolder(Dataset):
         self.recursive = boolean("dataset.recursive", recursive)
         self.extensions = tuple(sorted({e.lower() if e.startswith(".") else f".{e.lower()}" for e in extensions}))
         self.labels = labels
-        self.limit, self.seed = limit, seed
+        self.limit = optional_int("dataset.limit", limit, 0, MAX_LIMIT)
+        self.seed = optional_int("dataset.seed", seed, 0, 2**32 - 1)
         self.max_image_pixels = optional_int("dataset.max_image_pixels", max_image_pixels, 1, MAX_IMAGE_PIXELS)
         pattern = "**/*" if self.recursive else "*"
         files = sorted(

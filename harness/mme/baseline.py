@@ -29,7 +29,9 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from harness.command import guarded, wants_help
 from harness.config import ConfigError, compose
+from harness.folders import check_writable
 from harness.identity import new_run_id
 from harness.job import prepare_job
 from harness.mme.clip_similarity import mme_similarities
@@ -82,6 +84,7 @@ def run(overrides: Sequence[str]) -> Path:
                           f"{probe.executed_views}: use center_crop (CLIP's own) or resize")
     enc = job.config["encoder"]
     source = job.encoder_cls.hf_id if enc["weights"] == "pretrained" else enc["weights"]
+    check_writable(job.study_dir)  # before the model loads, as every run
     model, tokenizer = load_clip(str(source), job.runtime.device)
 
     def tokenize(texts: list[str]) -> dict[str, torch.Tensor]:
@@ -169,12 +172,12 @@ def run(overrides: Sequence[str]) -> Path:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        run(list(sys.argv[1:] if argv is None else argv))
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    args = list(sys.argv[1:] if argv is None else argv)
+    if wants_help(args):
+        print(__doc__)
+        print("Overrides are those of `python -m harness` (encoder.*, preprocess=..., dataset.*, study=...).")
+        return 0
+    return guarded(lambda: run(args) and 0, "harness.mme.baseline")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from harness.bounds import optional_int
 from harness.data import DATASETS
 from harness.data.base import MAX_IMAGE_PIXELS, Dataset, digest, file_entries
 from harness.data.images import IMAGE_EXTENSIONS, ImageLoadError, open_image
-from harness.data.selection import select
+from harness.data.selection import MAX_LIMIT, select
 from harness.mme.subtasks import SUBTASKS, group_of
 from harness.types import Sample
 
@@ -173,6 +173,8 @@ class MME(Dataset):
             if unknown:
                 raise ValueError(f"MME: unknown categories {unknown}; valid: {', '.join(SUBTASKS)}")
         self.categories = list(categories) if categories is not None else None
+        limit = optional_int("dataset.limit", limit, 0, MAX_LIMIT)
+        seed = optional_int("dataset.seed", seed, 0, 2**32 - 1)
         self.path = Path(path).expanduser() if path is not None else None
         self.source = source or self._infer_source()
         if self.source not in SOURCES:
