@@ -53,8 +53,8 @@ def _yaml(path: Path) -> dict[str, Any]:
 def top_level_keys() -> list[str]:
     """Options a command line may set at the top level: those of config.yaml and of any experiment."""
     keys = {k for k in _yaml(CONFIG_DIR / "config.yaml") if k != "defaults"}
-    for path in (CONFIG_DIR / "experiment").glob("*.yaml"):
-        keys |= {k for k in _yaml(path) if k not in ("defaults", "hydra")}
+    for name in choices("experiment"):
+        keys |= {k for k in experiment(name) if k not in ("defaults", "hydra")}
     return sorted(keys | {g for g in GROUPS if "/" not in g} | {"hydra"})
 
 
@@ -65,10 +65,10 @@ def _chosen(group: str, given: dict[str, str]) -> list[str]:
         return given[group].split(",")
     found = [d[group] for d in _yaml(CONFIG_DIR / "config.yaml").get("defaults", []) if isinstance(d, dict)
              and group in d]
-    for experiment in given.get("experiment", "").split(","):
-        if not experiment or experiment == "null":
+    for name in given.get("experiment", "").split(","):
+        if not name or name == "null":
             continue
-        data = _yaml(CONFIG_DIR / "experiment" / f"{experiment}.yaml")
+        data = experiment(name)
         found += [v for d in data.get("defaults", []) if isinstance(d, dict) for k, v in d.items()
                   if k == f"override /{group}"]
         swept = ((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
@@ -176,3 +176,14 @@ def compose(overrides: Sequence[str], defaults: dict[str, str] | None = None) ->
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(str(exc).splitlines()[0]) from exc
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def experiment(name: str) -> dict[str, Any]:
+    """The raw content of `configs/experiment/<name>.yaml` (its `study`, sweep params, `atlas`
+    block): what the sweep and atlas commands read before Hydra composes any job."""
+    import yaml
+
+    path = CONFIG_DIR / "experiment" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown experiment {name!r}; valid choices: {', '.join(choices('experiment'))}")
+    return yaml.safe_load(path.read_text()) or {}
