@@ -125,7 +125,6 @@ def execute(job: Job) -> Outcome:
         done = resumed(job)
         if done is not None:
             return done
-    label = job.identity("")["config_label"]
     check_writable(job.study_dir)  # a read-only or full disk fails now, not after the computation
     for path in clean_leftovers(job.study_dir, TMP_PREFIX):
         log.info("removed %s (left by a process that is gone)", path)
@@ -148,10 +147,7 @@ def execute(job: Job) -> Outcome:
     result.records.extend(quality_records(result.embeddings, result.embedding_labels, identity))
     run_dir = job.study_dir / run_id
     cached = (result.embedding_ids, result.embeddings) if job.config.get("cache_embeddings", True) else None
-    try:
-        RunStore(run_dir).write(result.records, job.config, cached)
-    except FolderError as exc:
-        raise FolderError(f"{label}: {exc}") from exc
+    RunStore(run_dir).write(result.records, job.config, cached)  # FolderError: write_failure names the job
     log.info(
         "%s: %d images (%d errors), %.0f visual tokens/image, encode p50 %.1f ms -> %s",
         identity["config_label"], summary["n_images"], summary["n_errors"], summary["visual_tokens_mean"],
