@@ -367,7 +367,7 @@ def test_sigterm_to_a_sweep_stops_its_jobs(tmp_path: Path) -> None:
     wait_for(proc, "img/s")
 
     def jobs() -> list[str]:  # the sweep's child `python -m harness ...` (its own process group)
-        found = subprocess.run(["pgrep", "-f", f"-m harness -m .*results_dir={tmp_path}"], capture_output=True,
+        found = subprocess.run(["pgrep", "-f", f"results_dir={tmp_path}"], capture_output=True,
                                text=True).stdout.split()
         return [pid for pid in found if int(pid) != proc.pid]
 
