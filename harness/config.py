@@ -167,12 +167,12 @@ def compose(overrides: Sequence[str], defaults: dict[str, str] | None = None) ->
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    overrides = validate_overrides(list(overrides))
     given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
     preset = [f"{k}={v}" for k, v in (defaults or {}).items() if k not in given]
+    checked = validate_overrides([*preset, *overrides])  # keys are checked against the command's choices too
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = hydra_compose(config_name="config", overrides=[*preset, *overrides])
+            cfg = hydra_compose(config_name="config", overrides=checked)
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(str(exc).splitlines()[0]) from exc
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]

@@ -159,3 +159,29 @@ def write_bad_folder(root: Path) -> Path:
     (root / "huge_header.png").write_bytes(_png_with_size(300_000, 300_000))
     Image.new("L", (1200, 1000), 128).save(root / "over_limit.png")
     return root
+
+
+def write_tiny_clip(folder: Path) -> Path:
+    """A tiny CLIPModel (safetensors) and a character-level CLIP BPE tokenizer, saved the way
+    transformers saves them (offline)."""
+    import json
+
+    import torch
+    from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+
+    chars = "abcdefghijklmnopqrstuvwxyz0123456789?.,'"
+    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
+    for c in chars:
+        vocab[c] = len(vocab)
+        vocab[c + "</w>"] = len(vocab)
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    (folder / "merges.txt").write_text("#version: 0.2\n")
+    CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt")).save_pretrained(folder)
+    text = dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                num_attention_heads=2, max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=336,
+                  patch_size=14)
+    torch.manual_seed(0)
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(folder)
+    assert (folder / "model.safetensors").exists()
+    return folder

@@ -3,14 +3,11 @@ transformers saves them, the MME parquet fixture, the run folder, and the report
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
-from fixtures_data import mme_images, write_mme_parquet
-from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
+from fixtures_data import mme_images, write_mme_parquet, write_tiny_clip
 
 from harness import report
 from harness.mme import baseline as mme_baseline
@@ -27,23 +24,7 @@ pytestmark = [
 @pytest.fixture(scope="module")
 def clip_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny CLIPModel (safetensors) and a character-level CLIP BPE tokenizer, offline."""
-    folder = tmp_path_factory.mktemp("tiny_clip")
-    chars = "abcdefghijklmnopqrstuvwxyz0123456789?.,'"
-    vocab = {"<|startoftext|>": 0, "<|endoftext|>": 1}
-    for c in chars:
-        vocab[c] = len(vocab)
-        vocab[c + "</w>"] = len(vocab)
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    (folder / "merges.txt").write_text("#version: 0.2\n")
-    CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt")).save_pretrained(folder)
-    text = dict(vocab_size=len(vocab), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                num_attention_heads=2, max_position_embeddings=77, bos_token_id=0, eos_token_id=1, pad_token_id=1)
-    vision = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2, image_size=336,
-                  patch_size=14)
-    torch.manual_seed(0)
-    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).save_pretrained(folder)
-    assert (folder / "model.safetensors").exists()
-    return folder
+    return write_tiny_clip(tmp_path_factory.mktemp("tiny_clip"))
 
 
 @pytest.fixture(scope="module")
