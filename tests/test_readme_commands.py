@@ -45,9 +45,10 @@ HOW: dict[str, tuple[str, ...]] = {
         ("run", "", ""),
     "python -m harness.tokens encoder=clip_vit_l14_336 encoder.connector=llava_next preprocess=llava_anyres "
     "format=json": ("run", "", ""),
-    "python -m harness dataset=mme dataset.path=/data/MME": ("run", f"{TINY} dataset.path={{mme}}", f"{HUB}; MME"),
+    "python -m harness dataset=mme dataset.path=/data/MME":
+        ("run", f"{TINY} dataset.path={{mme}} dataset.limit=4", f"{HUB}; MME"),
     "python -m harness dataset=mme dataset.path=/data/MME_Benchmark_release_version dataset.categories=[OCR,artwork]":
-        ("run", f"{TINY} dataset.path={{mme}}", f"{HUB}; MME"),
+        ("run", f"{TINY} dataset.path={{mme}} dataset.limit=4", f"{HUB}; MME"),
     "python -m harness dataset=image_folder dataset.path=/data/imgs dataset.labels=subfolder dataset.limit=500 "
     "dataset.seed=0": ("run", f"{TINY} dataset.path={{imgs}}", f"{HUB}; a fixture folder"),
     "python -m harness.mme.scoring my_vlm_answers.parquet eval_tool/Your_Results --out results/tables":
@@ -97,7 +98,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     results = work / "eval_tool" / "Your_Results"
     results.mkdir(parents=True)
     (results / "existence.txt").write_text("A.jpg\tIs there a train?\tYes\tYes\nA.jpg\tIs there a bed?\tNo\tNo\n")
-    write_mme_parquet(work / "fixtures" / "mme", mme_images(1))
+    write_mme_parquet(work / "fixtures" / "mme", mme_images(4))  # the baseline holds half of them out
     for label in ("cats", "dogs"):
         (work / "fixtures" / "imgs" / label).mkdir(parents=True)
         Image.new("RGB", (50, 40), (200, 10, 10)).save(work / "fixtures" / "imgs" / label / "a.png")

@@ -104,4 +104,4 @@ def test_bad_parameter_fails_before_model_loads(tmp_path: Path) -> None:
     assert "size must be one of full, tiny; got 'huge'" in res.stderr
     res = _harness("harness", "+preprocess.bogus=1", "encoder.size=tiny", "encoder.weights=random",
                    f"results_dir={tmp_path}", cwd=tmp_path)
-    assert res.returncode == 2 and "unknown parameter(s) bogus" in res.stderr and "valid:" in res.stderr
+    assert res.returncode == 2 and "unknown key preprocess.bogus" in res.stderr and "valid keys:" in res.stderr

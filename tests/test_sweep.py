@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from cli import cli
 
+from harness.config import ConfigError
 from harness.store import COMPLETE, FAILED, TMP_PREFIX, hash_of
 from harness.sweep import commands, study_experiments
 
@@ -105,9 +106,9 @@ def test_study_commands() -> None:
     for study in ("quickstart", "encoder_zoo"):
         assert study_experiments(study) == [study]
     assert study_experiments("cross_strategy") == ["cross_strategy", "cross_strategy_phi3"]
-    with pytest.raises(SystemExit, match=r"valid: .*encoder_zoo"):
+    with pytest.raises(ConfigError, match=r"valid: .*encoder_zoo"):
         commands("nope", "basic", [])
-    with pytest.raises(SystemExit, match="valid: basic, joblib, slurm, submitit_local"):
+    with pytest.raises(ConfigError, match="valid: basic, joblib, slurm, submitit_local"):
         commands("quickstart", "nope", [])
 
 

@@ -128,7 +128,10 @@ def run(overrides: Sequence[str]) -> Path:
     if not frames:
         raise ConfigError("no image could be scored; see the error rows")
     frame = pd.concat(frames, ignore_index=True)
-    predictions, thresholds = threshold_predictions(frame, fit_fraction=FIT_FRACTION, seed=job.config["seed"])
+    try:
+        predictions, thresholds = threshold_predictions(frame, fit_fraction=FIT_FRACTION, seed=job.config["seed"])
+    except ValueError as exc:  # too few images of a subtask to hold some out: say so in one line
+        raise ConfigError(str(exc)) from exc
     result = score(predictions)
     pairwise = pairwise_accuracy(frame)
     seconds = time.perf_counter() - t0
