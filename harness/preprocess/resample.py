@@ -90,12 +90,13 @@ class _Pass:
         self.last = int((first + count).max())
         self.bands: list[tuple[int, int, int, int, torch.Tensor]] = []
         eye = np.eye(channels)
+        taps = np.arange(fixed.shape[1])
         for o0 in range(0, out_size, BLOCK):
             o1 = min(o0 + BLOCK, out_size)
             start, end = int(first[o0:o1].min()), int((first[o0:o1] + count[o0:o1]).max())
             band = np.zeros((o1 - o0, end - start))
-            for i, o in enumerate(range(o0, o1)):
-                band[i, first[o] - start : first[o] - start + count[o]] = fixed[o, : count[o]]
+            rows, cols = np.nonzero(taps[None, :] < count[o0:o1, None])
+            band[rows, first[o0:o1][rows] - start + cols] = fixed[o0:o1][rows, cols]
             band = np.kron(band, eye)  # channel-diagonal
             self.bands.append((o0 * channels, o1 * channels, start * channels, end * channels,
                                torch.from_numpy(band).to(device)))
