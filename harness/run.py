@@ -29,7 +29,7 @@ from harness.metrics.run_quality import quality_records
 from harness.preprocess import build_strategy
 from harness.preprocess.base import Strategy
 from harness.registry import UnknownChoiceError, check_kwargs
-from harness.runner import Runner
+from harness.runner import Runner, resolve_num_workers
 from harness.runtime import Runtime
 from harness.store import RunStore, completed_run, resume_config
 from harness.types import Record
@@ -94,6 +94,7 @@ def prepare_job(cfg: DictConfig) -> Job:
         probe = strategy.plan(2 * strategy.tile_size, strategy.tile_size)
         encoder_cls.check_layout(probe, encoder_kwargs.get("connector"))
         encoder_cls.check_options(**encoder_kwargs)
+        resolve_num_workers(config["num_workers"], runtime.device.type == "cuda")  # "auto" or an int >= 0
         if encoder_kwargs.get("size") not in ENCODER_SIZES:
             valid = ", ".join(ENCODER_SIZES)
             raise ConfigError(f"encoder.size must be one of {valid}; got {encoder_kwargs.get('size')!r}")

@@ -148,3 +148,16 @@ def test_cuda_equals_pillow() -> None:
         expected = np.asarray(Image.fromarray(pixels).resize(out_size, resample))
         got = resize(torch.from_numpy(pixels).cuda(), out_size, resample).cpu().numpy()
         assert np.array_equal(got, expected), (in_size, out_size, resample)
+
+
+def test_num_workers_auto() -> None:
+    from harness.runner import resolve_num_workers
+
+    assert resolve_num_workers("auto", cuda=True, cores=16) == 8
+    assert resolve_num_workers("auto", cuda=True, cores=2) == 1
+    assert resolve_num_workers("auto", cuda=False, cores=2) == 0
+    assert resolve_num_workers("auto", cuda=False, cores=16) == 4
+    assert resolve_num_workers(3, cuda=False) == 3
+    for bad in (-1, "many", 1.5, True):
+        with pytest.raises(ValueError, match="'auto'"):
+            resolve_num_workers(bad, cuda=False)
