@@ -16,7 +16,6 @@ from harness.types import Layout
 
 @STRATEGIES.register("resize")
 class Resize(Strategy):
-    name = "resize"
 
     def plan(self, width: int, height: int) -> Layout:
         check_image_size(width, height)
