@@ -6,7 +6,7 @@ own time: host-to-device copy, backbone, connector). Their ratio says how much d
 preprocessing cost a run; 1.0 means they are fully hidden behind the encoder. CLIP ViT-L/14-336
 with random weights, tiny and full size, center_crop (its native strategy).
 
-    python bench/bench_end_to_end.py [--n 16] [--workers 0] [--backend auto] [--device cpu]
+    python bench/bench_end_to_end.py [--n 16] [--workers 0] [--backend auto] [--device cpu] [--threads N]
 """
 
 from __future__ import annotations
@@ -33,7 +33,10 @@ def main() -> None:
     parser.add_argument("--backend", default="auto", help="resample backend: auto, pil or torch")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--sizes", default="tiny,full", help="encoder sizes (default tiny,full)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     workers = args.workers if args.workers == "auto" else int(args.workers)
     runtime = Runtime.resolve(args.device, "float32" if args.device == "cpu" else "bfloat16")
     print(f"# end to end: {args.n} synthetic images (max side 2000), center_crop, backend {args.backend}, "
