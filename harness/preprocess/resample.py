@@ -114,7 +114,7 @@ class _Pass:
         return y.add_(1 << (PRECISION_BITS - 1)).mul_(2.0**-PRECISION_BITS).floor_().clamp_(0, 255)
 
 
-@lru_cache(maxsize=512)
+@lru_cache(maxsize=32)  # a horizontal 2000 -> 448 pass holds ~5 MB of bands: keep the recent sizes only
 def _pass(in_size: int, out_size: int, resample: int, channels: int, device: str) -> _Pass:
     return _Pass(in_size, out_size, resample, channels, torch.device(device))
 
