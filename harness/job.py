@@ -15,7 +15,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from harness.bounds import boolean, bounded_float, bounded_int
+from harness.bounds import boolean, bounded_float
 from harness.config import ConfigError
 from harness.data import build_dataset
 from harness.data.base import Dataset
@@ -25,13 +25,13 @@ from harness.identity import component_columns, config_hash, git_commit, package
 from harness.preprocess import build_strategy
 from harness.preprocess.base import Strategy
 from harness.registry import UnknownChoiceError, check_kwargs
+from harness.runner import resolve_num_workers
 from harness.runtime import Runtime
 
 # Options that change how a job runs or reports, never what it measures: not in the resume key.
 VOLATILE_KEYS = ("progress", "results_dir", "num_workers", "rerun", "max_error_fraction", "cache_embeddings")
 # Config groups that become objects; their key part is what the object reports.
 COMPONENT_KEYS = ("encoder", "preprocess", "dataset")
-MAX_WORKERS = 256  # DataLoader worker processes
 # Top-level options that are encoder constructor arguments.
 ENCODER_RUN_OPTIONS = ("batch_views", "seed", "attn")
 
@@ -114,9 +114,8 @@ def run_identity(
 def check_run_options(config: dict[str, Any]) -> None:
     """The top-level options every job has: names that become folders are safe, numbers are in
     range, switches are booleans (encoder options such as seed and batch_views are checked by
-    the encoder class)."""
+    the encoder class, num_workers by `resolve_num_workers`)."""
     check_name(config["study"], "study")
-    bounded_int("num_workers", config["num_workers"], 0, MAX_WORKERS)
     bounded_float("max_error_fraction", config["max_error_fraction"], 0.0, 1.0)
     for key in ("progress", "rerun", "cache_embeddings"):
         if key in config:
@@ -145,6 +144,7 @@ def prepare_job(config: dict[str, Any]) -> Job:
         # An encoder/strategy pairing that cannot work fails here, before any model loads.
         probe = strategy.plan(2 * strategy.tile_size, strategy.tile_size)
         encoder_cls.check_layout(probe, encoder_kwargs.get("connector"))
+        resolve_num_workers(config.get("num_workers", 0), runtime.device.type == "cuda")  # "auto" or an int >= 0
     except (ValueError, UnknownChoiceError) as exc:
         raise ConfigError(str(exc)) from exc
     return Job(config, runtime, dataset, strategy, encoder_cls, encoder_kwargs)

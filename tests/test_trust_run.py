@@ -109,7 +109,7 @@ def test_a_strategy_parameter_works_plainly_under_native() -> None:
 @pytest.mark.parametrize(
     ("override", "says"),
     [
-        ("num_workers=-1", "num_workers must be an integer in [0, 256]"),
+        ("num_workers=-1", "num_workers must be 'auto' or an integer in [0, 256]"),
         ("seed=abc", "seed must be an integer in [0, 4294967295]"),
         ("encoder.feature_layer=99",
          "encoder.feature_layer (clip_vit_l14_336 tiny: 3 layers) must be an integer in [-4, 3]"),
