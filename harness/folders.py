@@ -42,11 +42,16 @@ def check_name(value: object, what: str = "study") -> str:
 
 
 def check_writable(folder: str | Path) -> Path:
-    """Create `folder` if needed and prove a file can be written and removed there."""
-    folder = Path(folder)
-    probe = folder / f".write-test-{socket.gethostname()}-{os.getpid()}"
+    """Prove a file can be written and removed in `folder`, or (not there yet) in its nearest
+    existing parent, where it will be created; creates nothing itself."""
+    folder = Path(folder).absolute()
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise FolderError(f"results folder {folder} is not writable: {existing} is not a folder")
+    probe = existing / f".write-test-{socket.gethostname()}-{os.getpid()}"
     try:
-        folder.mkdir(parents=True, exist_ok=True)
         with open(probe, "wb") as fh:
             fh.write(b"\0" * 4096)
             fh.flush()

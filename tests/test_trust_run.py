@@ -78,7 +78,7 @@ def test_a_planted_run_with_an_unsafe_study_cannot_steer_the_report(tmp_path: Pa
 @pytest.mark.parametrize(
     ("overrides", "says"),
     [
-        (["preprocess.max_tile=3"], "valid keys: exif_transpose, mean, name, std, tile_size"),
+        (["preprocess.max_tile=3"], "valid keys: backend, exif_transpose, mean, name, std, tile_size"),
         (["encoder.sise=tiny"], "valid keys: connector, feature_layer, name, out_dim, pool, size, weights"),
         (["preprocess=internvl_dynamic", "preprocess.max_tile=3"], "max_tiles, mean, min_tiles"),
         (["dataset.num_image=3"], "valid keys: max_side, name, num_images, seed"),
@@ -283,7 +283,7 @@ def test_unwritable_results_folder_fails_before_the_model_loads(tmp_path: Path) 
     done = cli("harness", *TINY, f"results_dir={blocker / 'results'}", cwd=tmp_path)
     assert done.returncode == 1
     line = one_error_line(done.stderr)
-    assert "not writable" in line and str(blocker) in line
+    assert "not writable" in line and f"{blocker} is not a folder" in line
 
 
 def test_a_write_failure_names_the_job_and_the_cause(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -378,3 +378,13 @@ def test_sigterm_to_a_sweep_stops_its_jobs(tmp_path: Path) -> None:
     assert proc.returncode == 143, rest
     assert "terminated (SIGTERM)" in rest
     assert jobs() == []
+
+
+def test_the_writability_check_creates_nothing(tmp_path: Path) -> None:
+    from harness.folders import check_writable
+
+    check_writable(tmp_path / "results" / "runs" / "s")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "f").write_text("")
+    with pytest.raises(FolderError, match="is not a folder"):
+        check_writable(tmp_path / "f" / "results")
