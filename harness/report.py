@@ -25,7 +25,7 @@ from harness import style
 from harness.metrics.compare import compare_groups
 from harness.metrics.run_quality import metric_columns, quality_table
 from harness.report_figures import draw_any_study, read_tables
-from harness.store import find_failed, find_runs, load_records
+from harness.store import find_failed, find_runs, load_readable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
@@ -156,7 +156,11 @@ def write_tables(table: pd.DataFrame, out_dir: Path, stem: str, latex: bool = Fa
 def build_tables(run_roots: list[str], out: Path) -> dict[str, pd.DataFrame]:
     """Every study's tables under `<out>/tables/`; returns the study tables."""
     done, failed = find_runs(*run_roots), find_failed(*run_roots)
-    records = load_records([*done, *failed])
+    records, damaged = load_readable([*done, *failed])
+    for run_dir, why in damaged.items():
+        print(f"warning: skipped damaged run {run_dir}: {why}", file=sys.stderr)
+    done = [d for d in done if d not in damaged]
+    failed = [d for d in failed if d not in damaged]
     if records.empty:
         return {}
     records.attrs["failed_dirs"] = [str(d) for d in failed]

@@ -164,3 +164,37 @@ def completed_run(study_dir: str | Path, chash: str) -> Path | None:
 def load_records(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
     frames = [RunStore(d).records().assign(run_dir=str(d)) for d in run_dirs]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def damage(run_dir: str | Path) -> str | None:
+    """Why a run folder cannot be read (a truncated `records.parquet`, an `embeddings.npz`
+    that is not an archive of ids and a matrix with one row per id), or None when it reads.
+    The whole files are read: a damaged tail is found here, not halfway through a report."""
+    store = RunStore(run_dir)
+    try:
+        records = store.records()
+    except Exception as exc:  # noqa: BLE001 - any reader error means the same: unreadable
+        return f"{RECORDS} unreadable ({type(exc).__name__}: {exc})"
+    if "kind" not in records.columns:
+        return f"{RECORDS} has no `kind` column"
+    if (store.run_dir / EMBEDDINGS).exists():
+        try:
+            ids, matrix = store.embeddings()
+        except Exception as exc:  # noqa: BLE001 - zip, pickle or key errors alike
+            return f"{EMBEDDINGS} unreadable ({type(exc).__name__}: {exc})"
+        if matrix.ndim != 2 or len(ids) != len(matrix):
+            return f"{EMBEDDINGS} holds {len(ids)} ids for an array of shape {matrix.shape}"
+    return None
+
+
+def load_readable(run_dirs: Iterable[str | Path]) -> tuple[pd.DataFrame, dict[Path, str]]:
+    """Records of the run folders that read (see `damage`), and {folder: why} for the others,
+    so that one damaged run costs its own rows, never a whole report."""
+    good, damaged = [], {}
+    for run_dir in map(Path, run_dirs):
+        why = damage(run_dir)
+        if why is None:
+            good.append(run_dir)
+        else:
+            damaged[run_dir] = why
+    return load_records(good), damaged
