@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -198,3 +200,127 @@ def load_readable(run_dirs: Iterable[str | Path]) -> tuple[pd.DataFrame, dict[Pa
         else:
             damaged[run_dir] = why
     return load_records(good), damaged
+
+
+# --- one computation per configuration ------------------------------------------------------
+
+LOCK_SUFFIX = ".lock"
+
+
+class ConfigBusy(RuntimeError):
+    """Another live process holds this configuration's lock (and we were told not to wait)."""
+
+
+def _lock_path(study_dir: Path, chash: str) -> Path:
+    return study_dir / f".{chash}{LOCK_SUFFIX}"
+
+
+def _process_start(pid: int) -> float | None:
+    """Start time of a live process (pid reuse check), None when there is no such process."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return None
+    except psutil.Error:  # exists but unreadable (another user): alive, start unknown
+        return -1.0
+
+
+def _owner() -> dict[str, Any]:
+    import socket
+
+    return {"pid": os.getpid(), "host": socket.gethostname(), "start": _process_start(os.getpid())}
+
+
+def lock_holder_alive(owner: dict[str, Any]) -> bool:
+    """Whether the process a lock names still runs. Only a lock of this host can be checked
+    (pid and start time); a lock of another host is taken as alive."""
+    import socket
+
+    if owner.get("host") != socket.gethostname():
+        return True
+    start = _process_start(int(owner.get("pid", -1)))
+    if start is None:
+        return False
+    return start == -1.0 or owner.get("start") in (None, start)
+
+
+def _read_owner(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}  # being written, or garbage: an owner we cannot check
+
+
+def _break_stale(path: Path, seen: dict[str, Any]) -> None:
+    """Remove a dead process's lock without removing a live one that replaced it meanwhile: move
+    it aside (atomic), and put it back (link, never overwriting) if it is not the one we judged."""
+    aside = path.with_name(f"{path.name}.stale-{os.getpid()}")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:
+        return
+    if _read_owner(aside) != seen:
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass
+    aside.unlink(missing_ok=True)
+
+
+@contextmanager
+def config_lock(
+    study_dir: str | Path, chash: str, *, wait: bool = True, timeout_s: float | None = None,
+    poll_s: float = 0.2, on_wait: Any = None,
+) -> Iterator[Path]:
+    """Hold the lock of one configuration (`<study_dir>/.<hash>.lock`, created exclusively and
+    holding pid, host and process start) while computing it. A lock whose process is dead
+    (same host, pid gone or reused) is broken. When a live process holds it: wait (polling;
+    `on_wait(owner)` is called once) until it is released, or raise ConfigBusy if `wait` is
+    false or `timeout_s` passes. Unreadable or half-written locks count as live."""
+    study_dir = Path(study_dir)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    path = _lock_path(study_dir, chash)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    told = False
+    while True:
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _read_owner(path)
+            if owner is None:
+                continue  # released between our two looks
+            if owner and not lock_holder_alive(owner):
+                _break_stale(path, owner)
+                continue
+            if not wait or (deadline is not None and time.monotonic() >= deadline):
+                raise ConfigBusy(f"configuration {chash} is being computed by {owner or 'another process'} "
+                                 f"(lock {path})") from None
+            if not told and on_wait is not None:
+                on_wait(owner)
+                told = True
+            time.sleep(poll_s)
+            continue
+        with os.fdopen(fd, "w") as fh:
+            json.dump(_owner(), fh)
+        break
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def claim_config(
+    study_dir: str | Path, chash: str, *, rerun: bool = False, wait: bool = True, timeout_s: float | None = None,
+    on_wait: Any = None,
+) -> Iterator[Path | None]:
+    """The resume step under the configuration's lock: yields the complete run folder to skip
+    to, or None when the caller must compute (the lock is held until the block ends, so a
+    second process started together waits, then finds the first one's result). `rerun` computes
+    even when a complete run exists. With `wait=False` a busy configuration raises ConfigBusy."""
+    with config_lock(study_dir, chash, wait=wait, timeout_s=timeout_s, on_wait=on_wait):
+        yield None if rerun else completed_run(study_dir, chash)
