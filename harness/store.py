@@ -7,6 +7,10 @@ finished or partial (a stale `.tmp-*` folder is ignored by every reader and by r
 A job that fails writes a `FAILED` folder instead: `records.parquet` with one `kind=run`
 row (`status=error:<kind>`, the message), the config and `error.txt` (the traceback). Resume
 looks only for `COMPLETE`, so it retries failed configurations; tables keep them, marked.
+
+One configuration is computed by one process at a time: `claim_config` takes its lock
+(`.<hash>.lock` in the study folder) before the resume lookup, so a second process started
+together waits and then finds the first one's result; locks of dead processes are broken.
 """
 
 from __future__ import annotations
@@ -276,20 +280,25 @@ def config_lock(
     study_dir: str | Path, chash: str, *, wait: bool = True, timeout_s: float | None = None,
     poll_s: float = 0.2, on_wait: Any = None,
 ) -> Iterator[Path]:
-    """Hold the lock of one configuration (`<study_dir>/.<hash>.lock`, created exclusively and
-    holding pid, host and process start) while computing it. A lock whose process is dead
+    """Hold the lock of one configuration (`<study_dir>/.<hash>.lock`, hard-linked into place
+    exclusively, holding pid, host and process start) while computing it. A lock whose process is dead
     (same host, pid gone or reused) is broken. When a live process holds it: wait (polling;
     `on_wait(owner)` is called once) until it is released, or raise ConfigBusy if `wait` is
-    false or `timeout_s` passes. Unreadable or half-written locks count as live."""
+    false or `timeout_s` passes. An unreadable lock counts as live (the message names it)."""
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     path = _lock_path(study_dir, chash)
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     told = False
-    while True:
-        try:
-            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
+    mine = path.with_name(f"{path.name}.{os.getpid()}")
+    mine.write_text(json.dumps(_owner()))  # linked into place whole: a lock is never seen half-written
+    try:
+        while True:
+            try:
+                os.link(mine, path)
+                break
+            except FileExistsError:
+                pass
             owner = _read_owner(path)
             if owner is None:
                 continue  # released between our two looks
@@ -297,16 +306,14 @@ def config_lock(
                 _break_stale(path, owner)
                 continue
             if not wait or (deadline is not None and time.monotonic() >= deadline):
-                raise ConfigBusy(f"configuration {chash} is being computed by {owner or 'another process'} "
-                                 f"(lock {path})") from None
+                raise ConfigBusy(f"configuration {chash} is being computed by {owner or 'an unknown owner'} "
+                                 f"(lock {path}; remove it if no such process runs)")
             if not told and on_wait is not None:
                 on_wait(owner)
                 told = True
             time.sleep(poll_s)
-            continue
-        with os.fdopen(fd, "w") as fh:
-            json.dump(_owner(), fh)
-        break
+    finally:
+        mine.unlink(missing_ok=True)
     try:
         yield path
     finally:
