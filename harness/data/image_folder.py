@@ -65,7 +65,6 @@ def list_images(root: Path, extensions: tuple[str, ...], recursive: bool = True)
 
 @DATASETS.register("image_folder")
 class ImageFolder(Dataset):
-    name = "image_folder"
 
     def __init__(
         self,
