@@ -109,3 +109,28 @@ def test_claim_yields_the_complete_run_or_none(tmp_path: Path) -> None:
         assert done is not None and done.name.endswith(CHASH)
     with claim_config(tmp_path, CHASH, rerun=True) as done:
         assert done is None
+
+
+def test_execute_waits_for_the_lock_then_skips(tmp_path: Path) -> None:
+    """The job runner takes the lock: while another process computes this job it waits, and
+    when that one has published its result it skips instead of computing a second one."""
+    import threading
+
+    from harness.config import compose
+    from harness.execute import execute
+    from harness.job import prepare_job
+    from harness.store import RunStore
+    from harness.types import Record
+
+    job = prepare_job(compose(["encoder.size=tiny", "encoder.weights=random", "progress=false",
+                               "dataset.num_images=2", f"results_dir={tmp_path}"]))
+    outcome = []
+    with config_lock(job.study_dir, job.config_hash):  # "another process" is computing it
+        worker = threading.Thread(target=lambda: outcome.append(execute(job)))
+        worker.start()
+        time.sleep(0.5)
+        assert worker.is_alive() and not outcome  # waiting, not computing
+        RunStore(job.study_dir / f"20260101T000000_000000Z-{job.config_hash}").write([Record("run", {})], {})
+    worker.join(60)
+    assert outcome and outcome[0].status == "skipped"
+    assert len(find_runs(tmp_path)) == 1
