@@ -15,6 +15,7 @@ Run-level quality metrics are records `kind=metric` with columns `metric` and `v
 from __future__ import annotations
 
 import argparse
+import os
 import runpy
 import sys
 from pathlib import Path
@@ -142,37 +143,72 @@ def to_latex(table: pd.DataFrame) -> str:
 
 
 def write_tables(table: pd.DataFrame, out_dir: Path, stem: str, latex: bool = False) -> list[Path]:
+    """`<stem>.parquet/.csv/.md` (and `.tex`), each written whole to a temporary name first and
+    renamed into place only when all are written: a failed or interrupted report leaves the
+    previous tables, never a mix or a truncated file."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{stem}.parquet", out_dir / f"{stem}.csv", out_dir / f"{stem}.md"]
-    table.to_parquet(paths[0], index=False)
-    table.to_csv(paths[1], index=False)
-    paths[2].write_text(table.to_markdown(index=False, floatfmt=".4g") + "\n")
+    writers = {
+        "parquet": lambda p: table.to_parquet(p, index=False),
+        "csv": lambda p: table.to_csv(p, index=False),
+        "md": lambda p: p.write_text(table.to_markdown(index=False, floatfmt=".4g") + "\n"),
+    }
     if latex:
-        paths.append(out_dir / f"{stem}.tex")
-        paths[-1].write_text(to_latex(table))
-    return paths
+        writers["tex"] = lambda p: p.write_text(to_latex(table))
+    staged = []
+    try:
+        for ext, write in writers.items():
+            part = out_dir / f".{stem}.{ext}.{os.getpid()}.part"
+            staged.append((part, out_dir / f"{stem}.{ext}"))
+            write(part)
+    except BaseException:
+        for part, _ in staged:
+            part.unlink(missing_ok=True)
+        raise
+    for part, path in staged:
+        os.replace(part, path)
+    return [path for _, path in staged]
+
+
+def runs_home(root: str | Path) -> Path | None:
+    """The folder named `runs` that holds `root` (or is it), if any: `results/runs/quickstart`
+    -> `results/runs`."""
+    root = Path(root).resolve()
+    return next((p for p in (root, *root.parents) if p.name == "runs"), None)
+
+
+def default_out(run_roots: list[str]) -> Path:
+    """Where tables and figures go unless --out says: next to the runs (the folder holding the
+    `runs` folder they are in, else the given folder itself). Runs in different places need --out."""
+    outs = {(home.parent if (home := runs_home(r)) else Path(r).resolve()) for r in run_roots}
+    if len(outs) != 1:
+        raise ValueError(f"runs in different folders ({', '.join(sorted(map(str, outs)))}); pass --out")
+    return outs.pop()
 
 
 def build_tables(run_roots: list[str], out: Path) -> dict[str, pd.DataFrame]:
-    """Every study's tables under `<out>/tables/`; returns the study tables."""
-    done, failed = find_runs(*run_roots), find_failed(*run_roots)
-    records, damaged = load_readable([*done, *failed])
+    """The tables of the studies under `run_roots` in `<out>/tables/`, and the cross-study
+    tables (summary, quality, compare) rebuilt from every study of the runs folders they are in
+    (so reporting one study never cuts the others out). Returns the study tables."""
+    homes = [str(home) for r in run_roots if (home := runs_home(r)) is not None]
+    given = {*find_runs(*run_roots), *find_failed(*run_roots)}
+    everything = sorted({*given, *find_runs(*homes), *find_failed(*homes)})
+    records, damaged = load_readable(everything)
     for run_dir, why in damaged.items():
         print(f"warning: skipped damaged run {run_dir}: {why}", file=sys.stderr)
-    done = [d for d in done if d not in damaged]
-    failed = [d for d in failed if d not in damaged]
-    if records.empty:
+    if records.empty or not (given - set(damaged)):
         return {}
-    tables = study_tables(records)
+    mine = records[records["run_dir"].isin([str(d) for d in given])]
+    tables = study_tables(mine)
     for study, table in tables.items():
         write_tables(table, out / "tables", study, latex=True)
-        mme = mme_subtask_rows(records, table)
+        mme = mme_subtask_rows(mine, table)
         if not mme.empty:
             write_tables(mme, out / "tables", f"{study}_mme", latex=True)
         compare = compare_table(table)
         if not compare.empty:
             write_tables(compare, out / "tables", f"{study}_compare")
-    finished = records[records["run_dir"].isin([str(d) for d in done])]
+    finished = records[records["run_complete"]]
+    done = sorted({Path(d) for d in finished["run_dir"]})
     write_tables(summary_table(finished), out / "tables", "summary")
     quality = quality_table(finished)  # every finished run's quality metrics, across studies
     if not quality.empty:
@@ -228,12 +264,17 @@ def build_figures(out: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness-report", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="*", default=["results/runs"], help="run folders or folders that hold them")
-    parser.add_argument("--out", default="results", help="where tables/ and figures/ go (default: results)")
+    parser.add_argument("--out", help="where tables/ and figures/ go (default: next to the runs folder, "
+                        "e.g. results/ for results/runs)")
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--tables-only", action="store_true", help="build tables, not figures")
     only.add_argument("--figures-only", action="store_true", help="build figures from existing tables")
     args = parser.parse_args(argv)
-    out = Path(args.out)
+    try:
+        out = Path(args.out) if args.out else default_out(args.runs)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not args.figures_only:
         tables = build_tables(args.runs, out)
         if not tables:

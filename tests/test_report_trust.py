@@ -60,3 +60,41 @@ def test_damaged_runs_are_skipped_naming_their_folder(tmp_path: Path, capsys: py
     compare = pd.read_parquet(tmp_path / "tables" / "s_compare.parquet")
     assert len(compare) == 3  # the three good runs, pairwise
     assert len(pd.read_parquet(tmp_path / "tables" / "summary.parquet")) == 3
+
+
+def test_report_writes_next_to_the_runs_and_keeps_other_studies(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`harness-report /other/runs/s1` from anywhere writes /other/tables (not ./results), and the
+    cross-study tables still hold every study of /other/runs."""
+    runs = tmp_path / "other" / "runs"
+    a = [fake_run(runs, "s1", f"a{i:011x}") for i in range(2)]
+    b = fake_run(runs, "s2", "b00000000000")
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    assert report.main([str(runs / "s1"), "--tables-only"]) == 0
+    tables = tmp_path / "other" / "tables"
+    assert (tables / "s1.parquet").exists() and not (tables / "s2.parquet").exists()
+    assert not (cwd / "results").exists()
+    summary = pd.read_parquet(tables / "summary.parquet")
+    assert sorted(summary["run_dir"]) == sorted(map(str, [*a, b]))
+    assert sorted(summary["study"].unique()) == ["s1", "s2"]
+    assert report.main([str(runs / "s1"), str(tmp_path), "--tables-only"]) == 2  # two places: --out needed
+
+
+def test_tables_are_replaced_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs = tmp_path / "runs"
+    fake_run(runs, "s", "c00000000000")
+    assert report.main([str(runs), "--tables-only"]) == 0
+    before = {p.name: p.read_bytes() for p in (tmp_path / "tables").iterdir()}
+    fake_run(runs, "s", "c00000000001")
+
+    def broken(table: pd.DataFrame) -> str:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(report, "to_latex", broken)
+    with pytest.raises(OSError, match="disk full"):
+        report.main([str(runs), "--tables-only"])
+    after = {p.name: p.read_bytes() for p in (tmp_path / "tables").iterdir()}
+    assert after == before  # no half-new study table, no .part file
