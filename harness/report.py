@@ -31,8 +31,8 @@ from harness.store import find_failed, find_runs, load_readable
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
 IDENTITY_COLUMNS = [
-    "study", "config_hash", "status", "encoder", "encoder_size", "weights", "strategy", "strategy_params",
-    "dataset", "dataset_params", "device", "dtype", "seed", "batch_views",
+    "study", "config_hash", "status", "encoder", "encoder_size", "weights", "connector", "attn", "pool", "strategy",
+    "strategy_params", "dataset", "dataset_params", "device", "dtype", "seed", "batch_views",
 ]
 MEASURE_COLUMNS = [
     "n_images", "n_ok", "n_errors", "visual_tokens_mean", "views_total", "preprocess_p50_ms", "encode_p50_ms",

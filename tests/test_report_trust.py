@@ -98,3 +98,61 @@ def test_tables_are_replaced_whole_or_not_at_all(tmp_path: Path, monkeypatch: py
         report.main([str(runs), "--tables-only"])
     after = {p.name: p.read_bytes() for p in (tmp_path / "tables").iterdir()}
     assert after == before  # no half-new study table, no .part file
+
+
+def _study_table(tmp_path: Path, runs_spec: list[dict]) -> pd.DataFrame:
+    runs = tmp_path / "runs"
+    for i, spec in enumerate(runs_spec):
+        fake_run(runs, "s", f"{i:012x}", **spec)
+    assert report.main([str(runs), "--tables-only"]) == 0
+    return pd.read_parquet(tmp_path / "tables" / "s.parquet")
+
+
+def _drawn(monkeypatch: pytest.MonkeyPatch, draw, *args) -> list:
+    """The lines (label, x, y) a figure function draws."""
+    from harness import report_figures
+
+    captured = []
+    monkeypatch.setattr(report_figures.style, "save", lambda fig, out, stem: captured.append(fig) or [])
+    draw(*args, Path("unused"))
+    (fig,) = captured
+    return [(line.get_label(), list(line.get_xdata()), list(line.get_ydata())) for line in fig.axes[0].get_lines()]
+
+
+def test_labels_name_what_varies_and_lines_never_join_configurations(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's `dataset.num_images=8` run next to 24-image runs: its own label and its own
+    line; a budget sweep is one line whose points say their budget."""
+    from harness.report_figures import config_labels, latency_vs_tokens
+
+    table = _study_table(tmp_path, [
+        {"encoder": "clip_vit_l14_336", "n": 24, "tokens": 576, "latency": 10.0},
+        {"encoder": "clip_vit_l14_336", "n": 8, "tokens": 576, "latency": 50.0},
+        {"encoder": "internvit_300m", "strategy": "internvl_dynamic", "pp": {"max_tiles": 1}, "n": 24, "tokens": 256},
+        {"encoder": "internvit_300m", "strategy": "internvl_dynamic", "pp": {"max_tiles": 6}, "n": 24, "tokens": 1792},
+    ])
+    labels = list(config_labels(table))
+    assert len(set(labels)) == 4
+    assert "clip_vit_l14_336 / resize (dataset.num_images=8)" in labels
+    assert "clip_vit_l14_336 / resize (dataset.num_images=24)" in labels
+    assert any("max_tiles=6" in label for label in labels)
+    lines = _drawn(monkeypatch, latency_vs_tokens, table)
+    clip = [line for line in lines if line[0].startswith("clip")]
+    assert sorted((label, y) for label, _, y in clip) == [
+        ("clip_vit_l14_336 / resize (dataset.num_images=24)", [10.0]),
+        ("clip_vit_l14_336 / resize (dataset.num_images=8)", [50.0])]
+    (intern,) = [line for line in lines if line[0].startswith("internvit")]
+    assert intern[1] == [256, 1792]  # one budget series, points in token order
+
+
+def test_configurations_that_read_alike_get_their_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two configurations differing in nothing a label shows (an identity column outside the
+    label fields) never share a label, nor a line."""
+    from harness.report_figures import config_labels, latency_vs_tokens
+
+    table = _study_table(tmp_path, [{"values": {"extra": 1}}, {"values": {"extra": 2}, "latency": 20.0}])
+    labels = list(config_labels(table))
+    assert len(set(labels)) == 2 and all(" #" in label for label in labels)
+    lines = _drawn(monkeypatch, latency_vs_tokens, table)
+    assert sorted((label, y) for label, _, y in lines) == sorted(zip(labels, [[10.0], [20.0]], strict=True))
