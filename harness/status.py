@@ -18,9 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from harness.config import CONFIG_DIR, ConfigError, compose
+from harness.config import ConfigError, compose
+from harness.config import experiment as config_experiment
 from harness.store import FAILED, RunStore, completed_run, find_failed, find_runs, hash_of
 
 STATES = ("done", "failed", "missing", "invalid")
@@ -47,7 +46,7 @@ def experiment_jobs(experiment: str, extra: Sequence[str] = ()) -> list[tuple[st
     of any sweep in `extra` (e.g. `dtype=bfloat16,float32`); `extra` plain overrides apply to all."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    data = yaml.safe_load((CONFIG_DIR / "experiment" / f"{experiment}.yaml").read_text()) or {}
+    data = config_experiment(experiment)
     params = dict(((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {})
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
     given = {o.get_key_element() for o in OverridesParser.create().parse_overrides(list(extra))}
@@ -133,8 +132,7 @@ def study_states(study: str, extra: Sequence[str] = ()) -> list[JobState]:
     states = []
     with offline():
         for experiment in study_experiments(study):
-            data = yaml.safe_load((CONFIG_DIR / "experiment" / f"{experiment}.yaml").read_text()) or {}
-            if "atlas" in data:
+            if "atlas" in config_experiment(experiment):
                 continue
             states += [job_state(experiment, overrides) for overrides in experiment_jobs(experiment, extra)]
     return states
