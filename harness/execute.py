@@ -103,6 +103,7 @@ def _compute(job: Job) -> Outcome:
     runner = Runner(
         job.dataset, job.strategy, encoder, identity,
         num_workers=job.config["num_workers"], progress=job.config["progress"],
+        timing_repeats=int(job.config.get("timing_repeats", 1)),
     )
     result = runner.run()
     summary = result.records[-1].values

@@ -35,9 +35,10 @@ IDENTITY_COLUMNS = [
     "strategy_params", "dataset", "dataset_params", "device", "dtype", "seed", "batch_views",
 ]
 MEASURE_COLUMNS = [
-    "n_images", "n_ok", "n_errors", "visual_tokens_mean", "views_total", "preprocess_p50_ms", "encode_p50_ms",
-    "encode_p95_ms", "encode_images_per_s", "encode_views_per_s", "peak_rss_mb", "peak_allocated_mb",
-    "peak_reserved_mb", "weights_mb",
+    "n_images", "n_ok", "n_errors", "visual_tokens_mean", "views_total", "preprocess_p50_ms", "encode_p5_ms",
+    "encode_p25_ms", "encode_p50_ms", "encode_p75_ms", "encode_p95_ms", "encode_images_per_s", "encode_views_per_s",
+    "peak_rss_mb", "peak_allocated_mb", "peak_reserved_mb", "weights_mb", "timing_repeats", "load_start_load_1m",
+    "load_end_load_1m", "load_start_other_harness", "load_end_other_harness", "timed_under_load",
 ]
 NOT_STUDY_TABLES = {"summary", "quality", "compare", "token_atlas"}  # tables across studies, or not of runs
 TRAILING_COLUMNS = ["attempts", "message", "run_id", "run_dir"]
@@ -219,6 +220,24 @@ def build_tables(run_roots: list[str], out: Path) -> dict[str, pd.DataFrame]:
     return tables
 
 
+def load_warnings(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """One line per study whose finished configurations include runs timed under load (another
+    harness process, or a load average well above what the run brings): their latency is not
+    comparable with the others'."""
+    from harness.report_figures import config_labels
+
+    lines = []
+    for study, table in tables.items():
+        if "timed_under_load" not in table:
+            continue
+        flagged = table["timed_under_load"].fillna(False).astype(bool)
+        if flagged.any():
+            names = "; ".join(config_labels(table)[flagged])
+            lines.append(f"warning: {study}: {int(flagged.sum())} configuration(s) timed under load, latency not "
+                         f"comparable (rerun=true on a quiet machine): {names}")
+    return lines
+
+
 def figure_scripts() -> list[Path]:
     return sorted(EXPERIMENTS_DIR.glob("*/figures.py"))
 
@@ -281,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no finished or failed runs under {', '.join(args.runs)}", file=sys.stderr)
             return 2
         both = pd.concat(tables.values(), ignore_index=True)
+        for line in load_warnings(tables):
+            print(line, file=sys.stderr)
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             print(both[[c for c in TERMINAL_COLUMNS if c in both]].to_string(index=False, float_format="%.4g"))
         print(f"\n{len(both)} configurations in {len(tables)} stud{'y' if len(tables) == 1 else 'ies'}. "

@@ -156,3 +156,27 @@ def test_configurations_that_read_alike_get_their_hash(tmp_path: Path, monkeypat
     assert len(set(labels)) == 2 and all(" #" in label for label in labels)
     lines = _drawn(monkeypatch, latency_vs_tokens, table)
     assert sorted((label, y) for label, _, y in lines) == sorted(zip(labels, [[10.0], [20.0]], strict=True))
+
+
+def test_report_flags_runs_timed_under_load_and_draws_the_spread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from harness.report_figures import latency_vs_tokens
+
+    spread = {"encode_p25_ms": 8.0, "encode_p75_ms": 13.0}
+    table = _study_table(tmp_path, [{"values": {**spread, "timed_under_load": False}},
+                                    {"encoder": "internvit_300m", "latency": 40.0,
+                                     "values": {"encode_p25_ms": 30.0, "encode_p75_ms": 70.0,
+                                                "timed_under_load": True}}])
+    err = capsys.readouterr().err
+    (line,) = [x for x in err.splitlines() if "under load" in x]
+    assert "1 configuration(s)" in line and "internvit_300m" in line and "clip" not in line
+    assert {"encode_p25_ms", "encode_p75_ms", "timed_under_load"} <= set(table.columns)
+    from harness import report_figures
+
+    captured = []
+    monkeypatch.setattr(report_figures.style, "save", lambda fig, out, stem: captured.append(fig) or [])
+    latency_vs_tokens(table, Path("unused"))
+    bars = [c for c in captured[0].axes[0].collections if c.__class__.__name__ == "LineCollection"]
+    segments = sorted(tuple(seg[:, 1]) for bar in bars for seg in bar.get_segments())
+    assert segments == [(8.0, 13.0), (30.0, 70.0)]  # p25-p75 error bars
