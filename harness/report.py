@@ -25,6 +25,7 @@ import pandas as pd
 from harness import style
 from harness.metrics.compare import compare_groups
 from harness.metrics.run_quality import metric_columns, quality_table
+from harness.paper import mme_paper_table, paper_table
 from harness.report_figures import draw_any_study, read_tables
 from harness.store import find_failed, find_runs, load_readable
 
@@ -125,25 +126,15 @@ def compare_table(table: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
 
 
-LATEX_COLUMNS = ["encoder", "encoder_size", "weights", "strategy", "status", "category", "score", "n_images",
-                 "visual_tokens_mean", "encode_p50_ms", "encode_images_per_s", "peak_allocated_mb", "peak_rss_mb"]
+def to_latex(table: pd.DataFrame, study: str, mme_rows: pd.DataFrame | None = None) -> str:
+    """The paper-ready LaTeX of a study table, or of its MME scores when `mme_rows` is given
+    (`harness.paper`)."""
+    if mme_rows is not None:
+        return mme_paper_table(mme_rows, table, study)
+    return paper_table(table, study)
 
 
-def to_latex(table: pd.DataFrame) -> str:
-    """A booktabs LaTeX table (pandas Styler, `hrules=True`) of the columns a paper shows:
-    configuration, status, tokens, latency, memory, quality metrics; 4 significant digits."""
-    pp = [c for c in table.columns if c.startswith("pp_") and c != "pp_tile_size"]
-    metrics = [c for c in table.columns if c.startswith("metric:")]
-    cols = [c for c in LATEX_COLUMNS[:4] + pp + LATEX_COLUMNS[4:] + metrics if c in table.columns]
-    shown = table[cols]
-    numeric = [c for c in cols if pd.api.types.is_float_dtype(shown[c])]
-    styler = shown.style.hide(axis="index").format(escape="latex", na_rep="--")
-    styler = styler.format("{:.4g}", subset=numeric, na_rep="--").format_index(escape="latex", axis=1)
-    align = "".join("r" if pd.api.types.is_numeric_dtype(shown[c]) else "l" for c in cols)
-    return styler.to_latex(hrules=True, column_format=align)
-
-
-def write_tables(table: pd.DataFrame, out_dir: Path, stem: str, latex: bool = False) -> list[Path]:
+def write_tables(table: pd.DataFrame, out_dir: Path, stem: str, latex: str | None = None) -> list[Path]:
     """`<stem>.parquet/.csv/.md` (and `.tex`), each written whole to a temporary name first and
     renamed into place only when all are written: a failed or interrupted report leaves the
     previous tables, never a mix or a truncated file."""
@@ -153,8 +144,8 @@ def write_tables(table: pd.DataFrame, out_dir: Path, stem: str, latex: bool = Fa
         "csv": lambda p: table.to_csv(p, index=False),
         "md": lambda p: p.write_text(table.to_markdown(index=False, floatfmt=".4g") + "\n"),
     }
-    if latex:
-        writers["tex"] = lambda p: p.write_text(to_latex(table))
+    if latex is not None:
+        writers["tex"] = lambda p: p.write_text(latex)
     staged = []
     try:
         for ext, write in writers.items():
@@ -201,10 +192,10 @@ def build_tables(run_roots: list[str], out: Path) -> dict[str, pd.DataFrame]:
     mine = records[records["run_dir"].isin([str(d) for d in given])]
     tables = study_tables(mine)
     for study, table in tables.items():
-        write_tables(table, out / "tables", study, latex=True)
+        write_tables(table, out / "tables", study, latex=to_latex(table, study))
         mme = mme_subtask_rows(mine, table)
         if not mme.empty:
-            write_tables(mme, out / "tables", f"{study}_mme", latex=True)
+            write_tables(mme, out / "tables", f"{study}_mme", latex=to_latex(table, study, mme))
         compare = compare_table(table)
         if not compare.empty:
             write_tables(compare, out / "tables", f"{study}_compare")

@@ -90,7 +90,7 @@ def test_tables_are_replaced_whole_or_not_at_all(tmp_path: Path, monkeypatch: py
     before = {p.name: p.read_bytes() for p in (tmp_path / "tables").iterdir()}
     fake_run(runs, "s", "c00000000001")
 
-    def broken(table: pd.DataFrame) -> str:
+    def broken(*args: object) -> str:
         raise OSError("disk full")
 
     monkeypatch.setattr(report, "to_latex", broken)
@@ -180,3 +180,63 @@ def test_report_flags_runs_timed_under_load_and_draws_the_spread(
     bars = [c for c in captured[0].axes[0].collections if c.__class__.__name__ == "LineCollection"]
     segments = sorted(tuple(seg[:, 1]) for bar in bars for seg in bar.get_segments())
     assert segments == [(8.0, 13.0), (30.0, 70.0)]  # p25-p75 error bars
+
+
+def test_significant_figures_hand_worked() -> None:
+    from harness.paper import significant
+
+    assert [significant(v) for v in (1234.5, 163.84, 9.374, 0.012345, 576.0, 0, float("nan"), "ok")] == [
+        "1234", "164", "9.37", "0.0123", "576", "0", "--", "ok"]
+
+
+def test_paper_table_varying_columns_units_caption_label(tmp_path: Path) -> None:
+    table = _study_table(tmp_path, [
+        {"encoder": "clip_vit_l14_336", "latency": 9.374, "values": {"encode_p25_ms": 8.0, "encode_p75_ms": 10.26}},
+        {"encoder": "internvit_300m", "strategy": "internvl_dynamic", "pp": {"max_tiles": 6}, "tokens": 1792.0,
+         "latency": 163.84, "values": {"encode_p25_ms": 150.0, "encode_p75_ms": 170.0}},
+    ])
+    tex = (tmp_path / "tables" / "s.tex").read_text()
+    head = next(line for line in tex.splitlines() if line.startswith("Encoder"))
+    assert head == (r"Encoder & Strategy & Max tiles & Visual tokens & Encode p50 (ms/img) & "
+                    r"Encode p25--p75 (ms/img) \\")  # no Precision / Device / Seed column: they do not vary
+    assert r"\label{tab:s}" in tex and r"\caption{s: 2 configurations; fixed:" in tex
+    assert "precision float32" in tex and "device cpu" in tex
+    rows = [line for line in tex.splitlines() if line.startswith(("clip", "internvit"))]
+    assert rows == [r"clip\_vit\_l14\_336 & resize & - & 576 & 9.37 & 8.00--10.3 \\",
+                    r"internvit\_300m & internvl\_dynamic & 6 & 1792 & 164 & 150--170 \\"]
+    assert "status" not in tex.lower()  # nothing failed
+    assert len(table) == 2
+
+
+def test_mme_table_in_paper_layout(tmp_path: Path) -> None:
+    """Subtasks in the official order, Perception then Cognition, each total after its group;
+    a run missing a subtask gets no total for that group."""
+    from harness.mme.subtasks import COGNITION, PERCEPTION, SUBTASKS
+
+    runs = tmp_path / "runs"
+    for i, skip in enumerate((None, "OCR")):
+        run_dir = fake_run(runs, "s", f"d{i:011x}", encoder=["clip_vit_l14_336", "internvit_300m"][i])
+        rows = RunStore(run_dir).records()
+        ident = {k: rows[k].iloc[-1] for k in ("run_id", "study", "config_hash", "encoder", "strategy")}
+        extra = [Record("metric", ident, values={"metric": "mme_score", "category": c, "value": 100.0 + j})
+                 for j, c in enumerate(SUBTASKS) if c != skip]
+        recs = [Record(r["kind"], {}, values={k: v for k, v in r.items() if k != "kind"})
+                for r in rows.to_dict("records")]
+        ids, emb = RunStore(run_dir).embeddings()
+        import shutil
+
+        shutil.rmtree(run_dir)
+        RunStore(run_dir).write(recs + extra, {}, (ids, emb))
+    assert report.main([str(runs), "--tables-only"]) == 0
+    tex = (tmp_path / "tables" / "s_mme.tex").read_text().splitlines()
+    groups = next(line for line in tex if "multicolumn" in line)
+    assert groups == r" & \multicolumn{11}{c}{Perception} & \multicolumn{5}{c}{Cognition} \\"
+    head = next(line for line in tex if line.startswith("Configuration"))
+    names = [n.replace("_", " ") for n in PERCEPTION] + ["Total"] + [n.replace("_", " ") for n in COGNITION] + ["Total"]
+    assert head == "Configuration & " + " & ".join(names) + r" \\"
+    clip = next(line for line in tex if line.startswith("clip"))
+    perception = sum(100.0 + j for j in range(10))
+    cognition = sum(100.0 + j for j in range(10, 14))
+    assert clip.endswith(f"& {perception:.0f} & 110 & 111 & 112 & 113 & {cognition:.0f} " + r"\\")
+    intern = next(line for line in tex if line.startswith("internvit")).split(" & ")
+    assert intern[10] == "--" and intern[11] == "--" and intern[-1] == f"{cognition:.0f} " + r"\\"
