@@ -49,6 +49,7 @@ def experiment_jobs(experiment: str, extra: Sequence[str] = ()) -> list[tuple[st
     data = config_experiment(experiment)
     params = dict(((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {})
     parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
+    extra = [o for o in extra if not o.lstrip("+~").startswith("hydra")]  # launcher settings, not job content
     given = {o.get_key_element() for o in OverridesParser.create().parse_overrides(list(extra))}
     axes = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] for o in parsed
             if o.get_key_element() not in given]
@@ -58,6 +59,12 @@ def experiment_jobs(experiment: str, extra: Sequence[str] = ()) -> list[tuple[st
         else:
             axes.append([o.input_line])
     return [tuple(combo) for combo in itertools.product(*axes)]
+
+
+def results_dir(overrides: Sequence[str]) -> Path:
+    """The results folder these overrides select (the last `results_dir=`, else the default)."""
+    given = [o.split("=", 1)[1] for o in overrides if o.split("=", 1)[0].lstrip("+") == "results_dir"]
+    return Path(given[-1] if given else compose([])["results_dir"])
 
 
 def _failed_run(study_dir: Path, chash: str) -> Path | None:
@@ -163,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         if not states:
             print(f"{study}: no jobs (planned without a model, e.g. the token atlas)")
             continue
-        others = other_configurations(Path(compose(args.override)["results_dir"]) / "runs" / study, states)
+        others = other_configurations(results_dir(args.override) / "runs" / study, states)
         print(summary_line(study, states) + (f"; {len(others)} other configurations in its folder" if others else ""))
         for job in states:
             if job.state != "done" or args.all:

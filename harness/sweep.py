@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from harness.config import choices, compose, experiment
+from harness.config import choices, experiment
 from harness.store import find_failed, find_runs
 
 
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. encoder.size=tiny")
     args = parser.parse_intermixed_args(argv)
     cmds = commands(args.study, args.launcher, args.overrides)
-    from harness.status import study_states, summary_line
+    from harness.status import results_dir, study_states, summary_line
 
     states = study_states(args.study, args.overrides)
     if args.dry_run:
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{action:<18} {job.name}{detail}")
         print(summary_line(args.study, states))
         return 0
-    study_dir = Path(compose(args.overrides)["results_dir"]) / "runs" / args.study
+    study_dir = results_dir(args.overrides) / "runs" / args.study
     status = 0
     with Progress(study_dir, len(states), sum(1 for j in states if j.state == "done")):
         for cmd in cmds:
