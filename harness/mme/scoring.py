@@ -233,7 +233,8 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
 
 def _read_csv_text(path: Path) -> pd.DataFrame:
     """Every field as the text in the file: pandas would read `None`, `NA`, `null`, `nan` ... as
-    missing (then scored `other`), where the official tool sees the string (`None` parses `no`)."""
+    missing (then scored `other`), where the official tool sees the string (`None` parses `no`;
+    docs/mme.md, the parser table)."""
     return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
 
 
