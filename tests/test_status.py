@@ -14,7 +14,8 @@ from harness.job import prepare_job
 from harness.store import RunStore
 from harness.types import Record
 
-pytestmark = pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning"),
+              pytest.mark.slow]  # composes and prepares every job of a study
 
 
 @pytest.fixture(scope="module")
