@@ -71,12 +71,21 @@ def varying_fields(table: pd.DataFrame) -> list[str]:
 
 
 def config_labels(table: pd.DataFrame, leave_out: tuple[str, ...] = (), unique: bool = True) -> pd.Series:
-    """One label per row: `encoder / strategy (field=value, ...)` naming every field that varies
-    within the table (dataset parameters included), less `leave_out`; two configurations
-    (config hashes) that still read the same get their hash appended (`unique`), so a label is
-    never shared."""
+    """One label per row: `encoder / strategy (field=value, ...)` naming the fields that vary
+    within the table (dataset parameters included), less `leave_out`. A field is named when it
+    tells apart rows that the fields before it (LABEL_FIELDS order, then strategy parameters,
+    then dataset parameters) do not, so one that follows from them (an encoder's tile size)
+    stays out. Two configurations (config hashes) that still read the same get their hash
+    appended (`unique`), so a label is never shared."""
     fields = label_fields(table)
-    shown = [c for c in varying_fields(table) if c not in ALWAYS_SHOWN and c not in leave_out]
+    shown: list[str] = []
+    key = fields[[c for c in ALWAYS_SHOWN if c in fields]].astype(str).agg("|".join, axis=1)
+    for col in varying_fields(table):
+        if col in ALWAYS_SHOWN or col in leave_out:
+            continue
+        if fields[col].groupby(key).nunique().max() > 1:  # splits rows that read alike so far
+            shown.append(col)
+            key = key + "|" + fields[col]
 
     def name(c: str) -> str:
         return c.removeprefix("pp_")

@@ -240,3 +240,15 @@ def test_mme_table_in_paper_layout(tmp_path: Path) -> None:
     assert clip.endswith(f"& {perception:.0f} & 110 & 111 & 112 & 113 & {cognition:.0f} " + r"\\")
     intern = next(line for line in tex if line.startswith("internvit")).split(" & ")
     assert intern[10] == "--" and intern[11] == "--" and intern[-1] == f"{cognition:.0f} " + r"\\"
+
+
+def test_labels_leave_out_what_follows_from_the_encoder(tmp_path: Path) -> None:
+    """quickstart-like: each encoder has its own tile size; the tile size varies but tells no
+    two rows apart that the encoder does not, so labels stay `encoder / strategy`."""
+    from harness.report_figures import config_labels
+
+    table = _study_table(tmp_path, [
+        {"encoder": "clip_vit_l14_336", "strategy": "center_crop", "pp": {"tile_size": 336}},
+        {"encoder": "internvit_300m", "strategy": "internvl_dynamic", "pp": {"tile_size": 448, "max_tiles": 12}},
+    ])
+    assert list(config_labels(table)) == ["clip_vit_l14_336 / center_crop", "internvit_300m / internvl_dynamic"]
