@@ -172,12 +172,24 @@ def main(argv: list[str] | None = None) -> int:
             continue
         others = other_configurations(results_dir(args.override) / "runs" / study, states)
         print(summary_line(study, states) + (f"; {len(others)} other configurations in its folder" if others else ""))
-        for job in states:
-            if job.state != "done" or args.all:
-                where = f" -> {job.run_dir}" if job.run_dir else ""
-                why = f": {job.message}" if job.message else ""
-                print(f"  {job.state:<8} {job.name}{where}{why}")
+        for line in job_lines(states, show_done=args.all):
+            print(line)
     return 0
+
+
+def job_lines(states: Sequence[JobState], show_done: bool = False) -> list[str]:
+    """One line per job (done ones only with `show_done`); a reason shared by several jobs
+    (a dataset missing for all of them) is said once, after them."""
+    shown = [j for j in states if j.state != "done" or show_done]
+    shared = {m for m in (j.message for j in shown) if m and sum(j.message == m for j in shown) > 1}
+    lines = []
+    for job in shown:
+        where = f" -> {job.run_dir}" if job.run_dir else ""
+        why = f": {job.message}" if job.message and job.message not in shared else ""
+        lines.append(f"  {job.state:<8} {job.name}{where}{why}")
+    for message in sorted(shared):
+        lines.append(f"  ({sum(j.message == message for j in shown)} jobs above) {message}")
+    return lines
 
 
 if __name__ == "__main__":
