@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from harness.config import ConfigError, compose
 from harness.config import experiment as config_experiment
@@ -177,16 +178,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def job_lines(states: Sequence[JobState], show_done: bool = False) -> list[str]:
-    """One line per job (done ones only with `show_done`); a reason shared by several jobs
-    (a dataset missing for all of them) is said once, after them."""
+def job_lines(states: Sequence[JobState], show_done: bool = False, action: Any = None) -> list[str]:
+    """One line per job (done ones only with `show_done`), starting with `action(job)` (default:
+    its state); a reason shared by several jobs (a dataset missing for all) is said once, after them."""
     shown = [j for j in states if j.state != "done" or show_done]
     shared = {m for m in (j.message for j in shown) if m and sum(j.message == m for j in shown) > 1}
     lines = []
     for job in shown:
         where = f" -> {job.run_dir}" if job.run_dir else ""
         why = f": {job.message}" if job.message and job.message not in shared else ""
-        lines.append(f"  {job.state:<8} {job.name}{where}{why}")
+        head = action(job) if action else f"  {job.state:<8}"
+        lines.append(f"{head} {job.name}{where}{why}")
     for message in sorted(shared):
         lines.append(f"  ({sum(j.message == message for j in shown)} jobs above) {message}")
     return lines

@@ -106,15 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. encoder.size=tiny")
     args = parser.parse_intermixed_args(argv)
     cmds = commands(args.study, args.launcher, args.overrides)
-    from harness.status import results_dir, study_states, summary_line
+    from harness.status import JobState, job_lines, results_dir, study_states, summary_line
 
     states = study_states(args.study, args.overrides)
     if args.dry_run:
         rerun = any(o.split("=", 1)[0] == "rerun" and o.split("=", 1)[1].lower() == "true" for o in args.overrides)
-        for job in states:
-            action = "skip (complete)" if job.state == "done" and not rerun else f"run ({job.state})"
-            detail = f": {job.message}" if job.message else ""
-            print(f"{action:<18} {job.name}{detail}")
+
+        def action(job: JobState) -> str:
+            return f"{'skip (complete)' if job.state == 'done' and not rerun else f'run ({job.state})':<18}"
+
+        print("\n".join(job_lines(states, show_done=True, action=action)))
         print(summary_line(args.study, states))
         return 0
     study_dir = results_dir(args.overrides) / "runs" / args.study
