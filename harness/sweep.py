@@ -89,7 +89,7 @@ class Progress:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.show(force=True)
+        self.show()  # the last count, unless the poller just said it
 
 
 def _duration(seconds: float) -> str:
