@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from harness.mme.subtasks import GROUPS
-from harness.report_figures import config_labels, label_fields, varying_fields
+from harness.report_figures import ALWAYS_SHOWN, config_labels, label_fields, telling_fields
 
 SIGNIFICANT = 3
 # column -> header (units in parentheses); anything else: its name with spaces
@@ -52,7 +52,7 @@ def header(column: str) -> str:
         name = column.removeprefix("metric:")
         return next((h for k, h in METRIC_HEADERS.items() if name.startswith(k)), name.replace("_", " "))
     if column.startswith("dataset."):
-        return column.removeprefix("dataset.").replace("_", " ").capitalize()
+        return "Dataset " + column.removeprefix("dataset.").replace("_", " ")
     return column.removeprefix("pp_").replace("_", " ").capitalize()
 
 
@@ -101,7 +101,8 @@ def _fixed(table: pd.DataFrame, shown: list[str]) -> str:
 
 
 def paper_table(table: pd.DataFrame, study: str) -> str:
-    """The study table for a paper: the identity columns that vary, then the results present
+    """The study table for a paper: encoder, strategy and the identity columns that tell its
+    rows apart (as in the figure labels), then the results present
     (tokens, latency p50 and p25--p75, throughput, memory, quality metrics), status only when a
     configuration failed; three significant figures; caption with what is fixed."""
     table = table.reset_index(drop=True)
@@ -109,7 +110,7 @@ def paper_table(table: pd.DataFrame, study: str) -> str:
         table = table.assign(encode_iqr_ms=[
             "--" if pd.isna(a) or pd.isna(b) else f"{significant(a)}--{significant(b)}"
             for a, b in zip(table["encode_p25_ms"], table["encode_p75_ms"], strict=True)])
-    ident = [c for c in varying_fields(table) if c not in ("pp_mean", "pp_std")]
+    ident = [c for c in ALWAYS_SHOWN if c in table] + telling_fields(table)
     fields = label_fields(table)
     metrics = sorted(c for c in table.columns if c.startswith("metric:") and table[c].notna().any())
     results = [c for c in (*RESULTS, *metrics) if c in table.columns and table[c].notna().any()]

@@ -70,13 +70,9 @@ def varying_fields(table: pd.DataFrame) -> list[str]:
     return [c for c in fields.columns if c in ALWAYS_SHOWN or fields[c].nunique() > 1]
 
 
-def config_labels(table: pd.DataFrame, leave_out: tuple[str, ...] = (), unique: bool = True) -> pd.Series:
-    """One label per row: `encoder / strategy (field=value, ...)` naming the fields that vary
-    within the table (dataset parameters included), less `leave_out`. A field is named when it
-    tells apart rows that the fields before it (LABEL_FIELDS order, then strategy parameters,
-    then dataset parameters) do not, so one that follows from them (an encoder's tile size)
-    stays out. Two configurations (config hashes) that still read the same get their hash
-    appended (`unique`), so a label is never shared."""
+def telling_fields(table: pd.DataFrame, leave_out: tuple[str, ...] = ()) -> list[str]:
+    """The varying fields, besides encoder and strategy, that tell apart rows the fields before
+    them do not (see `config_labels`)."""
     fields = label_fields(table)
     shown: list[str] = []
     key = fields[[c for c in ALWAYS_SHOWN if c in fields]].astype(str).agg("|".join, axis=1)
@@ -86,6 +82,18 @@ def config_labels(table: pd.DataFrame, leave_out: tuple[str, ...] = (), unique: 
         if fields[col].groupby(key).nunique().max() > 1:  # splits rows that read alike so far
             shown.append(col)
             key = key + "|" + fields[col]
+    return shown
+
+
+def config_labels(table: pd.DataFrame, leave_out: tuple[str, ...] = (), unique: bool = True) -> pd.Series:
+    """One label per row: `encoder / strategy (field=value, ...)` naming the fields that vary
+    within the table (dataset parameters included), less `leave_out`. A field is named when it
+    tells apart rows that the fields before it (LABEL_FIELDS order, then strategy parameters,
+    then dataset parameters) do not, so one that follows from them (an encoder's tile size)
+    stays out. Two configurations (config hashes) that still read the same get their hash
+    appended (`unique`), so a label is never shared."""
+    fields = label_fields(table)
+    shown = telling_fields(table, leave_out)
 
     def name(c: str) -> str:
         return c.removeprefix("pp_")

@@ -190,22 +190,26 @@ def test_significant_figures_hand_worked() -> None:
 
 
 def test_paper_table_varying_columns_units_caption_label(tmp_path: Path) -> None:
+    """Columns: encoder, strategy, the parameters that tell rows apart (max tiles: a budget
+    sweep), then results with units; what all rows share goes to the caption."""
     table = _study_table(tmp_path, [
         {"encoder": "clip_vit_l14_336", "latency": 9.374, "values": {"encode_p25_ms": 8.0, "encode_p75_ms": 10.26}},
-        {"encoder": "internvit_300m", "strategy": "internvl_dynamic", "pp": {"max_tiles": 6}, "tokens": 1792.0,
-         "latency": 163.84, "values": {"encode_p25_ms": 150.0, "encode_p75_ms": 170.0}},
+        *({"encoder": "internvit_300m", "strategy": "internvl_dynamic", "pp": {"max_tiles": m, "thumbnail": True},
+           "tokens": 256.0 * (m + 1), "latency": 163.84, "values": {"encode_p25_ms": 150.0, "encode_p75_ms": 170.0}}
+          for m in (6, 12)),
     ])
     tex = (tmp_path / "tables" / "s.tex").read_text()
     head = next(line for line in tex.splitlines() if line.startswith("Encoder"))
     assert head == (r"Encoder & Strategy & Max tiles & Visual tokens & Encode p50 (ms/img) & "
-                    r"Encode p25--p75 (ms/img) \\")  # no Precision / Device / Seed column: they do not vary
-    assert r"\label{tab:s}" in tex and r"\caption{s: 2 configurations; fixed:" in tex
-    assert "precision float32" in tex and "device cpu" in tex
+                    r"Encode p25--p75 (ms/img) \\")  # no Precision / Device / Thumbnail: they tell no rows apart
+    assert r"\label{tab:s}" in tex and r"\caption{s: 3 configurations; fixed:" in tex
+    assert "precision float32" in tex and "device cpu" in tex and "dataset num images 6" in tex
     rows = [line for line in tex.splitlines() if line.startswith(("clip", "internvit"))]
     assert rows == [r"clip\_vit\_l14\_336 & resize & - & 576 & 9.37 & 8.00--10.3 \\",
-                    r"internvit\_300m & internvl\_dynamic & 6 & 1792 & 164 & 150--170 \\"]
+                    r"internvit\_300m & internvl\_dynamic & 6 & 1792 & 164 & 150--170 \\",
+                    r"internvit\_300m & internvl\_dynamic & 12 & 3328 & 164 & 150--170 \\"]
     assert "status" not in tex.lower()  # nothing failed
-    assert len(table) == 2
+    assert len(table) == 3
 
 
 def test_mme_table_in_paper_layout(tmp_path: Path) -> None:
