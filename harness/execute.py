@@ -23,7 +23,7 @@ from harness.identity import new_run_id
 from harness.job import Job, config_identity, fallback_hash, prepare_job
 from harness.metrics.run_quality import quality_records
 from harness.runner import Runner
-from harness.store import TMP_PREFIX, RunStore, completed_run, records_frame
+from harness.store import TMP_PREFIX, RunStore, claim_config, records_frame
 from harness.types import Record
 
 log = logging.getLogger("harness")
@@ -98,12 +98,9 @@ def lost_images(records: pd.DataFrame | list[Record], max_error_fraction: float)
     )
 
 
-def resumed(job: Job) -> Outcome | None:
-    """The outcome of this job's complete run, read back from its records (None: run it).
-    A complete folder whose records cannot be read is run again, with a warning."""
-    done = completed_run(job.study_dir, job.config_hash)
-    if done is None:
-        return None
+def resumed(job: Job, done: Path) -> Outcome | None:
+    """The outcome of this job's complete run `done`, read back from its records (None: run it
+    again). A complete folder whose records cannot be read is run again, with a warning."""
     try:
         records = RunStore(done).records()
     except Exception as exc:  # noqa: BLE001 - any unreadable parquet: measure again
@@ -120,12 +117,23 @@ def resumed(job: Job) -> Outcome | None:
 
 def execute(job: Job) -> Outcome:
     """Run one prepared job and write its records. A job whose records are complete already is
-    skipped (unless `rerun=true`). Load failures raise `LoadError`."""
-    if not job.config.get("rerun", False):
-        done = resumed(job)
-        if done is not None:
-            return done
+    skipped (unless `rerun=true`) and reports as its run did. The configuration's lock is held
+    from that lookup to the publication, so the same job started twice at once computes once:
+    the second waits, then skips. Load failures raise `LoadError`."""
     check_writable(job.study_dir)  # a read-only or full disk fails now, not after the computation
+
+    def waiting(owner: dict[str, Any]) -> None:
+        log.info("%s is being computed by pid %s on %s; waiting for it", job.config_hash, owner.get("pid"),
+                 owner.get("host"))
+
+    with claim_config(job.study_dir, job.config_hash, rerun=bool(job.config.get("rerun", False)),
+                      on_wait=waiting) as done:
+        outcome = resumed(job, done) if done is not None else None
+        return outcome if outcome is not None else _compute(job)
+
+
+def _compute(job: Job) -> Outcome:
+    """Load the model, run, write the run folder (the caller holds the configuration's lock)."""
     for path in clean_leftovers(job.study_dir, TMP_PREFIX):
         log.info("removed %s (left by a process that is gone)", path)
     run_id = new_run_id(job.config_hash)
@@ -140,6 +148,7 @@ def execute(job: Job) -> Outcome:
     runner = Runner(
         job.dataset, job.strategy, encoder, identity,
         num_workers=job.config["num_workers"], progress=job.config["progress"],
+        timing_repeats=int(job.config.get("timing_repeats", 1)),
     )
     result = runner.run()
     summary = result.records[-1].values
