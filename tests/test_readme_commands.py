@@ -64,6 +64,14 @@ HOW: dict[str, tuple[str, ...]] = {
     'make sweep STUDY=encoder_zoo LAUNCHER=slurm ARGS="hydra.launcher.partition=a100"': ("skip", "needs SLURM"),
     'make sweep STUDY=quickstart ARGS="dataset.num_images=8"': ("run", "", ""),
     "make tables && make figures": ("run", "", ""),
+    ".venv/bin/python -m harness preprocess=internvl_dynamic preprocess.backend=torch":
+        ("run", f"{TINY} dataset.num_images=2", HUB),
+    ".venv/bin/python -m harness num_workers=auto": ("run", f"{TINY} dataset.num_images=2", HUB),
+    "harness-report /other/runs": ("skip", "reads a folder of the reader's; the same command on this folder's runs "
+                                   "is `.venv/bin/python -m harness.report results/runs` above"),
+    "make status [STUDY=tiling_budget]": ("skip", "composes every job of every study (minutes); "
+                                          "tests/test_status.py runs harness-status"),
+    "python -m harness.sweep tiling_budget --dry-run": ("run", "", ""),
 }
 
 
