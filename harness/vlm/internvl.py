@@ -44,8 +44,10 @@ QWEN2_05B = dict(
 QWEN2_TINY = {**QWEN2_05B, "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 2,
               "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 320, "bos_token_id": 0,
               "eos_token_id": 2}
-SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", START, END, CONTEXT)
-NAMED = {"start_image_token": START, "end_image_token": END, "context_image_token": CONTEXT}
+VIDEO = "<video>"
+SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", START, END, CONTEXT, VIDEO)
+# The names transformers' InternVLProcessor reads from the tokenizer (`extra_special_tokens`).
+NAMED = {"start_image_token": START, "end_image_token": END, "context_image_token": CONTEXT, "video_token": VIDEO}
 
 
 @VLMS.register("internvl")

@@ -1,0 +1,140 @@
+"""The harness's answer equals transformers' own VLM, token for token.
+
+Tiny random LLaVA-NeXT and InternVL checkpoints are written by transformers' `save_pretrained`
+with a tokenizer carrying the family's special tokens and chat template and the processor's
+template beside it. The harness reads them (encoder: vision tensors; answerer: LM tensors,
+tokenizer, template), runs the native strategy, encodes each image once and answers both of its
+questions; transformers' processor + greedy `generate` is the reference. First-step logits
+agree within 1e-4, the new tokens are identical, and so are the prompt ids.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from harness.encoders import ENCODERS
+from harness.encoders.clip_vit import CLIP_TINY
+from harness.encoders.internvit import INTERNVIT_TINY
+from harness.preprocess import build_strategy
+from harness.preprocess.base import IMAGENET_MEAN, IMAGENET_STD, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from harness.runtime import Runtime
+from harness.vlm import VLMS
+from harness.vlm import internvl as internvl_family
+from harness.vlm import llava_next as llava_family
+
+CPU = Runtime.resolve("cpu", "float32")
+NEW_TOKENS = 6
+QUESTIONS = ("Is there a red square in this image? Please answer yes or no.",
+             "Is there a blue circle in this image? Please answer yes or no.")
+TEXT = dict(hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+            vocab_size=320)
+
+
+def image(width: int, height: int, seed: int) -> Image.Image:
+    rng = np.random.default_rng(seed)
+    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+def messages(question: str) -> list[dict]:
+    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
+
+
+def reference(model, processor, img: Image.Image, question: str) -> tuple[list[int], list[int], torch.Tensor]:
+    """transformers: the processor's chat template and inputs, then greedy generate."""
+    text = processor.apply_chat_template(messages(question), add_generation_prompt=True)
+    bos = processor.tokenizer.bos_token
+    inputs = processor(images=img, text=text, return_tensors="pt",
+                       add_special_tokens=not (bos is not None and text.startswith(bos)))
+    with torch.no_grad():
+        logits = model(**inputs).logits[0, -1]
+        out = model.generate(**inputs, do_sample=False, max_new_tokens=NEW_TOKENS)
+    n = inputs["input_ids"].shape[1]
+    return inputs["input_ids"][0].tolist(), out[0, n:].tolist(), logits
+
+
+def check_family(model, processor, folder: Path, encoder, strategy, family: str, sizes) -> None:
+    answerer = VLMS.get(family)(weights=str(folder), protocol="official", max_new_tokens=NEW_TOKENS, runtime=CPU)
+    assert answerer.template == processor.chat_template
+    for k, (w, h) in enumerate(sizes):
+        img = image(w, h, k)
+        (out,), _ = encoder.encode([strategy.apply(img)])  # one encoding for both questions
+        assert out.num_tokens == encoder.num_tokens(strategy.plan(w, h))
+        for question in QUESTIONS:
+            ids, new, logits = reference(model, processor, img, question)
+            ans = answerer.answer(out.tokens, question, keep_logits=True)
+            prompt = answerer.tokenize(question, out.num_tokens)
+            assert prompt.ids.tolist() == ids
+            assert ans.prompt_tokens == len(ids) and ans.visual_tokens == out.num_tokens
+            torch.testing.assert_close(ans.first_logits, logits, atol=1e-4, rtol=0)
+            assert ans.token_ids == new, (w, h, question)
+            assert ans.new_tokens == len(new)
+            assert ans.response == processor.tokenizer.decode(new, skip_special_tokens=True)
+            assert ans.prompt.count(processor.image_token) == 1  # the placeholder is written once
+
+
+@pytest.mark.slow
+def test_llava_next_answers_equal_transformers_generate(tmp_path: Path) -> None:
+    from transformers import LlavaNextConfig, LlavaNextForConditionalGeneration, LlavaNextProcessor
+    from transformers.models.llava_next.image_processing_pil_llava_next import LlavaNextImageProcessorPil
+
+    tok = llava_family.LlavaNextAnswerer.random_tokenizer()
+    torch.manual_seed(0)
+    config = LlavaNextConfig(
+        vision_config={"model_type": "clip_vision_model", **CLIP_TINY},
+        text_config={"model_type": "mistral", **TEXT, "head_dim": 12, "bos_token_id": tok.bos_token_id,
+                     "eos_token_id": tok.eos_token_id},
+        image_token_index=tok.convert_tokens_to_ids("<image>"), vision_feature_layer=-2,
+        vision_feature_select_strategy="default",
+    )
+    model = LlavaNextForConditionalGeneration(config).eval()
+    processor = LlavaNextProcessor(
+        image_processor=LlavaNextImageProcessorPil(
+            size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336},
+            image_mean=list(OPENAI_CLIP_MEAN), image_std=list(OPENAI_CLIP_STD), resample=3),
+        tokenizer=tok, patch_size=14, vision_feature_select_strategy="default", num_additional_image_tokens=1,
+        chat_template=llava_family.CHAT_TEMPLATE,
+    )
+    folder = tmp_path / "llava-next-tiny"
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    encoder = ENCODERS.get("clip_vit_l14_336")(size="tiny", weights=str(folder), runtime=CPU, connector="llava_next",
+                                               out_dim=48, batch_views=8)
+    strategy = build_strategy("llava_anyres", tile_size=336, mean=list(OPENAI_CLIP_MEAN), std=list(OPENAI_CLIP_STD))
+    check_family(model, processor, folder, encoder, strategy, "llava_next", [(500, 300), (240, 500)])
+
+
+@pytest.mark.slow
+def test_internvl_answers_equal_transformers_generate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from transformers import InternVLConfig, InternVLForConditionalGeneration, InternVLProcessor, ProcessorMixin
+    from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
+
+    tok = internvl_family.InternVLAnswerer.random_tokenizer()
+    torch.manual_seed(0)
+    config = InternVLConfig(
+        vision_config=dict(INTERNVIT_TINY),
+        text_config={"model_type": "qwen2", **TEXT, "tie_word_embeddings": True, "eos_token_id": tok.eos_token_id},
+        image_token_id=tok.convert_tokens_to_ids("<IMG_CONTEXT>"), downsample_ratio=0.5, vision_feature_layer=-1,
+        vision_feature_select_strategy="default",
+    )
+    model = InternVLForConditionalGeneration(config).eval()
+    # The class check looks up the video processor, which needs torchvision (not installed here);
+    # the processor's own text and image handling is what this test uses, unchanged.
+    monkeypatch.setattr(ProcessorMixin, "check_argument_for_proper_class", lambda self, name, arg: None)
+    processor = InternVLProcessor(
+        image_processor=GotOcr2ImageProcessorPil(
+            size={"height": 448, "width": 448}, crop_to_patches=True, min_patches=1, max_patches=12,
+            image_mean=list(IMAGENET_MEAN), image_std=list(IMAGENET_STD), resample=3),
+        tokenizer=tok, image_seq_length=256, chat_template=internvl_family.CHAT_TEMPLATE,
+    )
+    folder = tmp_path / "internvl-tiny"
+    model.save_pretrained(folder)
+    tok.save_pretrained(folder)  # processor.save_pretrained trips on the absent video processor
+    (folder / "chat_template.jinja").write_text(processor.chat_template)
+    encoder = ENCODERS.get("internvit_300m")(size="tiny", weights=str(folder), runtime=CPU, out_dim=48, batch_views=8)
+    strategy = build_strategy("internvl_dynamic", tile_size=448, mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
+    check_family(model, processor, folder, encoder, strategy, "internvl", [(900, 450), (300, 300)])
