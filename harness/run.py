@@ -11,7 +11,7 @@ import json
 import logging
 import sys
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ from harness.runner import Runner
 from harness.runtime import Runtime
 from harness.store import RunStore, completed_run, resume_config
 from harness.types import Record
+from harness.vlm import VLMS, Answerer
 
 log = logging.getLogger("harness")
 
@@ -52,6 +53,8 @@ class Job:
     strategy: Strategy
     encoder_cls: type[Encoder]
     encoder_kwargs: dict[str, Any]
+    answerer_cls: type[Answerer] | None = None
+    answerer_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
 def resolve_preprocess(cfg: dict[str, Any], encoder_cls: type[Encoder]) -> dict[str, Any]:
@@ -97,9 +100,38 @@ def prepare_job(cfg: DictConfig) -> Job:
         if encoder_kwargs.get("size") not in ENCODER_SIZES:
             valid = ", ".join(ENCODER_SIZES)
             raise ConfigError(f"encoder.size must be one of {valid}; got {encoder_kwargs.get('size')!r}")
+        answerer_cls, answerer_kwargs = prepare_answerer(config, encoder_cls, encoder_kwargs)
     except (ValueError, UnknownChoiceError) as exc:
         raise ConfigError(str(exc)) from exc
-    return Job(config, runtime, dataset, strategy, encoder_cls, encoder_kwargs)
+    return Job(config, runtime, dataset, strategy, encoder_cls, encoder_kwargs, answerer_cls, answerer_kwargs)
+
+
+def prepare_answerer(
+    config: dict[str, Any], encoder_cls: type[Encoder], encoder_kwargs: dict[str, Any]
+) -> tuple[type[Answerer] | None, dict[str, Any]]:
+    """The VLM answerer class and its kwargs (`vlm=none`: none), checked before any model
+    loads: its connector, the connector's width against the LM's hidden size, and the
+    checkpoint's config, LM tensors and tokenizer (a WeightsError names what is missing)."""
+    vlm = dict(config.get("vlm") or {"name": "none"})
+    name = vlm.pop("name")
+    if name == "none":
+        return None, {}
+    cls = VLMS.get(name)
+    kwargs = {**vlm, "attn": config.get("attn", "sdpa"), "seed": config["seed"]}
+    check_kwargs(cls, {**kwargs, "runtime": None}, f"vlm {name!r}")
+    cls.check_options(**kwargs)
+    connector = encoder_kwargs.get("connector") or encoder_cls.native_connector
+    if connector != cls.connector:
+        raise ConfigError(f"vlm={name} takes the {cls.connector!r} connector's tokens; encoder {encoder_cls.name!r} "
+                          f"uses {connector!r}: set encoder.connector={cls.connector}")
+    if kwargs["weights"] != "random":
+        cls.open_checkpoint(kwargs["weights"]).check(kwargs["attn"])
+    width = int(encoder_kwargs.get("out_dim") or encoder_cls.lm_dim[encoder_kwargs.get("size", "full")])
+    hidden = cls.hidden_size_for(kwargs["weights"], kwargs["size"])
+    if width != hidden:
+        raise ConfigError(f"connector {connector!r} makes {width}-wide tokens but vlm={name}'s language model "
+                          f"({kwargs['weights']}) is {hidden} wide: set encoder.out_dim={hidden} or matching sizes")
+    return cls, kwargs
 
 
 def identity_of(job: Job, encoder_identity: dict[str, Any], run_id: str, chash: str) -> dict[str, Any]:
@@ -197,15 +229,31 @@ def run_job(cfg: DictConfig) -> Path:
     except Exception as exc:  # tagged so that the failure record says "load"
         exc._harness_stage = "load"  # type: ignore[attr-defined]
         raise
+    answerer = None
+    if job.answerer_cls is not None:
+        try:
+            answerer = job.answerer_cls(runtime=job.runtime, **job.answerer_kwargs)
+        except WeightsError as exc:
+            error = ConfigError(str(exc))
+            error._harness_stage = "load"  # type: ignore[attr-defined]
+            raise error from exc
+        except Exception as exc:
+            exc._harness_stage = "load"  # type: ignore[attr-defined]
+            raise
     weights_mb = sum(p.numel() * p.element_size() for p in encoder.model.parameters()) / 2**20
     identity = identity_of(job, encoder.identity(), run_id, chash)
+    if answerer is not None:
+        identity.update(answerer.identity())
+        identity["config_label"] += f"+{answerer.name}"
     runner = Runner(
         job.dataset, job.strategy, encoder, identity,
-        num_workers=job.config["num_workers"], progress=job.config["progress"],
+        num_workers=job.config["num_workers"], progress=job.config["progress"], answerer=answerer,
     )
     result = runner.run()
-    summary = result.records[-1].values
+    summary = next(r for r in result.records if r.kind == "run").values
     summary["weights_mb"] = weights_mb  # model weights, apart from the peaks measured while running
+    if answerer is not None:
+        summary["lm_weights_mb"] = sum(p.numel() * p.element_size() for p in answerer.lm.parameters()) / 2**20
     result.records.extend(quality_records(result.embeddings, result.embedding_labels, identity))
     run_dir = Path(job.config["results_dir"]) / "runs" / job.config["study"] / run_id
     cached = (result.embedding_ids, result.embeddings) if job.config.get("cache_embeddings", True) else None

@@ -55,8 +55,10 @@ def records_frame(records: Iterable[Record]) -> pd.DataFrame:
 
 
 def resume_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The part of a resolved config that identifies a job's results (volatile keys dropped)."""
-    return {k: v for k, v in config.items() if k not in VOLATILE_KEYS}
+    """The part of a resolved config that identifies a job's results (volatile keys dropped;
+    `vlm=none` dropped too, so encoder-only runs keep the keys they had before the VLM group)."""
+    return {k: v for k, v in config.items()
+            if k not in VOLATILE_KEYS and not (k == "vlm" and (v or {}).get("name") == "none")}
 
 
 def hash_of(run_dir: str | Path) -> str:
