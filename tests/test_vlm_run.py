@@ -1,0 +1,183 @@
+"""vlm wired into runs: question rows with every column, one encoding per image for both
+questions, MME scored officially on the run row, error rows for the questions of a broken
+image (and the score flagged incomplete), checks before loading (exit 2 naming what is missing),
+placeholders = the encoder's token count for every layout a connector accepts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from harness.config import CONFIG_DIR, ConfigError
+from harness.encoders import ENCODERS
+from harness.run import prepare_job, resume_key, run_job
+from harness.runtime import Runtime
+from harness.vlm import VLMS
+from tests.fixtures_data import MMEImage, mme_images, write_mme_parquet
+
+ROOT = Path(__file__).resolve().parent.parent
+CPU = Runtime.resolve("cpu", "float32")
+QUESTION_COLUMNS = ("question_id", "category", "question", "answer", "prompt", "response", "prediction",
+                    "visual_tokens", "prompt_tokens", "prefill_ms", "decode_ms", "new_tokens")
+INTERNVL_TINY = ["encoder=internvit_300m", "encoder.size=tiny", "encoder.weights=random", "preprocess=resize",
+                 "vlm=internvl", "vlm.max_new_tokens=2", "progress=false"]
+
+
+def compose_cfg(overrides: list[str]):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return compose(config_name="config", overrides=overrides)
+
+
+def records_of(run_dir: Path) -> pd.DataFrame:
+    return pd.read_parquet(run_dir / "records.parquet")
+
+
+class Broken(MMEImage):
+    def encode(self) -> bytes:
+        return b"not an image" * 8
+
+
+@pytest.mark.slow
+def test_mme_run_scores_officially_and_flags_broken_images(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    images = [im for im in mme_images(2) if im.category in ("existence", "OCR", "code_reasoning")]
+    bad = images[-1]
+    images[-1] = Broken(bad.category, bad.file_name, bad.size, bad.colour, bad.questions)
+    data = write_mme_parquet(tmp_path / "mme", images)
+    calls: list[int] = []
+    from harness.vlm.base import Answerer
+
+    real = Answerer.answer
+
+    def spy(self, visual, question, **kw):
+        calls.append(id(visual))
+        return real(self, visual, question, **kw)
+
+    monkeypatch.setattr(Answerer, "answer", spy)
+    cfg = compose_cfg([*INTERNVL_TINY, "dataset=mme", f"dataset.path={data}", f"results_dir={tmp_path / 'out'}"])
+    rec = records_of(run_job(cfg))
+    q = rec[rec.kind == "question"]
+    assert len(q) == 2 * len(images)
+    assert set(QUESTION_COLUMNS) <= set(q.columns)
+    ok = q[q.status == "ok"]
+    assert len(ok) == 2 * (len(images) - 1)
+    # both questions of an image reuse one encoding: one tensor per image
+    assert len(calls) == len(ok) and len(set(calls)) == len(images) - 1
+    images_ok = rec[(rec.kind == "image") & (rec.status == "ok")].set_index("image_id")["visual_tokens"]
+    assert (ok["visual_tokens"].to_numpy() == images_ok.loc[ok["question_id"]].to_numpy()).all()
+    assert (ok["visual_tokens"] == 256).all()  # resize: one 448 crop
+    assert ok["prompt"].str.count("<IMG_CONTEXT>").eq(1).all()
+    assert ok["prediction"].isin(["yes", "no", "other"]).all()
+    broken = q[q.question_id == bad.id]
+    assert len(broken) == 2 and broken.status.str.startswith("error:").all()
+    run = rec[rec.kind == "run"].iloc[0]
+    assert not run["answers_complete"] and run["n_question_errors"] == 2 and not run["mme_complete"]
+    # the official score of the answered questions, recomputed here from the rows
+    from harness.metrics.mme import score
+
+    want = score(ok[["question_id", "category", "answer", "prediction"]])
+    assert run["mme_perception"] == pytest.approx(want["perception"])
+    assert run["mme_cognition"] == pytest.approx(want["cognition"])
+    assert run["mme_existence"] == pytest.approx(want["subtasks"]["existence"]["score"])
+    metrics = rec[(rec.kind == "metric") & (rec.metric == "mme_score")]
+    assert set(metrics["category"]) == {"existence", "OCR", "code_reasoning"}
+    assert run["vlm"] == "internvl" and run["vlm_weights"] == "random" and run["kv_cache_mb_max"] > 0
+
+
+def test_vlm_none_keeps_encoder_only_resume_keys() -> None:
+    base = ["encoder.size=tiny", "encoder.weights=random"]
+    cfg = compose_cfg(base)
+    plain = OmegaConf.to_container(cfg, resolve=True)
+    plain.pop("vlm")
+    assert resume_key(cfg)[1] == resume_key(OmegaConf.create(plain))[1]
+    assert resume_key(compose_cfg([*base, "encoder.connector=llava_next", "preprocess=llava_anyres",
+                                   "vlm=llava_next"]))[1] != resume_key(cfg)[1]
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    (["encoder=clip_vit_l14_336", "vlm=internvl"], "set encoder.connector=internvl"),
+    (["encoder=internvit_300m", "vlm=internvl", "encoder.out_dim=64"], "is 48 wide"),
+    (["encoder=internvit_300m", "vlm=internvl", "vlm.protocol=nope"], "valid choices: official"),
+    (["encoder=internvit_300m", "vlm=internvl", "vlm.size=huge"], "tiny, full"),
+])
+def test_bad_vlm_config_fails_before_loading(overrides: list[str], needle: str) -> None:
+    cfg = compose_cfg(["encoder.size=tiny", "encoder.weights=random", *overrides])
+    with pytest.raises(ConfigError, match=needle):
+        prepare_job(cfg)
+
+
+def _tiny_internvl_folder(folder: Path, *, lm: bool = True, tokenizer: bool = True) -> Path:
+    from safetensors.torch import save_file
+    from transformers import InternVLConfig, InternVLForConditionalGeneration
+
+    from harness.encoders.internvit import INTERNVIT_TINY
+
+    config = InternVLConfig(vision_config=dict(INTERNVIT_TINY), text_config={
+        "model_type": "qwen2", "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 1,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 320, "tie_word_embeddings": True})
+    model = InternVLForConditionalGeneration(config)
+    model.save_pretrained(folder)
+    if not lm:  # keep the vision tensors only
+        from safetensors.torch import load_file
+
+        tensors = load_file(folder / "model.safetensors")
+        save_file({k: v for k, v in tensors.items() if not k.startswith("language_model.")},
+                  folder / "model.safetensors")
+    if tokenizer:
+        VLMS.get("internvl").random_tokenizer().save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("what,needle", [("lm", "no language-model tensors"), ("tokenizer", "no tokenizer")])
+def test_checkpoint_without_lm_or_tokenizer_exits_2(tmp_path: Path, what: str, needle: str) -> None:
+    folder = _tiny_internvl_folder(tmp_path / "ckpt", lm=what != "lm", tokenizer=what != "tokenizer")
+    res = subprocess.run(
+        [sys.executable, "-m", "harness", "encoder=internvit_300m", "encoder.size=tiny", f"encoder.weights={folder}",
+         "vlm=internvl", "preprocess=resize", f"results_dir={tmp_path / 'out'}", "progress=false"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert res.returncode == 2, res.stderr
+    assert needle in res.stderr
+    assert not (tmp_path / "out" / "runs").exists()  # nothing ran
+
+
+SIZES = [(1, 1), (13, 4000), (4000, 13), (336, 336), (704, 396), (1920, 1080), (500, 2000), (640, 480)]
+
+
+@pytest.mark.parametrize("family,encoder", [("llava_next", "clip_vit_l14_336"), ("internvl", "internvit_300m")])
+def test_placeholders_equal_the_encoders_count_for_every_accepted_layout(family: str, encoder: str) -> None:
+    from harness.preprocess import STRATEGIES, build_strategy
+
+    answerer = VLMS.get(family)(runtime=CPU)
+    enc = ENCODERS.get(encoder)
+    text = answerer.tokenize("Is it red?", 0).ids.numel()  # the prompt around its image positions
+    seen = set()
+    for name in STRATEGIES.names():
+        params = {"tile_size": enc.tile_size} | ({"max_tiles": 6} if name == "internvl_dynamic" else {})
+        strategy = build_strategy(name, **params)
+        for w, h in SIZES:
+            layout = strategy.plan(w, h)
+            try:
+                enc.check_layout(layout, answerer.connector)
+            except ValueError:
+                continue
+            n = enc.count_tokens(layout, answerer.connector)
+            prompt = answerer.tokenize("Is it red?", n)
+            assert int(prompt.image_mask.sum()) == n
+            assert prompt.ids.numel() == text + n
+            seen.add(name)
+    assert seen >= ({"llava_anyres"} if family == "llava_next" else {"resize", "internvl_dynamic", "center_crop"})
+
+
+def test_answer_rejects_tokens_of_the_wrong_width() -> None:
+    answerer = VLMS.get("llava_next")(runtime=CPU)
+    with pytest.raises(ValueError, match="48"):
+        answerer.answer(torch.zeros(4, 32), "Is it red?")
