@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.metrics.mme import parse_answer
+from harness.mme.scoring import parse_answer
 from harness.vlm.protocols import PROTOCOLS, get_protocol, process_punctuation
 
 CASES = {

@@ -5,24 +5,21 @@ placeholders = the encoder's token count for every layout a connector accepts.""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 
-from harness.config import CONFIG_DIR, ConfigError
+from harness.config import ConfigError, compose
 from harness.encoders import ENCODERS
-from harness.run import prepare_job, resume_key, run_job
+from harness.execute import execute
+from harness.job import prepare_job
 from harness.runtime import Runtime
 from harness.vlm import VLMS
+from tests.cli import cli
 from tests.fixtures_data import MMEImage, mme_images, write_mme_parquet
 
-ROOT = Path(__file__).resolve().parent.parent
 CPU = Runtime.resolve("cpu", "float32")
 QUESTION_COLUMNS = ("question_id", "category", "question", "answer", "prompt", "response", "prediction",
                     "visual_tokens", "prompt_tokens", "prefill_ms", "decode_ms", "new_tokens")
@@ -30,9 +27,8 @@ INTERNVL_TINY = ["encoder=internvit_300m", "encoder.size=tiny", "encoder.weights
                  "vlm=internvl", "vlm.max_new_tokens=2", "progress=false"]
 
 
-def compose_cfg(overrides: list[str]):
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return compose(config_name="config", overrides=overrides)
+def compose_cfg(overrides: list[str]) -> dict:
+    return compose(overrides)
 
 
 def records_of(run_dir: Path) -> pd.DataFrame:
@@ -61,7 +57,9 @@ def test_mme_run_scores_officially_and_flags_broken_images(tmp_path: Path, monke
 
     monkeypatch.setattr(Answerer, "answer", spy)
     cfg = compose_cfg([*INTERNVL_TINY, "dataset=mme", f"dataset.path={data}", f"results_dir={tmp_path / 'out'}"])
-    rec = records_of(run_job(cfg))
+    outcome = execute(prepare_job(cfg))
+    assert outcome.status == "lost_images", outcome.message  # written; the broken image is over max_error_fraction
+    rec = records_of(outcome.run_dir)
     q = rec[rec.kind == "question"]
     assert len(q) == 2 * len(images)
     assert set(QUESTION_COLUMNS) <= set(q.columns)
@@ -79,7 +77,7 @@ def test_mme_run_scores_officially_and_flags_broken_images(tmp_path: Path, monke
     run = rec[rec.kind == "run"].iloc[0]
     assert not run["answers_complete"] and run["n_question_errors"] == 2 and not run["mme_complete"]
     # the official score of the answered questions, recomputed here from the rows
-    from harness.metrics.mme import score
+    from harness.mme.scoring import score
 
     want = score(ok[["question_id", "category", "answer", "prediction"]])
     assert run["mme_perception"] == pytest.approx(want["perception"])
@@ -93,11 +91,14 @@ def test_mme_run_scores_officially_and_flags_broken_images(tmp_path: Path, monke
 def test_vlm_none_keeps_encoder_only_resume_keys() -> None:
     base = ["encoder.size=tiny", "encoder.weights=random"]
     cfg = compose_cfg(base)
-    plain = OmegaConf.to_container(cfg, resolve=True)
-    plain.pop("vlm")
-    assert resume_key(cfg)[1] == resume_key(OmegaConf.create(plain))[1]
-    assert resume_key(compose_cfg([*base, "encoder.connector=llava_next", "preprocess=llava_anyres",
-                                   "vlm=llava_next"]))[1] != resume_key(cfg)[1]
+    plain = {k: v for k, v in cfg.items() if k != "vlm"}
+    assert prepare_job(cfg).config_hash == prepare_job(plain).config_hash
+    llava = ["encoder.connector=llava_next", "preprocess=llava_anyres", "vlm=llava_next"]
+    with_vlm = prepare_job(compose_cfg([*base, *llava]))
+    assert with_vlm.config_hash != prepare_job(compose_cfg([*base, *llava[:2]])).config_hash
+    # a null max_new_tokens is the protocol's: the same job as saying 16
+    assert with_vlm.config_hash == prepare_job(compose_cfg([*base, *llava, "vlm.max_new_tokens=16"])).config_hash
+    assert with_vlm.identity("r")["config_label"].endswith("+llava_next")
 
 
 @pytest.mark.parametrize("overrides,needle", [
@@ -138,12 +139,8 @@ def _tiny_internvl_folder(folder: Path, *, lm: bool = True, tokenizer: bool = Tr
 @pytest.mark.parametrize("what,needle", [("lm", "no language-model tensors"), ("tokenizer", "no tokenizer")])
 def test_checkpoint_without_lm_or_tokenizer_exits_2(tmp_path: Path, what: str, needle: str) -> None:
     folder = _tiny_internvl_folder(tmp_path / "ckpt", lm=what != "lm", tokenizer=what != "tokenizer")
-    res = subprocess.run(
-        [sys.executable, "-m", "harness", "encoder=internvit_300m", "encoder.size=tiny", f"encoder.weights={folder}",
-         "vlm=internvl", "preprocess=resize", f"results_dir={tmp_path / 'out'}", "progress=false"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
-        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
-    )
+    res = cli("harness", "encoder=internvit_300m", "encoder.size=tiny", f"encoder.weights={folder}", "vlm=internvl",
+              "preprocess=resize", f"results_dir={tmp_path / 'out'}", "progress=false", cwd=tmp_path)
     assert res.returncode == 2, res.stderr
     assert needle in res.stderr
     assert not (tmp_path / "out" / "runs").exists()  # nothing ran

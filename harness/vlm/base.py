@@ -146,16 +146,43 @@ class Answerer(ABC):
             return int(cls.random_config(size).hidden_size)
         return int(cls.open_checkpoint(weights).text_config().hidden_size)
 
+    @classmethod
+    def options(cls, **given: Any) -> dict[str, Any]:
+        """Every option with the class defaults filled in (`runtime` aside)."""
+        params = inspect.signature(cls).parameters.values()
+        out = {p.name: p.default for p in params if p.name != "runtime" and p.default is not inspect.Parameter.empty}
+        out.update(given)
+        return out
+
+    @classmethod
+    def key_of(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """What identifies this answerer's results (the resume key's `vlm` part): the size only
+        matters for random weights, a null max_new_tokens is the protocol's."""
+        random = options["weights"] == "random"
+        return {
+            "name": cls.name, "weights": options["weights"], "size": options["size"] if random else None,
+            "protocol": options["protocol"],
+            "max_new_tokens": int(options["max_new_tokens"] or get_protocol(options["protocol"]).max_new_tokens),
+        }
+
+    @classmethod
+    def describe(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Record columns of this answerer with these options (what a job says before loading)."""
+        key = cls.key_of(options)
+        return {"vlm": cls.name, "vlm_weights": key["weights"], "vlm_size": key["size"] or "checkpoint",
+                "vlm_protocol": key["protocol"], "vlm_max_new_tokens": key["max_new_tokens"]}
+
     def params(self) -> dict[str, Any]:
-        return {"vlm": self.name, "weights": self.weights, "size": self.size if self.weights == "random" else None,
-                "protocol": self.protocol.name, "max_new_tokens": self.max_new_tokens}
+        return self.key_of({"weights": self.weights, "size": self.size, "protocol": self.protocol.name,
+                            "max_new_tokens": self.max_new_tokens})
 
     def identity(self) -> dict[str, Any]:
+        """Record columns of this running answerer, including where its weights came from."""
         return {
-            "vlm": self.name, "vlm_weights": self.weights, "vlm_weights_source": self.weights_source,
-            "vlm_size": self.size if self.weights == "random" else "checkpoint", "vlm_lm": self.config.model_type,
-            "vlm_hidden_size": int(self.config.hidden_size), "vlm_protocol": self.protocol.name,
-            "vlm_max_new_tokens": self.max_new_tokens,
+            **self.describe({"weights": self.weights, "size": self.size, "protocol": self.protocol.name,
+                             "max_new_tokens": self.max_new_tokens}),
+            "vlm_weights_source": self.weights_source, "vlm_lm": self.config.model_type,
+            "vlm_hidden_size": int(self.config.hidden_size),
         }
 
     def _config_eos(self) -> list[int]:

@@ -2,7 +2,7 @@
 and how its answer becomes yes / no / other. Facts and sources: docs/vlm_protocols.md.
 
 Every protocol generates greedily. The raw response and the parsed prediction are both
-recorded; scores always use MME's official rules (`harness.metrics.mme.score`), which apply
+recorded; scores always use MME's official rules (`harness.mme.scoring.score`), which apply
 the official parser to the parsed prediction (a no-op on `yes`/`no`/`other`).
 """
 
@@ -12,9 +12,9 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from harness.metrics.mme import parse_answer as official_parse
+from harness.mme.scoring import parse_answer as official_parse
+from harness.mme.subtasks import ANSWER_SUFFIX
 
-MME_SUFFIX = " Please answer yes or no."
 SHORT_ANSWER = "Answer the question using a single word or phrase."
 
 
@@ -102,7 +102,7 @@ def _official(question: str, family: str) -> str:
 
 
 def _lmms_eval(question: str, family: str) -> str:
-    return question.replace(MME_SUFFIX, "") + "\n" + SHORT_ANSWER
+    return question.replace(ANSWER_SUFFIX, "") + "\n" + SHORT_ANSWER
 
 
 def _vlmevalkit(question: str, family: str) -> str:

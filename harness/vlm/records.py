@@ -4,7 +4,7 @@ One `kind="question"` row per question: `question_id` (the image key; MME's two 
 image share it), `category`, `question`, `answer` (ground truth), `prompt` (the text given to
 the tokenizer, the image placeholder once), `response`, `prediction`, `visual_tokens`,
 `prompt_tokens`, `prefill_ms`, `decode_ms`, `new_tokens`, `kv_cache_mb`. The run row gets MME's
-official scores (`harness.metrics.mme.score`) when the categories are MME's, else the same
+official scores (`harness.mme.scoring.score`) when the categories are MME's, else the same
 yes/no accuracy without the MME totals; with any failed question it says the score is
 incomplete (`answers_complete=False`) and scores only images whose two questions were answered.
 """
@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from harness.metrics.latency import summarize_ms
-from harness.metrics.mme import SUBTASKS, score
+from harness.mme.scoring import score
+from harness.mme.subtasks import SUBTASKS
 from harness.types import Record
 from harness.vlm.base import Answer
 
