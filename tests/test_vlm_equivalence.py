@@ -21,7 +21,7 @@ from harness.encoders import ENCODERS
 from harness.encoders.clip_vit import CLIP_TINY
 from harness.encoders.internvit import INTERNVIT_TINY
 from harness.preprocess import build_strategy
-from harness.preprocess.base import IMAGENET_MEAN, IMAGENET_STD, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from harness.preprocess.normalization import IMAGENET_MEAN, IMAGENET_STD, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from harness.runtime import Runtime
 from harness.vlm import VLMS
 from harness.vlm import internvl as internvl_family
