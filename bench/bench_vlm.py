@@ -2,8 +2,8 @@
 loop on the same inputs.
 
 For each family, random weights (the `tiny` preset, and a `small` one: 4 layers, width 512),
-and the visual-token count of a real layout (LLaVA-NeXT: anyres of a 640x480 image, 2144
-tokens; InternVL: internvl_dynamic max 6 tiles of the same image, 1792 tokens): the harness
+and the visual-token count of a real layout of a 640x480 image (LLaVA-NeXT: llava_anyres;
+InternVL: internvl_dynamic, max 6 tiles; counts printed): the harness
 answers a question (`Answerer.answer`: render the chat template, expand and tokenize, embed,
 prefill, greedy decode with the KV cache, decode the text), and the bare loop calls
 `lm.generate(inputs_embeds=..., max_new_tokens=N, do_sample=False)` on the embeddings the
