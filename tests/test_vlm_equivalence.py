@@ -138,3 +138,57 @@ def test_internvl_answers_equal_transformers_generate(tmp_path: Path, monkeypatc
     encoder = ENCODERS.get("internvit_300m")(size="tiny", weights=str(folder), runtime=CPU, out_dim=48, batch_views=8)
     strategy = build_strategy("internvl_dynamic", tile_size=448, mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))
     check_family(model, processor, folder, encoder, strategy, "internvl", [(900, 450), (300, 300)])
+
+
+@pytest.mark.slow
+def test_phi3_vision_answers_equal_the_remote_code_merge(tmp_path: Path) -> None:
+    """Phi-3-vision has no transformers class: a checkpoint folder in its own layout (config
+    `phi3_v`, `model.*` + `lm_head.*`, `model.vision_embed_tokens.*` with the shared `wte`) is
+    written by hand; the reference is the remote code's id merge and embedding overwrite
+    (tests/phi3v_reference.py) feeding transformers' Phi3ForCausalLM and its greedy generate."""
+    import json
+
+    from safetensors.torch import save_file
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    from harness.vlm import phi3_vision as phi3_family
+    from tests.phi3v_reference import image_embedding, processor_input_ids
+
+    tok = phi3_family.Phi3VisionAnswerer.random_tokenizer()
+    text = {**TEXT, "num_key_value_heads": 4, "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
+            "pad_token_id": tok.pad_token_id}
+    torch.manual_seed(0)
+    model = Phi3ForCausalLM(Phi3Config(**text)).eval()
+    folder = tmp_path / "phi3-vision-tiny"
+    folder.mkdir()
+    tensors = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    tensors["model.vision_embed_tokens.wte.weight"] = tensors["model.embed_tokens.weight"].clone()
+    tensors["model.vision_embed_tokens.glb_GN"] = torch.zeros(1, 1, 256)  # vision tensors: never read here
+    tensors["model.vision_embed_tokens.img_projection.0.weight"] = torch.zeros(48, 256)
+    save_file(tensors, folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "phi3_v", "architectures": ["Phi3VForCausalLM"], **text,
+        "embd_layer": {"embedding_cls": "image", "hd_transform_order": "sub_glb", "use_hd_transform": True},
+        "img_processor": {"model_name": "openai/clip-vit-large-patch14-336", "image_dim_out": 1024}}))
+    tok.save_pretrained(folder)
+    answerer = VLMS.get("phi3_vision")(weights=str(folder), protocol="official", max_new_tokens=NEW_TOKENS,
+                                       runtime=CPU)
+    assert answerer.config.model_type == "phi3"
+    encoder = ENCODERS.get("phi3_vision")
+    strategy = build_strategy("phi3_hd", tile_size=336, num_crops=4)
+    for k, (w, h) in enumerate([(500, 300), (240, 500)]):
+        n = encoder.count_tokens(strategy.plan(w, h))
+        visual = torch.randn(n, 48, generator=torch.Generator().manual_seed(k))
+        for question in QUESTIONS:
+            ans = answerer.answer(visual, question, keep_logits=True)
+            ids = processor_input_ids(tok, ans.prompt, [n])
+            assert answerer.tokenize(question, n).ids.tolist() == ids[0].tolist()
+            with torch.no_grad():
+                embeds = image_embedding(model.get_input_embeddings(), ids, [visual], model.config.vocab_size)
+                mask = (ids > -1000000).long()
+                logits = model(inputs_embeds=embeds, attention_mask=mask).logits[0, -1]
+                out = model.generate(inputs_embeds=embeds, attention_mask=mask, do_sample=False,
+                                     max_new_tokens=NEW_TOKENS)
+            assert ans.prompt == f"<|user|>\n<|image_1|>\n{question}<|end|>\n<|assistant|>\n"
+            torch.testing.assert_close(ans.first_logits, logits, atol=1e-4, rtol=0)
+            assert ans.token_ids == out[0].tolist()

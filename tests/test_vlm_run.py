@@ -149,7 +149,8 @@ def test_checkpoint_without_lm_or_tokenizer_exits_2(tmp_path: Path, what: str, n
 SIZES = [(1, 1), (13, 4000), (4000, 13), (336, 336), (704, 396), (1920, 1080), (500, 2000), (640, 480)]
 
 
-@pytest.mark.parametrize("family,encoder", [("llava_next", "clip_vit_l14_336"), ("internvl", "internvit_300m")])
+@pytest.mark.parametrize("family,encoder", [("llava_next", "clip_vit_l14_336"), ("internvl", "internvit_300m"),
+                                            ("phi3_vision", "phi3_vision")])
 def test_placeholders_equal_the_encoders_count_for_every_accepted_layout(family: str, encoder: str) -> None:
     from harness.preprocess import STRATEGIES, build_strategy
 
@@ -171,7 +172,9 @@ def test_placeholders_equal_the_encoders_count_for_every_accepted_layout(family:
             assert int(prompt.image_mask.sum()) == n
             assert prompt.ids.numel() == text + n
             seen.add(name)
-    assert seen >= ({"llava_anyres"} if family == "llava_next" else {"resize", "internvl_dynamic", "center_crop"})
+    want = {"llava_next": {"llava_anyres", "phi3_hd"}, "phi3_vision": {"phi3_hd", "llava_anyres"},
+            "internvl": {"resize", "internvl_dynamic", "center_crop", "phi3_hd", "llava_anyres"}}[family]
+    assert seen >= want
 
 
 def test_answer_rejects_tokens_of_the_wrong_width() -> None:

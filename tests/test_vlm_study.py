@@ -20,13 +20,13 @@ OFFLINE = ["encoder.size=tiny", "encoder.weights=random", "dataset=synthetic"]
 
 def test_every_experiment_of_the_study_prepares_a_job_with_a_vlm() -> None:
     names = study_experiments("mme_strategies")
-    assert len(names) == 4
+    assert len(names) == 5
     families = set()
     for name in names:
         job = prepare_job(compose([f"experiment={name}", *OFFLINE]))
         assert job.answerer_cls is not None and job.study == "mme_strategies"
         families.add(job.answerer_cls.name)
-    assert families == {"llava_next", "internvl"}
+    assert families == {"llava_next", "internvl", "phi3_vision"}
 
 
 def test_figures_from_a_report_shaped_table(tmp_path: Path) -> None:

@@ -196,14 +196,18 @@ class Answerer(ABC):
         return self.tokenizer.apply_chat_template(
             self.messages(text), chat_template=self.template, tokenize=False, add_generation_prompt=True)
 
-    def tokenize(self, question: str, n_visual: int) -> Prompt:
+    def token_ids(self, text: str, n_visual: int) -> list[int]:
         """As transformers' processors do: expand the placeholder in the text, then tokenize;
         the chat template's own BOS is not doubled."""
-        text = self.render(question)
         expanded = self.expand(text, n_visual)
         bos = self.tokenizer.bos_token
         add_special = not (bos is not None and text.startswith(bos))
-        ids = torch.tensor(self.tokenizer(expanded, add_special_tokens=add_special)["input_ids"])
+        return list(self.tokenizer(expanded, add_special_tokens=add_special)["input_ids"])
+
+    def tokenize(self, question: str, n_visual: int) -> Prompt:
+        """The rendered prompt, its ids with exactly `n_visual` image positions, and their mask."""
+        text = self.render(question)
+        ids = torch.tensor(self.token_ids(text, n_visual), dtype=torch.long)
         mask = self.image_positions(ids)
         if int(mask.sum()) != n_visual:
             raise ValueError(f"{self.name}: the prompt holds {int(mask.sum())} image positions for {n_visual} "

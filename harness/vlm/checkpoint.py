@@ -37,6 +37,9 @@ def text_config_dict(config: dict[str, Any]) -> dict[str, Any]:
     if model_type is None:
         raise WeightsError("config.json names no language-model model_type (text_config / llm_config)")
     sub["model_type"] = TEXT_MODEL_TYPES.get(model_type, model_type)
+    scaling = sub.get("rope_scaling")
+    if isinstance(scaling, dict) and scaling.get("type") == "su":  # Phi-3's first name for longrope
+        sub["rope_scaling"] = {**scaling, "type": "longrope"}
     return sub
 
 
