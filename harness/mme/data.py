@@ -34,8 +34,9 @@ class MMEItem(NamedTuple):
     category: str
     questions: list[tuple[str, str]]
     where: Path | tuple[int, int]
-TEXT_COLUMNS = ("question_id", "question", "answer", "category")
 
+
+TEXT_COLUMNS = ("question_id", "question", "answer", "category")
 
 
 def _pair(image_id: str, rows: list[tuple[str, str]], where: str) -> list[tuple[str, str]]:
