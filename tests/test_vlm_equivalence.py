@@ -192,3 +192,58 @@ def test_phi3_vision_answers_equal_the_remote_code_merge(tmp_path: Path) -> None
             assert ans.prompt == f"<|user|>\n<|image_1|>\n{question}<|end|>\n<|assistant|>\n"
             torch.testing.assert_close(ans.first_logits, logits, atol=1e-4, rtol=0)
             assert ans.token_ids == out[0].tolist()
+
+
+@pytest.mark.slow
+def test_original_internvl_layout_equals_its_chat_code(tmp_path: Path) -> None:
+    """An InternVL2 / Vintern-style folder (config `internvl_chat` with `llm_config` and
+    `template`, `language_model.*` tensors, the checkpoint's own conversation.py with its own
+    system message): the harness's prompt ids, first logits and greedy tokens equal the original
+    chat code's query and embedding merge (tests/internvl_chat_reference.py) feeding Qwen2."""
+    import json
+
+    from safetensors.torch import save_file
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from tests.internvl_chat_reference import chat_query, merged_embeds
+
+    tok = internvl_family.InternVLAnswerer.random_tokenizer()
+    text = {**TEXT, "tie_word_embeddings": False, "eos_token_id": tok.convert_tokens_to_ids("<|endoftext|>")}
+    torch.manual_seed(0)
+    lm = Qwen2ForCausalLM(Qwen2Config(**text)).eval()
+    folder = tmp_path / "vintern-tiny"
+    folder.mkdir()
+    tensors = {f"language_model.{k}": v.detach().clone() for k, v in lm.state_dict().items()}
+    tensors["vision_model.embeddings.class_embedding"] = torch.zeros(1, 1, 32)  # vision: never read here
+    tensors["mlp1.1.weight"] = torch.zeros(48, 128)
+    save_file(tensors, folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "internvl_chat", "template": "Hermes-2", "downsample_ratio": 0.5,
+        "llm_config": {"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"], **text},
+        "vision_config": {"model_type": "intern_vit_6b", "hidden_size": 32}}))
+    system = "Bạn là một trợ lý AI hữu ích."
+    (folder / "conversation.py").write_text(
+        "register_conv_template(\n    Conversation(\n        name='Hermes-2',\n"
+        "        system_template='<|im_start|>system\\n{system_message}',\n"
+        f"        system_message='{system}',\n"
+        "        roles=('<|im_start|>user\\n', '<|im_start|>assistant\\n'),\n"
+        "        sep_style=SeparatorStyle.MPT,\n        sep='<|im_end|>',\n    )\n)\n")
+    tok.save_pretrained(folder)
+    answerer = VLMS.get("internvl")(weights=str(folder), protocol="internvl", max_new_tokens=NEW_TOKENS, runtime=CPU)
+    assert answerer.conversation is not None and answerer.conversation.system_message == system
+    im_end = tok.convert_tokens_to_ids("<|im_end|>")
+    assert answerer.eos_ids == {im_end}
+    for k, patches in enumerate((1, 3)):
+        visual = torch.randn(256 * patches, 48, generator=torch.Generator().manual_seed(k))
+        for question in QUESTIONS:
+            ans = answerer.answer(visual, question, keep_logits=True)
+            asked = question + " Answer the question using a single word or phrase."  # InternVL's eval script
+            ids = tok(chat_query(system, "<|im_end|>", asked, 256, patches), return_tensors="pt")["input_ids"]
+            assert answerer.tokenize(question, visual.shape[0]).ids.tolist() == ids[0].tolist()
+            with torch.no_grad():
+                embeds = merged_embeds(lm, ids, visual, tok.convert_tokens_to_ids("<IMG_CONTEXT>"))
+                logits = lm(inputs_embeds=embeds).logits[0, -1]
+                out = lm.generate(inputs_embeds=embeds, attention_mask=torch.ones_like(ids), do_sample=False,
+                                  max_new_tokens=NEW_TOKENS, eos_token_id=im_end)
+            torch.testing.assert_close(ans.first_logits, logits, atol=1e-4, rtol=0)
+            assert ans.token_ids == out[0].tolist()

@@ -1,10 +1,16 @@
-"""InternVL (`OpenGVLab/InternVL3-1B-hf`, transformers' InternVLForConditionalGeneration):
-InternViT-300M + the `internvl` connector + Qwen2. The chat template writes one
-`<IMG_CONTEXT>` (older templates: `<image>`); the processor turns it into `<img>`,
-`<IMG_CONTEXT>` x visual tokens, `</img>` (docs/vlm_protocols.md)."""
+"""InternVL: InternViT-300M + the `internvl` connector + Qwen2, in two layouts.
+
+transformers' (`OpenGVLab/InternVL3-1B-hf`, InternVLForConditionalGeneration): the chat template
+writes one `<IMG_CONTEXT>` (older templates: `<image>`); the processor turns it into `<img>`,
+`<IMG_CONTEXT>` x visual tokens, `</img>`. The original one (`OpenGVLab/InternVL2-1B`,
+`5CD-AI/Vintern-1B-v2`: config.json with `llm_config` and `template`): the checkpoint's
+conversation template (`model.chat`), `<image>\n` before the question, expanded the same way,
+generation ending at the template's separator (docs/vlm_protocols.md §4)."""
 
 from __future__ import annotations
 
+import ast
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -50,6 +56,50 @@ SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", START, END, CONTEXT, V
 NAMED = {"start_image_token": START, "end_image_token": END, "context_image_token": CONTEXT, "video_token": VIDEO}
 
 
+@dataclass(frozen=True)
+class Conversation:
+    """An original InternVL conversation template of the MPT separator style: the prompt is
+    `system_template(system_message) + sep + user_role + question + sep + assistant_role`."""
+
+    name: str
+    system_message: str
+    sep: str
+    system_template: str = "<|im_start|>system\n{system_message}"
+    roles: tuple[str, str] = ("<|im_start|>user\n", "<|im_start|>assistant\n")
+
+    def prompt(self, question: str) -> str:
+        system = self.system_template.format(system_message=self.system_message)
+        return system + self.sep + self.roles[0] + question + self.sep + self.roles[1]
+
+
+_OLD_SYSTEM = ("你是由上海人工智能实验室联合商汤科技开发的书生多模态大模型，"
+               "英文名叫InternVL, 是一个有用无害的人工智能助手。")
+# OpenGVLab/InternVL internvl_chat/internvl/conversation.py (the ChatML templates of the 1B-8B models).
+CONVERSATIONS = {c.name: c for c in (
+    Conversation("Hermes-2", _OLD_SYSTEM, "<|im_end|>"),
+    Conversation("internlm2-chat", _OLD_SYSTEM, "<|im_end|>"),
+    Conversation("internvl2_5", "你是书生·万象，英文名是InternVL，"
+                 "是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。", "<|im_end|>\n"),
+)}
+
+
+def checkpoint_conversation(name: str, source: str | None) -> Conversation:
+    """The template `name` as the checkpoint's own `conversation.py` defines it (its system
+    message and separator read from the parsed source, never executed), else InternVL's."""
+    if source:
+        for node in ast.walk(ast.parse(source)):
+            if not isinstance(node, ast.Call):
+                continue
+            kw = {k.arg: k.value for k in node.keywords if k.arg}
+            if isinstance(kw.get("name"), ast.Constant) and kw["name"].value == name:
+                try:
+                    return Conversation(name, ast.literal_eval(kw["system_message"]), ast.literal_eval(kw["sep"]))
+                except (KeyError, ValueError):
+                    break  # not literal: InternVL's own definition below
+    if name not in CONVERSATIONS:
+        raise ValueError(f"internvl: unknown conversation template {name!r}; known: {', '.join(CONVERSATIONS)}")
+    return CONVERSATIONS[name]
+
 @VLMS.register("internvl")
 class InternVLAnswerer(Answerer):
     name = "internvl"
@@ -57,6 +107,22 @@ class InternVLAnswerer(Answerer):
     keymap = LM_KEYMAP
     presets: ClassVar[dict[str, dict[str, Any]]] = {"full": QWEN2_05B, "tiny": QWEN2_TINY}
     hf_id = "OpenGVLab/InternVL3-1B-hf"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conversation: Conversation | None = None
+        if self.checkpoint is not None:
+            name = self.checkpoint.config_json().get("template")
+            if name:  # the original layout: model.chat's prompt and stop token
+                path = self.checkpoint.folder / "conversation.py"
+                self.conversation = checkpoint_conversation(name, path.read_text() if path.is_file() else None)
+                self.template = None
+                self.eos_ids = {self.tokenizer.convert_tokens_to_ids(self.conversation.sep.strip())}
+
+    def render(self, question: str) -> str:
+        if self.conversation is None:
+            return super().render(question)
+        return self.conversation.prompt(LEGACY + "\n" + self.protocol.prompt(question, self.name))
 
     def messages(self, text: str) -> list[dict[str, Any]]:
         return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
