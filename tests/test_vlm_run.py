@@ -181,3 +181,44 @@ def test_answer_rejects_tokens_of_the_wrong_width() -> None:
     answerer = VLMS.get("llava_next")(runtime=CPU)
     with pytest.raises(ValueError, match="48"):
         answerer.answer(torch.zeros(4, 32), "Is it red?")
+
+
+def _tiny_llava_next_folder(folder: Path) -> Path:
+    from transformers import LlavaNextConfig, LlavaNextForConditionalGeneration
+
+    from harness.encoders.clip_vit import CLIP_TINY
+
+    tok = VLMS.get("llava_next").random_tokenizer()
+    config = LlavaNextConfig(
+        vision_config={"model_type": "clip_vision_model", **CLIP_TINY},
+        text_config={"model_type": "mistral", "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 1,
+                     "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 12, "vocab_size": 320},
+        image_token_index=tok.convert_tokens_to_ids("<image>"), vision_feature_layer=-2,
+        vision_feature_select_strategy="default")
+    LlavaNextForConditionalGeneration(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["llava_next", "internvl"])
+def test_the_issue_command_runs_on_a_tiny_checkpoint_folder(tmp_path: Path, family: str) -> None:
+    """`python -m harness encoder=... encoder.weights=<folder> ... vlm=<family>`: encoder and
+    language model both from one save_pretrained folder, questions answered, run row scored."""
+    if family == "llava_next":
+        folder = _tiny_llava_next_folder(tmp_path / "ckpt")
+        args = ["encoder=clip_vit_l14_336", "encoder.connector=llava_next", "preprocess=llava_anyres"]
+    else:
+        folder = _tiny_internvl_folder(tmp_path / "ckpt")
+        args = ["encoder=internvit_300m", "preprocess=internvl_dynamic", "preprocess.max_tiles=2"]
+    res = cli("harness", *args, "encoder.size=tiny", f"encoder.weights={folder}", f"vlm={family}",
+              "vlm.max_new_tokens=3", "dataset=synthetic", "dataset.num_images=2", f"results_dir={tmp_path / 'out'}",
+              "progress=false", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    (run_dir,) = (tmp_path / "out" / "runs" / "default").iterdir()
+    rec = records_of(run_dir)
+    q = rec[rec.kind == "question"]
+    assert len(q) == 4 and (q.status == "ok").all() and (q.new_tokens <= 3).all()
+    run = rec[rec.kind == "run"].iloc[0]
+    assert run["vlm_weights_source"] == str(folder) and run["weights_source"] == str(folder)
+    assert run["answers_complete"] and run["yes_no_score"] >= 0
