@@ -236,7 +236,10 @@ class Answerer(ABC):
         rt.synchronize()
         t0 = time.perf_counter()
         embeds = self.embed(prompt, visual)
-        out = self.lm(inputs_embeds=embeds, use_cache=True, logits_to_keep=1)
+        # an all-ones mask, grown by one per step, as `generate` passes it (same attention path)
+        mask = torch.ones((1, embeds.shape[1] + self.max_new_tokens), dtype=torch.long, device=rt.device)
+        length = embeds.shape[1]
+        out = self.lm(inputs_embeds=embeds, attention_mask=mask[:, :length], use_cache=True, logits_to_keep=1)
         logits = out.logits[0, -1]
         token = int(logits.argmax())
         rt.synchronize()
@@ -247,7 +250,8 @@ class Answerer(ABC):
         step = torch.empty((1, 1), dtype=torch.long, device=rt.device)
         while len(tokens) < self.max_new_tokens and token not in self.eos_ids:
             step.fill_(token)
-            out = self.lm(input_ids=step, use_cache=True, **{self._cache_arg: cache})
+            length += 1
+            out = self.lm(input_ids=step, attention_mask=mask[:, :length], use_cache=True, **{self._cache_arg: cache})
             cache = _cache_of(out)
             token = int(out.logits[0, -1].argmax())
             tokens.append(token)
