@@ -72,6 +72,16 @@ HOW: dict[str, tuple[str, ...]] = {
     "make status [STUDY=tiling_budget]": ("skip", "composes every job of every study (minutes); "
                                           "tests/test_status.py runs harness-status"),
     "python -m harness.sweep tiling_budget --dry-run": ("run", "", ""),
+    'make sweep STUDY=mme_strategies ARGS="encoder.size=tiny encoder.weights=random dataset=synthetic '
+    'dataset.num_images=4 vlm.max_new_tokens=4" && make tables figures': ("run", "", ""),
+    "python -m harness encoder=clip_vit_l14_336 encoder.connector=llava_next encoder.weights=<LLaVA-NeXT folder or "
+    "hub id> preprocess=llava_anyres dataset=mme dataset.path=<MME> vlm=llava_next vlm.max_new_tokens=16":
+        ("skip", "placeholders for a LLaVA-NeXT checkpoint and MME"),
+    "python -m harness encoder=internvit_300m encoder.size=tiny encoder.weights=random preprocess=resize vlm=internvl "
+    "dataset=synthetic": ("run", "dataset.num_images=2", "fewer images"),
+    "python -m harness encoder=internvit_300m encoder.weights=OpenGVLab/InternVL3-1B-hf preprocess=internvl_dynamic "
+    "preprocess.max_tiles=6 dataset=mme dataset.path=<MME> vlm=internvl vlm.protocol=lmms_eval":
+        ("skip", "OpenGVLab/InternVL3-1B-hf comes from the hub; <MME> is a placeholder"),
 }
 
 
