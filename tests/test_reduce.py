@@ -21,6 +21,15 @@ from harness.reduce.uniform import uniform_indices
 from harness.registry import UnknownChoiceError
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors: one intra-op thread (two threads on a loaded 2-core machine spin 30x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def clip_eager(image_size: int = 112) -> CLIPVisionModel:
     torch.manual_seed(0)
     config = CLIPVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=3, num_attention_heads=4,

@@ -12,6 +12,15 @@ from harness.reduce.scores import compute_scores
 from tests.reduce_references import prumerge_reference, visionzip_reference
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small tensors: one intra-op thread (two threads on a loaded 2-core machine spin 30x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def tiny_clip(seed: int) -> CLIPVisionModel:
     torch.manual_seed(seed)
     config = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
