@@ -44,11 +44,6 @@ def token_counter(encoder_name: str, connector: str | None = None) -> Callable[[
     return count
 
 
-def count_tokens(encoder_name: str, layout: Layout, connector: str | None = None) -> int:
-    """Visual tokens `encoder_name` hands on for `layout`, without weights."""
-    return token_counter(encoder_name, connector)(layout)
-
-
 def size_grid(min_side: int, max_side: int, n_sizes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(aspect ratios, widths [n_aspect, n_side], heights [n_aspect, n_side]) of the grid."""
     aspects = np.geomspace(1 / MAX_ASPECT, MAX_ASPECT, n_sizes)

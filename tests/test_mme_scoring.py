@@ -1,4 +1,4 @@
-"""MME official scoring: reference §5 worked example, §1.6 parser table, baselines, layout."""
+"""MME official scoring: the worked example and the parser table of docs/mme.md, baselines, layout."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.metrics.mme import (
+from harness.mme.scoring import (
     COGNITION,
     PERCEPTION,
     best_threshold,
