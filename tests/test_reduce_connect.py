@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.encoders.connectors import build_connector, pixel_shuffle
+from harness.connectors import build_connector
+from harness.connectors.internvl import pixel_shuffle
 from harness.preprocess import build_strategy
 from harness.reduce import build_reducer
 from harness.reduce.connect import PHI3_REASON, check_pairing, count_tokens, reduce_image, token_bounds

@@ -11,7 +11,6 @@ from harness.reduce.base import Reducer, ViewFeatures, as_int
 
 @REDUCERS.register("cls_topk")
 class ClsTopK(Reducer):
-    name = "cls_topk"
     needs = ("cls_attn",)
 
     def __init__(self, *, keep: int = 64) -> None:

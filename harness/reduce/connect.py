@@ -56,7 +56,7 @@ def token_bounds(reducer: Reducer, connector: str, layout: Layout, grid_side: in
 
 def _shuffle(x: torch.Tensor, g: int) -> torch.Tensor:
     """`[V, g*g, c]` -> `[V, (g/2)^2, 4c]` with InternVL's pixel shuffle (as its connector)."""
-    from harness.encoders.connectors import pixel_shuffle
+    from harness.connectors.internvl import pixel_shuffle
 
     v, _, c = x.shape
     return pixel_shuffle(x.reshape(v, g, g, c)).reshape(v, -1, 4 * c)
@@ -72,19 +72,13 @@ class Reduced:
     view_counts: list[int]
 
 
-def reduce_image(
-    reducer: Reducer, connector: nn.Module, features: torch.Tensor, scores: dict[str, torch.Tensor], layout: Layout,
-) -> Reduced:
-    """Reduce one image's `features` `[executed_views, 1+P, C]` (CLS first) and connect them.
-
-    `scores` hold the tensors the reducer needs, `[executed_views, P(, d)]`; padding crops are
-    ignored like the connectors ignore them.
-    """
-    name = connector.name
-    n = layout.n_views
+def view_features(connector: nn.Module, features: torch.Tensor, scores: dict[str, torch.Tensor],
+                  layout: Layout) -> ViewFeatures:
+    """What the reducer sees for one image: its content views' `features` `[executed_views, 1+P, C]`
+    (CLS first) and `scores` `[executed_views, P(, d)]`, arranged by the connector's rule
+    (padding crops dropped, as the connectors drop them)."""
+    name, n, g = connector.name, layout.n_views, connector.grid_side
     feats = features[:n]
-    c = feats.shape[-1]
-    g = connector.grid_side
     s = {k: v[:n] for k, v in scores.items()}
     if name == "internvl":
         for key in ("cls_attn", "pm_attn"):
@@ -93,18 +87,32 @@ def reduce_image(
         for key in ("keys", "pm_keys"):
             if key in s:
                 s[key] = _shuffle(s[key], g)
-        x = ViewFeatures(patches=_shuffle(feats[:, 1:], g), grid=(g // 2, g // 2), cls=None, **s)
-    elif name in ("flat", "llava_next"):
-        x = ViewFeatures(patches=feats[:, 1:], grid=(g, g), cls=feats[:, 0], **s)
-    else:
-        raise ValueError(PHI3_REASON if name == "phi3_hd" else f"no reduction rule for connector {name!r}")
-    views = reducer.apply(x)
+        return ViewFeatures(patches=_shuffle(feats[:, 1:], g), grid=(g // 2, g // 2), cls=None, **s)
+    if name in ("flat", "llava_next"):
+        return ViewFeatures(patches=feats[:, 1:], grid=(g, g), cls=feats[:, 0], **s)
+    raise ValueError(PHI3_REASON if name == "phi3_hd" else f"no reduction rule for connector {name!r}")
+
+
+def project(connector: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """The connector's projection of reduced tokens `[T, c]` (flat: none; llava_next: its MLP;
+    internvl: `mlp1`), without any grid arrangement."""
+    if connector.name == "flat":
+        return tokens
+    if connector.name == "llava_next":
+        return connector.linear_2(connector.act(connector.linear_1(tokens)))
+    return connector.linear_2(connector.act(connector.linear_1(connector.layer_norm(tokens))))
+
+
+def pooled_mean(tokens: torch.Tensor, width: int) -> torch.Tensor:
+    """Mean of reduced tokens in backbone width (a merged 4C token counts as its 4 patch vectors)."""
+    return tokens.float().reshape(-1, width).mean(dim=0)
+
+
+def reduce_image(
+    reducer: Reducer, connector: nn.Module, features: torch.Tensor, scores: dict[str, torch.Tensor], layout: Layout,
+) -> Reduced:
+    """Reduce one image's features and connect them (see `view_features`)."""
+    views = reducer.apply(view_features(connector, features, scores, layout))
     merged = torch.cat(views)
-    pooled = merged.float().reshape(-1, c).mean(dim=0)  # internvl: each 4C token is 4 patch vectors
-    if name == "flat":
-        tokens = merged
-    elif name == "llava_next":
-        tokens = connector.linear_2(connector.act(connector.linear_1(merged)))
-    else:
-        tokens = connector.linear_2(connector.act(connector.linear_1(connector.layer_norm(merged))))
-    return Reduced(tokens=tokens, pooled=pooled, view_counts=[int(v.shape[0]) for v in views])
+    return Reduced(tokens=project(connector, merged), pooled=pooled_mean(merged, features.shape[-1]),
+                   view_counts=[int(v.shape[0]) for v in views])

@@ -10,7 +10,6 @@ from harness.reduce.base import Reducer, ViewFeatures
 
 @REDUCERS.register("none")
 class NoReduction(Reducer):
-    name = "none"
     keeps_grid = True
 
     def count(self, grid: tuple[int, int], has_cls: bool) -> int:

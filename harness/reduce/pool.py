@@ -13,7 +13,6 @@ from harness.reduce.base import Reducer, ViewFeatures, as_int
 
 @REDUCERS.register("pool")
 class Pool(Reducer):
-    name = "pool"
     keeps_grid = True
 
     def __init__(self, *, stride: int = 2) -> None:

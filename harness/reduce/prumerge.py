@@ -46,7 +46,6 @@ def complement(idx: torch.Tensor, n: int) -> torch.Tensor:
 
 @REDUCERS.register("prumerge")
 class PruMerge(Reducer):
-    name = "prumerge"
     needs = ("pm_attn", "pm_keys")
 
     def __init__(self, *, variant: str = "prumerge", adaptive: bool = True, ratio: float = 0.125) -> None:

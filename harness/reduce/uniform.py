@@ -15,7 +15,6 @@ def uniform_indices(n: int, keep: int) -> torch.Tensor:
 
 @REDUCERS.register("uniform")
 class Uniform(Reducer):
-    name = "uniform"
 
     def __init__(self, *, keep: int = 64) -> None:
         self.keep = as_int(keep, "reduce.keep", 1)

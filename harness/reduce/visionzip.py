@@ -19,7 +19,6 @@ from harness.reduce.base import Reducer, ViewFeatures, as_int
 
 @REDUCERS.register("visionzip")
 class VisionZip(Reducer):
-    name = "visionzip"
     needs = ("cls_attn", "keys")
 
     def __init__(self, *, dominant: int = 54, contextual: int = 10) -> None:
