@@ -31,11 +31,11 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
 IDENTITY_COLUMNS = [
     "study", "config_hash", "status", "encoder", "encoder_size", "weights", "strategy", "strategy_params",
-    "dataset", "dataset_params", "device", "dtype", "seed", "batch_views",
+    "reduce", "reduce_params", "dataset", "dataset_params", "device", "dtype", "seed", "batch_views",
 ]
 MEASURE_COLUMNS = [
     "n_images", "n_ok", "n_errors", "visual_tokens_mean", "views_total", "preprocess_p50_ms", "encode_p50_ms",
-    "encode_p95_ms", "encode_images_per_s", "encode_views_per_s", "peak_rss_mb", "peak_allocated_mb",
+    "encode_p95_ms", "reduce_p50_ms", "encode_images_per_s", "encode_views_per_s", "peak_rss_mb", "peak_allocated_mb",
     "peak_reserved_mb", "weights_mb",
 ]
 NOT_STUDY_TABLES = {"summary", "quality", "compare", "token_atlas"}  # tables across studies, or not of runs
@@ -88,7 +88,7 @@ def study_tables(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
     runs = runs.join(_metric_columns(records), on="run_id")
     out = {}
     for study, grp in runs.groupby("study", sort=True):
-        pp_cols = sorted(c for c in grp.columns if c.startswith("pp_") and grp[c].notna().any())
+        pp_cols = sorted(c for c in grp.columns if c.startswith(("pp_", "rd_")) and grp[c].notna().any())
         metric_cols = sorted(c for c in grp.columns if c.startswith("metric:") and grp[c].notna().any())
         cols = [c for c in IDENTITY_COLUMNS + pp_cols + MEASURE_COLUMNS + metric_cols + TRAILING_COLUMNS
                 if c in grp.columns and (grp[c].notna().any() or c in ("status", "message"))]
