@@ -67,3 +67,14 @@ def compose(overrides: Sequence[str], defaults: dict[str, str] | None = None) ->
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(str(exc).splitlines()[0]) from exc
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def experiment(name: str) -> dict[str, Any]:
+    """The raw content of `configs/experiment/<name>.yaml` (its `study`, sweep params, `atlas`
+    block): what the sweep and atlas commands read before Hydra composes any job."""
+    import yaml
+
+    path = CONFIG_DIR / "experiment" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown experiment {name!r}; valid choices: {', '.join(choices('experiment'))}")
+    return yaml.safe_load(path.read_text()) or {}

@@ -7,8 +7,6 @@ import pandas as pd
 import pytest
 
 from harness.mme.scoring import (
-    COGNITION,
-    PERCEPTION,
     best_threshold,
     held_out_split,
     main,
@@ -19,6 +17,7 @@ from harness.mme.scoring import (
     score,
     threshold_predictions,
 )
+from harness.mme.subtasks import COGNITION, PERCEPTION
 
 # Reference §1.1, exact strings and sizes (images per subtask).
 SIZES = {
