@@ -1,11 +1,11 @@
 """Token-reduction overhead as a fraction of the backbone's time, every method side by side.
 
-One encoder per family with its native strategy encodes the same synthetic images once per
-method, interleaved round by round, through `Encoder.encode` (what the runner calls). `encode`
-times its stages apart: `backbone` (the forward pass), `reduce` (scores of the one layer a
-method reads, recomputed from its input hidden state, plus the reduction) and `connector`.
-Prints, per method, tokens per image, backbone and reduce ms per image (median over rounds) and
-reduce / backbone. The goal (issue 14): reduce <= 5 % of backbone.
+One encoder with its native strategy runs each synthetic image's backbone forward once
+(hidden states kept, as `Encoder.encode` does with a reduction) and then, on those same states,
+every method in turn, side by side: scores of the one layer the method reads (recomputed from
+its input hidden state), the reduction and the connector's projection (`none`: the plain
+connector, for reference). Prints per method tokens per image, the median backbone and
+reduce+connect ms per image, and their ratio. The goal (issue 14): reduction <= 5 % of backbone.
 
     python bench/bench_reduce.py                         # full-size CLIP-L/14-336, 4 images, CPU
     python bench/bench_reduce.py --encoders clip_vit_l14_336,internvit_300m --n 8 --rounds 3
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's harness, not an installed one
@@ -27,6 +28,8 @@ from harness.data.synthetic import Synthetic
 from harness.encoders import ENCODERS
 from harness.preprocess import build_strategy
 from harness.reduce import build_reducer
+from harness.reduce import connect as rules
+from harness.reduce.scores import compute_scores
 from harness.runtime import Runtime
 
 NATIVE = {"clip_vit_l14_336": ("center_crop", {}), "internvit_300m": ("internvl_dynamic", {"max_tiles": 6})}
@@ -48,30 +51,36 @@ def bench(encoder_name: str, size: str, runtime: Runtime, images: list, rounds: 
     strategy = build_strategy(strategy_name, tile_size=cls.tile_size, mean=cls.mean, std=cls.std, **params)
     views = [strategy.apply(im) for im in images]
     reducers = [(label(n, p), build_reducer(n, **p)) for n, p in METHODS]
-    times: dict[str, dict[str, list[float]]] = {lab: {"backbone": [], "reduce": [], "tokens": []}
-                                                for lab, _ in reducers}
+    backbone_ms: list[float] = []
+    reduce_ms: dict[str, list[float]] = {lab: [] for lab, _ in reducers}
+    tokens: dict[str, int] = {}
+    layers = encoder.backbone_layers()
     with torch.inference_mode():
         encoder.encode(views[:1])  # warm-up
         for _ in range(rounds):
-            for lab, reducer in reducers:  # interleaved: machine load hits every method alike
-                encoder.use_reduction(reducer)
-                backbone = reduce = 0.0
-                tokens = 0
-                for v in views:  # one image per call, as LLaVA runs PruMerge/VisionZip
-                    outputs, stages = encoder.encode([v])
-                    backbone += stages["backbone"]
-                    reduce += stages.get("reduce", 0.0)
-                    tokens += outputs[0].num_tokens
-                times[lab]["backbone"].append(backbone * 1e3 / len(views))
-                times[lab]["reduce"].append(reduce * 1e3 / len(views))
-                times[lab]["tokens"].append(tokens / len(views))
-    rows = []
-    for lab, t in times.items():
-        b, r = statistics.median(t["backbone"]), statistics.median(t["reduce"])
-        rows.append({"encoder": encoder_name, "method": lab, "tokens/img": t["tokens"][-1],
-                     "views/img": sum(v.pixel_values.shape[0] for v in views) / len(views),
-                     "backbone ms/img": b, "reduce ms/img": r, "reduce/backbone": r / b})
-    return rows
+            for v in views:  # one image per call, as LLaVA runs PruMerge/VisionZip
+                pixels = v.pixel_values.to(runtime.device, runtime.dtype)
+                t0 = time.perf_counter()
+                states = encoder.model.backbone(pixel_values=pixels, output_hidden_states=True).hidden_states
+                runtime.synchronize()
+                backbone_ms.append((time.perf_counter() - t0) * 1e3)
+                feats = states[encoder.feature_layer]
+                for lab, reducer in reducers:  # the same hidden states for every method, side by side
+                    t0 = time.perf_counter()
+                    if reducer.name == "none":
+                        out = encoder.connector(feats[:, 1:], v.layout)
+                    else:
+                        scores = compute_scores(layers, states, encoder.feature_layer, reducer.needs)
+                        x = rules.view_features(encoder.connector, feats, scores, v.layout)
+                        out = rules.project(encoder.connector, torch.cat(reducer.apply(x)))
+                    runtime.synchronize()
+                    reduce_ms[lab].append((time.perf_counter() - t0) * 1e3)
+                    tokens[lab] = tokens.get(lab, 0) + out.shape[0]
+    b = statistics.median(backbone_ms)
+    n_views = sum(v.pixel_values.shape[0] for v in views) / len(views)
+    return [{"encoder": encoder_name, "method": lab, "tokens/img": tokens[lab] / (rounds * len(views)),
+             "views/img": n_views, "backbone ms/img": b, "reduce ms/img": statistics.median(ms),
+             "reduce/backbone": statistics.median(ms) / b} for lab, ms in reduce_ms.items()]
 
 
 def main() -> int:
@@ -92,7 +101,7 @@ def main() -> int:
     images = [data[i].load() for i in range(args.n)]
     print(f"device={runtime.device} dtype={args.dtype} size={args.size} images={args.n} rounds={args.rounds} "
           f"threads={torch.get_num_threads()}")
-    print("| encoder | method | tokens/img | views/img | backbone ms/img | reduce ms/img | reduce / backbone |")
+    print("| encoder | method | tokens/img | views/img | backbone ms/img | reduce+connect ms/img | ratio |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for name in args.encoders.split(","):
         for row in bench(name, args.size, runtime, images, args.rounds, args.batch_views):
