@@ -103,7 +103,8 @@ def run_identity(
     return {
         "run_id": run_id, "study": study, "config_hash": chash, "git_commit": git_commit(), **package_versions(),
         **encoder, **strategy, **dataset, **(reduce or {}), **runtime, **options,
-        "config_label": f"{encoder.get('encoder')}/{strategy.get('strategy')}",
+        "config_label": f"{encoder.get('encoder')}/{strategy.get('strategy')}"
+                        + (f"/{reduce['reduce']}" if reduce and reduce.get("reduce") else ""),
     }
 
 
