@@ -24,6 +24,7 @@ from harness.preprocess import build_strategy
 from harness.preprocess.base import Strategy
 from harness.reduce import Reducer, build_reducer
 from harness.registry import UnknownChoiceError, check_kwargs
+from harness.runner import resolve_num_workers
 from harness.runtime import Runtime
 
 # Options that change how a job runs or reports, never what it measures: not in the resume key.
@@ -131,6 +132,7 @@ def prepare_job(config: dict[str, Any]) -> Job:
         encoder_cls.check_layout(probe, encoder_kwargs.get("connector"))
         reducer = build_job_reducer(config)
         encoder_cls.check_reduction(reducer, encoder_kwargs.get("connector"))
+        resolve_num_workers(config.get("num_workers", 0), runtime.device.type == "cuda")  # "auto" or an int >= 0
     except (ValueError, UnknownChoiceError) as exc:
         raise ConfigError(str(exc)) from exc
     return Job(config, runtime, dataset, strategy, encoder_cls, encoder_kwargs, reducer)
