@@ -24,6 +24,7 @@ from harness.config import ConfigError
 from harness.config import experiment as experiment_config
 from harness.encoders import ENCODERS
 from harness.preprocess import STRATEGIES, build_strategy
+from harness.reduce import Reducer
 from harness.registry import UnknownChoiceError
 from harness.types import Layout
 
@@ -31,15 +32,22 @@ MAX_ASPECT = 8.0
 REFERENCE_SIDE = 1024
 
 
-def token_counter(encoder_name: str, connector: str | None = None) -> Callable[[Layout], int]:
-    """A function layout -> visual tokens for this encoder (and connector, native by default)
-    with no model built: the encoder's own analytic count, after its layout check (a layout the
-    connector cannot take raises ValueError)."""
+def token_counter(
+    encoder_name: str, connector: str | None = None, reducer: Reducer | None = None,
+) -> Callable[[Layout], int]:
+    """A function layout -> visual tokens for this encoder (and connector, native by default,
+    and token reduction, none by default) with no model built: the encoder's own analytic count,
+    after its layout check (a layout the connector cannot take raises ValueError; so does an
+    adaptive reduction, whose count needs pixels)."""
     encoder_cls = ENCODERS.get(encoder_name)
+    encoder_cls.check_reduction(reducer, connector)
 
     def count(layout: Layout) -> int:
         encoder_cls.check_layout(layout, connector)
-        return encoder_cls.count_tokens(layout, connector)
+        n = encoder_cls.count_tokens(layout, connector, reducer)
+        if n is None:
+            raise ValueError(f"reduce={reducer.name if reducer else None} is adaptive: its count depends on the pixels")
+        return n
 
     return count
 

@@ -24,7 +24,7 @@ import yaml
 warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema", category=UserWarning)
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-GROUPS = ("encoder", "preprocess", "dataset", "vlm", "experiment", "hydra/launcher")
+GROUPS = ("encoder", "preprocess", "dataset", "reduce", "vlm", "experiment", "hydra/launcher")
 
 
 class ConfigError(ValueError):

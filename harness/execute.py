@@ -139,6 +139,7 @@ def _compute(job: Job) -> Outcome:
     run_id = new_run_id(job.config_hash)
     try:
         encoder = job.encoder_cls(runtime=job.runtime, **job.encoder_kwargs)
+        encoder.use_reduction(job.reducer)
     except WeightsError as exc:  # no cache and no network, or a checkpoint that does not fit
         raise LoadError(str(exc)) from exc
     except Exception as exc:

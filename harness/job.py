@@ -24,6 +24,7 @@ from harness.folders import check_name
 from harness.identity import component_columns, config_hash, git_commit, package_versions
 from harness.preprocess import build_strategy
 from harness.preprocess.base import Strategy
+from harness.reduce import Reducer, build_reducer
 from harness.registry import UnknownChoiceError, check_kwargs
 from harness.runner import resolve_num_workers
 from harness.runtime import Runtime
@@ -32,7 +33,7 @@ from harness.vlm import VLMS, Answerer
 # Options that change how a job runs or reports, never what it measures: not in the resume key.
 VOLATILE_KEYS = ("progress", "results_dir", "num_workers", "rerun", "max_error_fraction", "cache_embeddings")
 # Config groups that become objects; their key part is what the object reports.
-COMPONENT_KEYS = ("encoder", "preprocess", "dataset")
+COMPONENT_KEYS = ("encoder", "preprocess", "dataset", "reduce")
 # Top-level options that are encoder constructor arguments.
 ENCODER_RUN_OPTIONS = ("batch_views", "seed", "attn")
 
@@ -58,6 +59,7 @@ class Job:
     strategy: Strategy
     encoder_cls: type[Encoder]
     encoder_kwargs: dict[str, Any]
+    reducer: Reducer | None = None  # None: reduce=none (no key part, no columns: today's jobs)
     answerer_cls: type[Answerer] | None = None  # vlm=none: encoder only
     answerer_kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -83,6 +85,7 @@ class Job:
             "encoder": {"name": self.encoder_cls.name, **self.encoder_cls.options(**self.encoder_kwargs)},
             "preprocess": {"name": self.strategy.name, **self.strategy.params()},
             "dataset": {"name": self.dataset.name, **self.dataset.params(), "fingerprint": self.fingerprint},
+            **({"reduce": {"name": self.reducer.name, **self.reducer.params()}} if self.reducer else {}),
         }
 
     @cached_property
@@ -103,6 +106,7 @@ class Job:
         ident = run_identity(
             run_id=run_id, study=self.study, chash=self.config_hash, encoder=encoder,
             strategy=self.strategy.identity(), dataset=self.dataset.identity(),
+            reduce=self.reducer.identity() if self.reducer else {},
             runtime={"device": str(self.runtime.device), "dtype": self.runtime.dtype_name},
             options={k: self.config.get(k) for k in ("seed", "batch_views")},
         )
@@ -115,13 +119,14 @@ class Job:
 
 def run_identity(
     *, run_id: str, study: Any, chash: str, encoder: dict[str, Any], strategy: dict[str, Any],
-    dataset: dict[str, Any], runtime: dict[str, Any], options: dict[str, Any],
+    dataset: dict[str, Any], runtime: dict[str, Any], options: dict[str, Any], reduce: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The one builder of a run's identity columns, for finished and failed runs alike."""
     return {
         "run_id": run_id, "study": study, "config_hash": chash, "git_commit": git_commit(), **package_versions(),
-        **encoder, **strategy, **dataset, **runtime, **options,
-        "config_label": f"{encoder.get('encoder')}/{strategy.get('strategy')}",
+        **encoder, **strategy, **dataset, **(reduce or {}), **runtime, **options,
+        "config_label": f"{encoder.get('encoder')}/{strategy.get('strategy')}"
+                        + (f"/{reduce['reduce']}" if reduce and reduce.get("reduce") else ""),
     }
 
 
@@ -158,11 +163,20 @@ def prepare_job(config: dict[str, Any]) -> Job:
         # An encoder/strategy pairing that cannot work fails here, before any model loads.
         probe = strategy.plan(2 * strategy.tile_size, strategy.tile_size)
         encoder_cls.check_layout(probe, encoder_kwargs.get("connector"))
+        reducer = build_job_reducer(config)
+        encoder_cls.check_reduction(reducer, encoder_kwargs.get("connector"))
         resolve_num_workers(config.get("num_workers", 0), runtime.device.type == "cuda")  # "auto" or an int >= 0
         answerer_cls, answerer_kwargs = prepare_answerer(config, encoder_cls, encoder_kwargs)
     except (ValueError, UnknownChoiceError) as exc:
         raise ConfigError(str(exc)) from exc
-    return Job(config, runtime, dataset, strategy, encoder_cls, encoder_kwargs, answerer_cls, answerer_kwargs)
+    return Job(config, runtime, dataset, strategy, encoder_cls, encoder_kwargs, reducer, answerer_cls, answerer_kwargs)
+
+
+def build_job_reducer(config: dict[str, Any]) -> Reducer | None:
+    """The `reduce` group as a Reducer; None for `reduce=none` (or a config without the group)."""
+    rd = {k: v for k, v in dict(config.get("reduce") or {"name": "none"}).items() if v is not None}
+    reducer = build_reducer(rd.pop("name"), **rd)
+    return None if reducer.name == "none" else reducer
 
 
 def prepare_answerer(
@@ -196,7 +210,7 @@ def prepare_answerer(
 def config_identity(config: dict[str, Any], run_id: str, chash: str) -> dict[str, Any]:
     """Identity columns of a job that could not be prepared (a failed job in a sweep): the
     same builder as `Job.identity`, fed with what the config text says."""
-    enc, pp, ds = (dict(config.get(k) or {}) for k in COMPONENT_KEYS)
+    enc, pp, ds = (dict(config.get(k) or {}) for k in ("encoder", "preprocess", "dataset"))
     encoder_cls: type[Encoder] | None
     try:
         encoder_cls = ENCODERS.get(str(enc.get("name")))
@@ -209,8 +223,15 @@ def config_identity(config: dict[str, Any], run_id: str, chash: str) -> dict[str
         encoder = {"encoder": enc.get("name"), "encoder_size": enc.get("size"), "weights": enc.get("weights")}
     strategy = component_columns("strategy", pp.pop("name", None), {k: v for k, v in pp.items() if v is not None})
     dataset = component_columns("dataset", ds.pop("name", None), ds)
+    try:
+        reducer = build_job_reducer(config)
+        reduce = reducer.identity() if reducer else {}
+    except (ValueError, UnknownChoiceError):
+        reduce = dict(config.get("reduce") or {})
+        reduce = {"reduce": reduce.pop("name", None), "reduce_params": str(reduce)} if reduce else {}
     return run_identity(
         run_id=run_id, study=config.get("study"), chash=chash, encoder=encoder, strategy=strategy, dataset=dataset,
+        reduce=reduce,
         runtime={"device": config.get("device"), "dtype": config.get("dtype")},
         options={k: config.get(k) for k in ("seed", "batch_views")},
     )
@@ -218,4 +239,6 @@ def config_identity(config: dict[str, Any], run_id: str, chash: str) -> dict[str
 
 def fallback_hash(config: dict[str, Any]) -> str:
     """The hash of a job that could not be prepared: its config without volatile keys."""
-    return config_hash({k: v for k, v in config.items() if k not in VOLATILE_KEYS})
+    unreduced = (config.get("reduce") or {}).get("name", "none") == "none"  # reduce=none: today's hashes
+    skip = (*VOLATILE_KEYS, "reduce") if unreduced else VOLATILE_KEYS
+    return config_hash({k: v for k, v in config.items() if k not in skip})

@@ -34,14 +34,14 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
 IDENTITY_COLUMNS = [
     "study", "config_hash", "status", "encoder", "encoder_size", "weights", "connector", "attn", "pool", "strategy",
-    "strategy_params", "dataset", "dataset_params", "device", "dtype", "seed", "batch_views",
+    "strategy_params", "reduce", "reduce_params", "dataset", "dataset_params", "device", "dtype", "seed", "batch_views",
     "vlm", "vlm_weights", "vlm_size", "vlm_protocol", "vlm_max_new_tokens",
 ]
 MEASURE_COLUMNS = [
     "n_images", "n_ok", "n_errors", "visual_tokens_mean", "views_total", "preprocess_p50_ms", "encode_p5_ms",
-    "encode_p25_ms", "encode_p50_ms", "encode_p75_ms", "encode_p95_ms", "encode_images_per_s", "encode_views_per_s",
-    "peak_rss_mb", "peak_allocated_mb", "peak_reserved_mb", "weights_mb", "timing_repeats", "load_start_load_1m",
-    "load_end_load_1m", "load_start_other_harness", "load_end_other_harness", "timed_under_load",
+    "encode_p25_ms", "encode_p50_ms", "encode_p75_ms", "encode_p95_ms", "reduce_p50_ms", "encode_images_per_s",
+    "encode_views_per_s", "peak_rss_mb", "peak_allocated_mb", "peak_reserved_mb", "weights_mb", "timing_repeats",
+    "load_start_load_1m", "load_end_load_1m", "load_start_other_harness", "load_end_other_harness", "timed_under_load",
     # with a VLM (harness.vlm): answering costs and whether every question was answered
     "n_questions", "n_question_errors", "answers_complete", "mme_complete", "prompt_tokens_mean", "new_tokens_mean",
     "prefill_p50_ms", "prefill_p95_ms", "decode_answer_p50_ms", "kv_cache_mb_max", "lm_weights_mb",
@@ -96,7 +96,7 @@ def study_tables(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
     runs = runs.join(_metric_columns(records), on="run_id")
     out = {}
     for study, grp in runs.groupby("study", sort=True):
-        pp_cols = sorted(c for c in grp.columns if c.startswith("pp_") and grp[c].notna().any())
+        pp_cols = sorted(c for c in grp.columns if c.startswith(("pp_", "rd_")) and grp[c].notna().any())
         metric_cols = sorted(c for c in grp.columns if c.startswith("metric:") and grp[c].notna().any())
         cols = [c for c in IDENTITY_COLUMNS + pp_cols + MEASURE_COLUMNS + metric_cols + TRAILING_COLUMNS
                 if c in grp.columns and (grp[c].notna().any() or c in ("status", "message"))]

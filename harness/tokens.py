@@ -2,7 +2,9 @@
 
 Visual-token counts per image size, from geometry alone: builds the strategy, plans each
 size and asks the encoder class (no model, no weights, no pixels). Other overrides
-(`preprocess.num_crops=4`, `encoder.connector=llava_next`) work as in `python -m harness`.
+(`preprocess.num_crops=4`, `encoder.connector=llava_next`, `reduce=visionzip`) work as in
+`python -m harness`; an adaptive reduction prints `data-dependent (min..max)` (JSON: null plus
+`visual_tokens_min` / `visual_tokens_max`).
 """
 
 from __future__ import annotations
@@ -43,22 +45,34 @@ def count(overrides: Sequence[str], sizes: list[tuple[int, int]]) -> list[dict[s
         for w, h in sizes:
             layout = strategy.plan(w, h)
             encoder_cls.check_layout(layout, connector)
-            rows.append({
+            n = encoder_cls.count_tokens(layout, connector, job.reducer)
+            row = {
                 "size": f"{w}x{h}", "rows": layout.grid[0], "cols": layout.grid[1], "views": layout.n_views,
-                "executed_views": layout.executed_views,
-                "visual_tokens": encoder_cls.count_tokens(layout, connector),
-            })
+                "executed_views": layout.executed_views, "visual_tokens": n,
+            }
+            if n is None:  # adaptive reduction: decided per image, within bounds
+                lo, hi = encoder_cls.token_bounds(layout, connector, job.reducer)
+                row.update(visual_tokens_min=lo, visual_tokens_max=hi)
+            rows.append(row)
     except (ValueError, UnknownChoiceError) as exc:
         raise ConfigError(str(exc)) from exc
     return rows
 
 
+def cell(row: dict[str, Any], column: str) -> str:
+    """Table text; an adaptive reduction's count reads `data-dependent (lo..hi)`."""
+    if column == "visual_tokens" and row[column] is None:
+        return f"data-dependent ({row['visual_tokens_min']}..{row['visual_tokens_max']})"
+    return str(row[column])
+
+
 def render(rows: list[dict[str, Any]], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(rows, indent=1)
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in COLUMNS}
+    cells = [{c: cell(r, c) for c in COLUMNS} for r in rows]
+    widths = {c: max(len(c), *(len(x[c]) for x in cells)) for c in COLUMNS}
     lines = ["  ".join(c.rjust(widths[c]) for c in COLUMNS)]
-    lines += ["  ".join(str(r[c]).rjust(widths[c]) for c in COLUMNS) for r in rows]
+    lines += ["  ".join(x[c].rjust(widths[c]) for c in COLUMNS) for x in cells]
     return "\n".join(lines)
 
 

@@ -14,6 +14,9 @@ from torch import nn
 from harness.bounds import bounded_int, optional_int
 from harness.connectors import Connector, build_connector, connector_class
 from harness.encoders.weights import Format, load_encoder_weights, resolve_encoder_weights
+from harness.reduce import Reducer
+from harness.reduce import connect as reduce_rules
+from harness.reduce.scores import compute_scores
 from harness.runtime import Runtime
 from harness.types import EncoderOutput, Layout, Views
 
@@ -56,6 +59,9 @@ class Encoder(ABC):
     # Checkpoint formats this encoder reads (key map, connector its tensors fill), tried in order.
     checkpoint_formats: ClassVar[tuple[Format, ...]] = ()
     lm_dim: ClassVar[dict[str, int]] = {"full": 4096, "tiny": 48}  # connector output width by size
+    # Token reduction between backbone and connector (docs/token_reduction.md), set by
+    # `use_reduction`; None is `reduce=none`, today's path.
+    reducer: Reducer | None = None
 
     def __init__(
         self, *, size: str, weights: str, runtime: Runtime, batch_views: int = 16, connector: str | None = None,
@@ -91,6 +97,10 @@ class Encoder(ABC):
     @abstractmethod
     def run_backbone(self, pixels: torch.Tensor) -> torch.Tensor:
         """Features `[N, 1+P, C]` (CLS first) of `self.feature_layer` for `N` crops."""
+
+    def backbone_layers(self) -> nn.ModuleList:
+        """The backbone's transformer layers (for reductions that score tokens)."""
+        raise NotImplementedError(f"encoder {self.name!r} does not expose its layers; use reduce=none")
 
     @classmethod
     @abstractmethod
@@ -141,12 +151,38 @@ class Encoder(ABC):
         connector_class(connector or cls.native_connector).check(layout)
 
     @classmethod
-    def count_tokens(cls, layout: Layout, connector: str | None = None) -> int:
-        """Visual tokens the forward pass will produce for `layout`."""
-        return connector_class(connector or cls.native_connector).num_tokens(layout, cls.grid_side())
+    def check_reduction(cls, reducer: Reducer | None, connector: str | None = None) -> None:
+        """Raise ValueError (the reason) when `reducer` cannot feed this encoder's connector."""
+        if reducer is not None:
+            reduce_rules.check_pairing(reducer, connector or cls.native_connector, cls.grid_side())
 
-    def num_tokens(self, layout: Layout) -> int:
-        return self.count_tokens(layout, self.connector_name)
+    @classmethod
+    def count_tokens(cls, layout: Layout, connector: str | None = None, reducer: Reducer | None = None) -> int | None:
+        """Visual tokens the forward pass will produce for `layout`; None when a data-dependent
+        reduction (adaptive PruMerge) decides per image (see `token_bounds`)."""
+        connector = connector or cls.native_connector
+        if reducer is None or reducer.name == "none":
+            return connector_class(connector).num_tokens(layout, cls.grid_side())
+        return reduce_rules.count_tokens(reducer, connector, layout, cls.grid_side())
+
+    @classmethod
+    def token_bounds(
+        cls, layout: Layout, connector: str | None = None, reducer: Reducer | None = None,
+    ) -> tuple[int, int]:
+        """Least and most visual tokens for `layout` (equal unless the reduction is adaptive)."""
+        if reducer is None or reducer.name == "none" or not reducer.adaptive:
+            n = cls.count_tokens(layout, connector, reducer)
+            assert n is not None
+            return n, n
+        return reduce_rules.token_bounds(reducer, connector or cls.native_connector, layout, cls.grid_side())
+
+    def num_tokens(self, layout: Layout) -> int | None:
+        return self.count_tokens(layout, self.connector_name, self.reducer)
+
+    def use_reduction(self, reducer: Reducer | None) -> None:
+        """Reduce tokens per view between backbone and connector (None or `none`: no reduction)."""
+        self.check_reduction(reducer, self.connector_name)
+        self.reducer = None if reducer is None or reducer.name == "none" else reducer
 
     # --- shared -------------------------------------------------------------------------
     @property
@@ -220,6 +256,8 @@ class Encoder(ABC):
         t1 = time.perf_counter()
         # ceil(n / batch_views) calls of near-equal size (34 crops at 32 -> 17 + 17, not 32 + 2)
         n_calls = -(-pixels.shape[0] // self.batch_views)
+        if self.reducer is not None:
+            return self._encode_reduced(batch, pixels.tensor_split(n_calls), counts, t1 - t0)
         feats = torch.cat([self.run_backbone(chunk) for chunk in pixels.tensor_split(n_calls)])
         rt.synchronize()
         t2 = time.perf_counter()
@@ -230,3 +268,45 @@ class Encoder(ABC):
         rt.synchronize()
         t3 = time.perf_counter()
         return outputs, {"h2d": t1 - t0, "backbone": t2 - t1, "connector": t3 - t2}
+
+    def _encode_reduced(
+        self, batch: list[Views], chunks: tuple[torch.Tensor, ...], counts: list[int], h2d_s: float,
+    ) -> tuple[list[EncoderOutput], dict[str, float]]:
+        """`encode` with a reduction: scores of one layer come with the features (their cost is
+        counted as `reduce`, with the reduction itself), then reduce and connect per image.
+        `mean_patch` pooling becomes the mean of the reduced tokens before the connector."""
+        rt, reducer = self.runtime, self.reducer
+        assert reducer is not None
+        backbone_s = reduce_s = 0.0
+        feats, scores = [], []
+        for chunk in chunks:
+            t0 = time.perf_counter()
+            states = self.model.backbone(pixel_values=chunk, output_hidden_states=True).hidden_states
+            rt.synchronize()
+            t1 = time.perf_counter()
+            feats.append(states[self.feature_layer])
+            scores.append(compute_scores(self.backbone_layers(), states, self.feature_layer, reducer.needs))
+            rt.synchronize()
+            backbone_s, reduce_s = backbone_s + t1 - t0, reduce_s + time.perf_counter() - t1
+        feat_all = torch.cat(feats)
+        score_all = {k: torch.cat([s[k] for s in scores]) for k in scores[0]}
+        outputs, connector_s = [], 0.0
+        start = 0
+        for views, n in zip(batch, counts, strict=True):
+            feat = feat_all[start : start + n]
+            image_scores = {k: v[start : start + n] for k, v in score_all.items()}
+            start += n
+            t0 = time.perf_counter()
+            reduced = torch.cat(reducer.apply(reduce_rules.view_features(self.connector, feat, image_scores,
+                                                                         views.layout)))
+            rt.synchronize()
+            t1 = time.perf_counter()
+            tokens = reduce_rules.project(self.connector, reduced)
+            rt.synchronize()
+            reduce_s, connector_s = reduce_s + t1 - t0, connector_s + time.perf_counter() - t1
+            if self.pool_mode == "mean_patch":
+                pooled = reduce_rules.pooled_mean(reduced, feat.shape[-1])
+            else:
+                pooled = self.pool(feat, views.layout)
+            outputs.append(EncoderOutput(tokens=tokens.float().cpu(), pooled=pooled.cpu()))
+        return outputs, {"h2d": h2d_s, "backbone": backbone_s, "reduce": reduce_s, "connector": connector_s}

@@ -86,3 +86,6 @@ class ClipViT(Encoder):
     def run_backbone(self, pixels: torch.Tensor) -> torch.Tensor:
         out = self.model.backbone(pixel_values=pixels, output_hidden_states=True)
         return out.hidden_states[self.feature_layer]
+
+    def backbone_layers(self) -> nn.ModuleList:
+        return self.model.backbone.encoder.layers  # transformers 5 CLIPVisionModel: no vision_model level

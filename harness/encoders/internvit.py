@@ -92,6 +92,9 @@ class InternViT(Encoder):
         config = internvit_config(size, attn)
         return InternVLVisionModel(config), config.hidden_size
 
+    def backbone_layers(self) -> nn.ModuleList:
+        return self.model.backbone.encoder.layer
+
     def run_backbone(self, pixels: torch.Tensor) -> torch.Tensor:
         if self.feature_layer == -1:
             return self.model.backbone(pixel_values=pixels).last_hidden_state
