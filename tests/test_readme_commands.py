@@ -82,6 +82,13 @@ HOW: dict[str, tuple[str, ...]] = {
     "python -m harness encoder=internvit_300m encoder.weights=OpenGVLab/InternVL3-1B-hf preprocess=internvl_dynamic "
     "preprocess.max_tiles=6 dataset=mme dataset.path=<MME> vlm=internvl vlm.protocol=lmms_eval":
         ("skip", "OpenGVLab/InternVL3-1B-hf comes from the hub; <MME> is a placeholder"),
+    "make sweep STUDY=token_budget": ("skip", "needs lmms-lab/MME and pretrained weights from the hub"),
+    "python -m harness encoder=clip_vit_l14_336 preprocess=center_crop reduce=visionzip reduce.dominant=54 "
+    "reduce.contextual=10": ("run", f"{TINY} dataset.num_images=2", HUB),
+    "python -m harness.tokens encoder=clip_vit_l14_336 encoder.connector=llava_next preprocess=llava_anyres "
+    "reduce=visionzip": ("run", "", ""),
+    "python -m harness.tokens encoder=clip_vit_l14_336 preprocess=center_crop reduce=visionzip": ("run", "", ""),
+    "python -m harness.tokens encoder=internvit_300m preprocess=native reduce=prumerge": ("run", "", ""),
 }
 
 
