@@ -92,7 +92,8 @@ def build_atlas(spec: dict[str, Any], log: Callable[[str], None] = print) -> pd.
                 continue
             for params in param_sets or [{}]:
                 try:
-                    strategy = build_strategy(strategy_name, tile_size=encoder_cls.tile_size, **params)
+                    tile = {} if STRATEGIES.get(strategy_name).variable_size else {"tile_size": encoder_cls.tile_size}
+                    strategy = build_strategy(strategy_name, **tile, **params)
                 except ValueError as exc:
                     log(f"skip {encoder_name} x {strategy_name} {params}: {exc}")
                     continue

@@ -64,7 +64,12 @@ def resolve_preprocess(cfg: dict[str, Any], encoder_cls: type[Encoder]) -> dict[
             raise ConfigError(f"encoder {encoder_cls.name!r} names no native_preprocess")
         native.update({k: v for k, v in pp.items() if k != "name" and v is not None})
         pp = native
+    from harness.preprocess import STRATEGIES
+
+    variable = pp.get("name") in STRATEGIES.names() and STRATEGIES.get(pp["name"]).variable_size
     for key, default in (("tile_size", encoder_cls.tile_size), ("mean", encoder_cls.mean), ("std", encoder_cls.std)):
+        if key == "tile_size" and variable:  # views of their own size: the encoder's tile is not imposed
+            continue
         if pp.get(key) is None:
             pp[key] = list(default) if isinstance(default, tuple) else default
     return pp
@@ -82,11 +87,8 @@ def prepare_job(cfg: DictConfig) -> Job:
         config["preprocess"] = pp
         pp_params = dict(pp)
         strategy = build_strategy(pp_params.pop("name"), **pp_params)
-        if strategy.tile_size != encoder_cls.tile_size:
-            raise ConfigError(
-                f"strategy {strategy.name!r} makes {strategy.tile_size}px tiles but encoder "
-                f"{encoder_cls.name!r} takes {encoder_cls.tile_size}px; leave preprocess.tile_size null"
-            )
+        if not strategy.variable_size:
+            encoder_cls.check_tile_size(strategy.tile_size, strategy.name)
         encoder_kwargs = {k: v for k, v in config["encoder"].items() if k not in ENCODER_META_KEYS}
         encoder_kwargs.update(batch_views=config["batch_views"], seed=config["seed"], attn=config.get("attn", "sdpa"))
         check_kwargs(encoder_cls, {**encoder_kwargs, "runtime": None}, f"encoder {encoder_cls.name!r}")

@@ -156,9 +156,9 @@ class Runner:
                             item.index, item.sample_id, item.label, item.category, None, item.decode_ms,
                             item.preprocess_ms, "oom", error)))
                         continue
-                    total_views = sum(p.views.pixel_values.shape[0] for p in part)  # type: ignore[union-attr]
+                    total_pixels = sum(p.views.layout.executed_pixels for p in part)  # type: ignore[union-attr]
                     for item, out in zip(part, outputs, strict=True):
-                        record = self._image_record(item, out, stage_s, total_views, warmup)
+                        record = self._image_record(item, out, stage_s, total_pixels, warmup)
                         record.values.update(batch_index=batch_index, batch_images=len(part), **batch_mem)
                         records.append(record)
                         ids.append(item.sample_id)
@@ -195,7 +195,7 @@ class Runner:
         return self._encode_fitting(batch[:half], mem) + self._encode_fitting(batch[half:], mem)
 
     def _image_record(
-        self, item: Prepared, out: EncoderOutput, stage_s: dict[str, float], total_views: int, warmup: bool
+        self, item: Prepared, out: EncoderOutput, stage_s: dict[str, float], total_pixels: int, warmup: bool
     ) -> Record:
         layout = item.views.layout  # type: ignore[union-attr]
         expected = self.encoder.num_tokens(layout)
@@ -204,8 +204,9 @@ class Runner:
                 f"{self.encoder.name}: forward gave {out.num_tokens} tokens for {item.sample_id}, "
                 f"num_tokens(layout) says {expected}"
             )
-        # Batch stage times are shared among its images in proportion to their crops.
-        share = layout.executed_views / total_views
+        # Batch stage times are shared among its images in proportion to their crops' pixels
+        # (their crops, when every crop has the tile size).
+        share = layout.executed_pixels / total_pixels
         h2d_ms, enc_ms, conn_ms = (stage_s[k] * share * 1e3 for k in ("h2d", "backbone", "connector"))
         values = {
             "label": item.label,
@@ -216,6 +217,8 @@ class Runner:
             "grid_cols": layout.grid[1],
             "n_views": layout.n_views,
             "executed_views": layout.executed_views,
+            "view_width": layout.view_wh[0],
+            "view_height": layout.view_wh[1],
             "visual_tokens": out.num_tokens,
             "decode_ms": item.decode_ms,
             "preprocess_ms": item.preprocess_ms,

@@ -45,6 +45,10 @@ class Encoder(ABC):
     native_connector: ClassVar[str] = "flat"
     hf_id: ClassVar[str]
     lm_dim: ClassVar[dict[str, int]] = {"full": 4096, "tiny": 48}  # connector output width by size
+    # True for encoders that take views of any size (Layout.view_size), e.g. Qwen2.5-VL's ViT.
+    variable_views: ClassVar[bool] = False
+    # The connectors this encoder can take (None: any connector whose layout needs are met).
+    connector_choices: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(
         self, *, size: str, weights: str, runtime: Runtime, batch_views: int = 16, connector: str | None = None,
@@ -99,11 +103,23 @@ class Encoder(ABC):
             raise ValueError(f"attn must be one of {', '.join(ATTN_IMPLEMENTATIONS)}; got {attn!r}")
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(POOLS)}; got {pool!r}")
-        connector_class(connector or cls.native_connector)
+        cls.connector_for(connector)
         if size == "tiny" and weights == "pretrained":
             raise ValueError(
                 "encoder.size=tiny has no pretrained weights; use weights=random or a tiny checkpoint folder"
             )
+
+    @classmethod
+    def connector_for(cls, connector: str | None) -> type[Connector]:
+        """The connector class (native when None), refused when this encoder cannot take it."""
+        conn = connector_class(connector or cls.native_connector)
+        if cls.connector_choices is not None and conn.name not in cls.connector_choices:
+            raise ValueError(
+                f"encoder {cls.name!r} takes connector {', '.join(cls.connector_choices)}; got {conn.name!r}"
+            )
+        if conn.owner is not None and conn.owner != cls.name:
+            raise ValueError(f"connector {conn.name!r} runs inside encoder {conn.owner!r}; {cls.name!r} cannot take it")
+        return conn
 
     # --- token counts without a model ---------------------------------------------------
     @classmethod
@@ -111,16 +127,30 @@ class Encoder(ABC):
         return cls.tile_size // cls.patch_size
 
     @classmethod
+    def check_tile_size(cls, tile_size: int, strategy: str = "the strategy") -> None:
+        """Raise ValueError when this encoder cannot take square tiles of `tile_size` px."""
+        if tile_size != cls.tile_size:
+            raise ValueError(
+                f"strategy {strategy!r} makes {tile_size}px tiles but encoder {cls.name!r} takes "
+                f"{cls.tile_size}px; leave preprocess.tile_size null"
+            )
+
+    @classmethod
     def check_layout(cls, layout: Layout, connector: str | None = None) -> None:
         """Raise ValueError when this encoder (with this connector) cannot take `layout`."""
-        if layout.tile_size != cls.tile_size:
-            raise ValueError(f"encoder {cls.name!r} takes {cls.tile_size}px tiles, layout has {layout.tile_size}px")
-        connector_class(connector or cls.native_connector).check(layout)
+        if layout.view_size is not None and not cls.variable_views:
+            raise ValueError(
+                f"encoder {cls.name!r} takes {cls.tile_size}px square crops; strategy {layout.strategy!r} makes "
+                f"views of variable size (encoders that take them: qwen2_5_vl_vit)"
+            )
+        if layout.view_size is None:
+            cls.check_tile_size(layout.tile_size, layout.strategy)
+        cls.connector_for(connector).check(layout)
 
     @classmethod
     def count_tokens(cls, layout: Layout, connector: str | None = None) -> int:
         """Visual tokens the forward pass will produce for `layout`."""
-        return connector_class(connector or cls.native_connector).num_tokens(layout, cls.grid_side())
+        return cls.connector_for(connector).num_tokens(layout, cls.grid_side())
 
     def num_tokens(self, layout: Layout) -> int:
         return self.count_tokens(layout, self.connector_name)

@@ -26,6 +26,9 @@ class LayoutError(ValueError):
 class Connector(nn.Module):
     name: ClassVar[str]
     needs: ClassVar[str] = "any strategy"
+    # Set for a connector whose work runs inside one backbone (e.g. Qwen2.5-VL's merger):
+    # only that encoder may name it.
+    owner: ClassVar[str | None] = None
 
     def __init__(self, *, in_dim: int, out_dim: int, grid_side: int) -> None:
         super().__init__()
@@ -239,7 +242,40 @@ class InternVL(Connector):
         return x.reshape(-1, x.shape[-1])
 
 
-CONNECTORS: dict[str, type[Connector]] = {c.name: c for c in (Flat, Phi3HD, LlavaNext, InternVL)}
+class QwenMerger(Connector):
+    """Qwen2.5-VL: the backbone's own `PatchMerger` (2x2 patches -> one LM token, LayerNorm +
+    MLP to the LM width) already ran inside the ViT; the tokens of each content view come out
+    in the view's row-major merged-grid order, (H/28)*(W/28) per view. This connector keeps the
+    content views' tokens (padding crops dropped). See docs/native_resolution.md."""
+
+    name = "qwen_merger"
+    owner = "qwen2_5_vl_vit"
+    needs = "views whose sides are multiples of 28 (qwen_native, or tiles of 28k px)"
+    UNIT = 28  # patch 14 x spatial merge 2
+
+    @classmethod
+    def tokens_per_view(cls, layout: Layout) -> int:
+        w, h = layout.view_wh
+        return (w // cls.UNIT) * (h // cls.UNIT)
+
+    @classmethod
+    def check(cls, layout: Layout) -> None:
+        w, h = layout.view_wh
+        if w % cls.UNIT or h % cls.UNIT:
+            raise LayoutError(
+                f"connector {cls.name!r} needs {cls.needs}; strategy {layout.strategy!r} makes {w}x{h} views"
+            )
+
+    @classmethod
+    def num_tokens(cls, layout: Layout, grid_side: int) -> int:
+        return layout.n_views * cls.tokens_per_view(layout)
+
+    def forward(self, features: torch.Tensor, layout: Layout) -> torch.Tensor:
+        """`features`: this image's merged tokens `[executed_views * tokens_per_view, D]`."""
+        return features[: self.num_tokens(layout, self.grid_side)]
+
+
+CONNECTORS: dict[str, type[Connector]] = {c.name: c for c in (Flat, Phi3HD, LlavaNext, InternVL, QwenMerger)}
 
 
 def connector_class(name: str) -> type[Connector]:

@@ -141,11 +141,16 @@ LLAVA_NEXT_HF = KeyMap(
 # The same checkpoints' CLIP tower alone (clip_vit_l14_336 with its own connector).
 LLAVA_NEXT_TOWER = KeyMap("llava_next_tower", prefixes=LLAVA_NEXT_TOWER_PREFIXES, ignore=(POSITION_IDS,))
 
+# Qwen/Qwen2.5-VL-3B-Instruct, -7B-Instruct (Qwen2_5_VLForConditionalGeneration): the ViT with its
+# merger. Hub files name it `visual.*`; transformers 5 saves `model.visual.*`: both are read.
+QWEN2_5_VL = KeyMap("qwen2_5_vl", prefixes=(("model.visual.", "backbone."), ("visual.", "backbone.")))
+
 # Per encoder (by name), the checkpoint formats it can read, and the connector they fill.
 KEY_MAPS: dict[str, tuple[tuple[KeyMap, str | None], ...]] = {
     "clip_vit_l14_336": ((CLIP, None), (PHI3_CLIP, None), (LLAVA_NEXT_HF, "llava_next"), (LLAVA_NEXT_TOWER, None)),
     "phi3_vision": ((PHI3_VISION, "phi3_hd"), (CLIP, None)),
     "internvit_300m": ((INTERNVL_HF, "internvl"), (INTERNVL_ORIGINAL, "internvl")),
+    "qwen2_5_vl_vit": ((QWEN2_5_VL, None),),
 }
 
 
