@@ -77,7 +77,7 @@ class Encoder(ABC):
         if folder is not None:
             from harness.encoders.weights import load_encoder_weights
 
-            load_encoder_weights(self, folder)
+            self.after_load(load_encoder_weights(self, folder))
         self.model.to(runtime.device, runtime.dtype)
 
     # --- to implement -------------------------------------------------------------------
@@ -88,6 +88,10 @@ class Encoder(ABC):
     @abstractmethod
     def run_backbone(self, pixels: torch.Tensor) -> torch.Tensor:
         """Features `[N, 1+P, C]` (CLS first) of `self.feature_layer` for `N` crops."""
+
+    def after_load(self, absent: list[str]) -> None:
+        """Called with the model keys a checkpoint lacked where its format allows it (none by default)."""
+        return None
 
     @classmethod
     def check_options(

@@ -48,6 +48,9 @@ class KeyMap:
     renames: tuple[tuple[str, str], ...] = ()
     ignore: tuple[str, ...] = ()
     qkv: bool = False
+    # Regexes of OUR keys this format may lack (they keep their initial values and the encoder's
+    # `after_load` is told), e.g. the head and last block SigLIP towers of LLaVA-OneVision drop.
+    absent_ok: tuple[str, ...] = ()
 
     def selects(self, key: str) -> bool:
         return any(key.startswith(p) for p, _ in self.prefixes) and not any(re.search(i, key) for i in self.ignore)
@@ -141,6 +144,9 @@ LLAVA_NEXT_HF = KeyMap(
 # The same checkpoints' CLIP tower alone (clip_vit_l14_336 with its own connector).
 LLAVA_NEXT_TOWER = KeyMap("llava_next_tower", prefixes=LLAVA_NEXT_TOWER_PREFIXES, ignore=(POSITION_IDS,))
 
+# google/siglip-so400m-patch14-384 (SiglipModel): the vision tower with its pooling head.
+SIGLIP = KeyMap("siglip", prefixes=(("vision_model.", "backbone."),), ignore=(POSITION_IDS,))
+
 # Qwen/Qwen2.5-VL-3B-Instruct, -7B-Instruct (Qwen2_5_VLForConditionalGeneration): the ViT with its
 # merger. Hub files name it `visual.*`; transformers 5 saves `model.visual.*`: both are read.
 QWEN2_5_VL = KeyMap("qwen2_5_vl", prefixes=(("model.visual.", "backbone."), ("visual.", "backbone.")))
@@ -151,6 +157,7 @@ KEY_MAPS: dict[str, tuple[tuple[KeyMap, str | None], ...]] = {
     "phi3_vision": ((PHI3_VISION, "phi3_hd"), (CLIP, None)),
     "internvit_300m": ((INTERNVL_HF, "internvl"), (INTERNVL_ORIGINAL, "internvl")),
     "qwen2_5_vl_vit": ((QWEN2_5_VL, None),),
+    "siglip_so400m": ((SIGLIP, None),),
 }
 
 
@@ -229,14 +236,18 @@ def resolve_encoder_weights(encoder_cls: type[Encoder], weights: str) -> Path:
     return resolve(source, [m for m, _ in KEY_MAPS[encoder_cls.name]])
 
 
-def load_encoder_weights(encoder: Encoder, folder: Path) -> None:
-    """Load the checkpoint in `folder` into `encoder.model`, strictly."""
-    load_state(encoder.model, Checkpoint(folder), KEY_MAPS[encoder.name], encoder.connector_name, str(folder))
+def load_encoder_weights(encoder: Encoder, folder: Path) -> list[str]:
+    """Load the checkpoint in `folder` into `encoder.model`, strictly; returns the model keys the
+    checkpoint's format may lack and did (`KeyMap.absent_ok`)."""
+    absent: list[str] = []
+    load_state(encoder.model, Checkpoint(folder), KEY_MAPS[encoder.name], encoder.connector_name, str(folder),
+               absent)
+    return absent
 
 
 def load_state(
     model: torch.nn.Module, ckpt: Checkpoint, options: tuple[tuple[KeyMap, str | None], ...], connector: str,
-    where: str,
+    where: str, absent: list[str] | None = None,
 ) -> KeyMap:
     """Copy the selected tensors into `model`, strictly; returns the key map used. Of the
     formats the checkpoint matches, the one that fills this connector wins, then one that
@@ -268,6 +279,10 @@ def load_state(
     if unexpected:
         raise WeightsError(f"{where}: unexpected checkpoint key(s) for {keymap.name}: {', '.join(unexpected[:10])}")
     missing = sorted(expected - set(produced))
+    allowed = [k for k in missing if any(re.search(a, k) for a in keymap.absent_ok)]
+    if absent is not None:
+        absent.extend(allowed)
+    missing = [k for k in missing if k not in allowed]
     if missing:
         raise WeightsError(f"{where}: missing key(s) for {keymap.name}: {', '.join(missing[:10])}")
     with torch.no_grad():

@@ -1,0 +1,82 @@
+"""SigLIP so400m-patch14-384 (transformers `SiglipVisionModel`), the vision tower of
+LLaVA-OneVision, Idefics3 and PaliGemma: 27 x 27 = 729 patch tokens per 384 crop, no CLS.
+
+The pooled embedding has two choices: `pool=mean_patch` (mean of the patch features, as for
+every encoder) or `pool=global_cls`, which here is SigLIP's attention-pooling head (`head`,
+a learned probe attending over the post-layernorm last layer: the image embedding SigLIP was
+trained with). The head's vector takes the CLS slot of `run_backbone`'s output, so the base
+class pools, connects and batches as for CLIP. Checkpoints without a head (LLaVA-OneVision's
+26-layer tower) take `pool=mean_patch` only. Facts: docs/native_resolution.md.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import nn
+from transformers import SiglipVisionConfig, SiglipVisionModel
+
+from harness.encoders import ENCODERS
+from harness.encoders.base import Encoder
+from harness.runtime import Runtime
+
+SIGLIP_MEAN = (0.5, 0.5, 0.5)
+SIGLIP_STD = (0.5, 0.5, 0.5)
+SO400M_384 = dict(
+    hidden_size=1152, intermediate_size=4304, num_hidden_layers=27, num_attention_heads=16, image_size=384,
+    patch_size=14, hidden_act="gelu_pytorch_tanh", layer_norm_eps=1e-6, vision_use_head=True,
+)
+SIGLIP_TINY = {**SO400M_384, "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 3,
+               "num_attention_heads": 4}
+
+
+def siglip_config(size: str, attn: str) -> SiglipVisionConfig:
+    return SiglipVisionConfig(**(SIGLIP_TINY if size == "tiny" else SO400M_384), attn_implementation=attn)
+
+
+@ENCODERS.register("siglip_so400m")
+class Siglip(Encoder):
+    name = "siglip_so400m"
+    tile_size = 384
+    patch_size = 14
+    mean = SIGLIP_MEAN
+    std = SIGLIP_STD
+    native_connector = "flat"
+    hf_id = "google/siglip-so400m-patch14-384"
+    lm_dim: ClassVar[dict[str, int]] = {"full": 896, "tiny": 48}  # LLaVA-OneVision-0.5B (Qwen2-0.5B) width
+
+    def __init__(
+        self, *, size: str = "full", weights: str = "random", runtime: Runtime, batch_views: int = 16,
+        connector: str | None = None, out_dim: int | None = None, attn: str = "sdpa", pool: str = "mean_patch",
+        feature_layer: int = -2, seed: int = 0,
+    ) -> None:
+        super().__init__(
+            size=size, weights=weights, runtime=runtime, batch_views=batch_views, connector=connector,
+            out_dim=out_dim, attn=attn, pool=pool, feature_layer=feature_layer, seed=seed,
+        )
+
+    def build_backbone(self, size: str, attn: str) -> tuple[nn.Module, int]:
+        config = siglip_config(size, attn)
+        return SiglipVisionModel(config), config.hidden_size
+
+    def after_load(self, missing: list[str]) -> None:
+        """A checkpoint without the pooling head (LLaVA-OneVision's tower) leaves it random:
+        drop it, and refuse the pool that needs it."""
+        if any(k.startswith("backbone.head.") for k in missing):
+            if self.pool_mode == "global_cls":
+                from harness.encoders.weights import WeightsError
+
+                raise WeightsError(
+                    f"{self.weights}: this checkpoint has no SigLIP pooling head; use pool=mean_patch"
+                )
+            self.model.backbone.use_head = False
+            del self.model.backbone.head
+
+    def run_backbone(self, pixels: torch.Tensor) -> torch.Tensor:
+        """`[N, 1+729, C]`: slot 0 is the attention-pooled vector (the head; the patch mean when
+        the tower has no head), then the patch features of `feature_layer`."""
+        out = self.model.backbone(pixel_values=pixels, output_hidden_states=True)
+        patches = out.hidden_states[self.feature_layer]
+        head = out.pooler_output if out.pooler_output is not None else patches.mean(dim=1)
+        return torch.cat([head[:, None].to(patches.dtype), patches], dim=1)
