@@ -96,3 +96,32 @@ def test_grayscale_and_rgba_input_match() -> None:
     for image in (Image.fromarray(base[..., 0]), Image.fromarray(np.dstack([base, base[..., :1]])).convert("RGBA")):
         ours = strategy.patches(strategy.apply(image).pixel_values)
         assert torch.equal(ours, ref(images=image, return_tensors="pt")["pixel_values"])
+
+
+ONEVISION_SIZES = [(1, 1), (13, 4000), (4000, 13), (384, 384), (385, 384), (768, 384), (1920, 1080), (808, 1100),
+                   (704, 396), (100, 200), (2304, 2304), (3000, 2000), (3, 5), (1152, 384)]
+
+
+@pytest.mark.parametrize("params", [{"mean": (0.5,) * 3, "std": (0.5,) * 3}, {}, {"tile_size": 336}])
+def test_llava_onevision_pixels_equal_the_reference(params: dict) -> None:
+    from harness.preprocess._references import transformers_reference
+
+    strategy = build_strategy("llava_onevision", **params)
+    reference_fn = transformers_reference(strategy)
+    for size in ONEVISION_SIZES:
+        image = random_image(*size)
+        views = strategy.apply(image)
+        assert torch.equal(views.pixel_values, reference_fn(image)), (params, size)
+        assert views.layout.n_views == 1 + views.layout.n_tiles
+
+
+def test_llava_onevision_grids_equal_transformers_on_random_sizes() -> None:
+    from transformers.image_processing_utils import select_best_resolution
+
+    strategy = build_strategy("llava_onevision")
+    pinpoints = [list(p) for p in strategy.grid_pinpoints]
+    rng = random.Random(1)
+    for _ in range(2000):
+        w, h = rng.randint(1, 5000), rng.randint(1, 5000)
+        ch, cw = select_best_resolution((h, w), pinpoints)
+        assert strategy.plan(w, h).grid == (ch // 384, cw // 384), (w, h)

@@ -11,6 +11,7 @@ strategy's view order; padding crops (after the content views) are ignored.
 
 from __future__ import annotations
 
+import math
 from typing import Any, ClassVar
 
 import torch
@@ -206,6 +207,50 @@ class LlavaNext(Connector):
         return torch.cat([base, grid])
 
 
+def onevision_grid(ch: int, cw: int, grid_side: int, max_tiles: int) -> tuple[int, int]:
+    """LLaVA-OneVision's `anyres_max_N` rule on an unpadded feature grid: when it holds more
+    than ~N tiles' patches (ratio sqrt(h*w / (N*g^2)) > 1.1), shrink both sides to
+    `int(side // ratio)` (float floor division, as `LlavaOnevisionModel.pack_image_features`)."""
+    ratio = math.sqrt(ch * cw / (max_tiles * grid_side**2))
+    if ratio > 1.1:
+        return int(ch // ratio), int(cw // ratio)
+    return ch, cw
+
+
+class LlavaOnevision(LlavaNext):
+    """LLaVA-OneVision (`anyres_max_9`): the LLaVA-NeXT arrangement (projector, base view
+    first, unpadded tile grid, one `image_newline` per row) with the tile grid shrunk
+    bilinearly (`F.interpolate`, align_corners False) to at most ~9 tiles' worth of patches
+    before the newlines are added."""
+
+    name = "llava_onevision"
+    needs = "llava_onevision (or llava_anyres)"
+    MAX_TILES = 9  # anyres_max_9, the setting of every released OneVision checkpoint
+
+    @classmethod
+    def num_tokens(cls, layout: Layout, grid_side: int) -> int:
+        ch, cw = unpadded_grid(*layout.grid, grid_side, *layout.original_size)
+        h, w = onevision_grid(ch, cw, grid_side, cls.MAX_TILES)
+        return grid_side**2 + h * (w + 1)
+
+    def forward(self, features: torch.Tensor, layout: Layout) -> torch.Tensor:
+        rows, cols = layout.grid
+        g = self.grid_side
+        x = self.linear_2(self.act(self.linear_1(features[: layout.n_views])))
+        base, tiles = x[0], x[1:]
+        d = x.shape[-1]
+        grid = tiles.reshape(rows, cols, g, g, d).permute(4, 0, 2, 1, 3).reshape(d, rows * g, cols * g)
+        ch, cw = unpadded_grid(rows, cols, g, *layout.original_size)
+        top, left = (rows * g - ch) // 2, (cols * g - cw) // 2
+        grid = grid[:, top : top + ch, left : left + cw]
+        h, w = onevision_grid(ch, cw, g, self.MAX_TILES)
+        if (h, w) != (ch, cw):
+            grid = nn.functional.interpolate(grid[None], [h, w], mode="bilinear")[0]
+        newline = self.image_newline[:, None, None].expand(d, h, 1).to(grid.dtype)
+        grid = torch.cat([grid, newline], dim=-1).flatten(1, 2).transpose(0, 1)
+        return torch.cat([base, grid])
+
+
 def pixel_shuffle(x: torch.Tensor, scale_factor: float = 0.5) -> torch.Tensor:
     """InternVL's `pixel_shuffle` with ps_version v2: `[N, g, g, C]` -> `[N, g/2, g/2, 4C]`."""
     n, w, h, c = x.shape
@@ -275,7 +320,9 @@ class QwenMerger(Connector):
         return features[: self.num_tokens(layout, self.grid_side)]
 
 
-CONNECTORS: dict[str, type[Connector]] = {c.name: c for c in (Flat, Phi3HD, LlavaNext, InternVL, QwenMerger)}
+CONNECTORS: dict[str, type[Connector]] = {
+    c.name: c for c in (Flat, Phi3HD, LlavaNext, LlavaOnevision, InternVL, QwenMerger)
+}
 
 
 def connector_class(name: str) -> type[Connector]:

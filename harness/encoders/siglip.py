@@ -60,18 +60,28 @@ class Siglip(Encoder):
         config = siglip_config(size, attn)
         return SiglipVisionModel(config), config.hidden_size
 
-    def after_load(self, missing: list[str]) -> None:
-        """A checkpoint without the pooling head (LLaVA-OneVision's tower) leaves it random:
-        drop it, and refuse the pool that needs it."""
-        if any(k.startswith("backbone.head.") for k in missing):
-            if self.pool_mode == "global_cls":
-                from harness.encoders.weights import WeightsError
+    def after_load(self, absent: list[str]) -> None:
+        """LLaVA-OneVision's tower lacks so400m's last block, post-layernorm and pooling head
+        (allowed by its key map): check that only those are absent, drop the head, and refuse
+        what would read the random block (`feature_layer=-1`, `pool=global_cls`)."""
+        if not absent:
+            return
+        from harness.encoders.weights import WeightsError
 
-                raise WeightsError(
-                    f"{self.weights}: this checkpoint has no SigLIP pooling head; use pool=mean_patch"
-                )
-            self.model.backbone.use_head = False
-            del self.model.backbone.head
+        last = len(self.model.backbone.encoder.layers) - 1
+        droppable = ("backbone.head.", f"backbone.encoder.layers.{last}.", "backbone.post_layernorm.")
+        stray = [k for k in absent if not k.startswith(droppable)]
+        if stray:
+            raise WeightsError(f"{self.weights_source}: missing key(s) {', '.join(stray[:10])}")
+        if self.pool_mode == "global_cls":
+            raise WeightsError(f"{self.weights_source}: this tower has no SigLIP pooling head; use pool=mean_patch")
+        if any(k.startswith(droppable[1]) for k in absent) and self.feature_layer == -1:
+            raise WeightsError(
+                f"{self.weights_source}: this tower has {last} blocks (LLaVA-OneVision drops the last one); "
+                f"use feature_layer=-2, its last block"
+            )
+        self.model.backbone.use_head = False
+        del self.model.backbone.head
 
     def run_backbone(self, pixels: torch.Tensor) -> torch.Tensor:
         """`[N, 1+729, C]`: slot 0 is the attention-pooled vector (the head; the patch mean when

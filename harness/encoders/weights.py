@@ -147,6 +147,20 @@ LLAVA_NEXT_TOWER = KeyMap("llava_next_tower", prefixes=LLAVA_NEXT_TOWER_PREFIXES
 # google/siglip-so400m-patch14-384 (SiglipModel): the vision tower with its pooling head.
 SIGLIP = KeyMap("siglip", prefixes=(("vision_model.", "backbone."),), ignore=(POSITION_IDS,))
 
+# llava-hf/llava-onevision-qwen2-*-hf (LlavaOnevisionForConditionalGeneration): the SigLIP tower (26
+# blocks, no pooling head: the 27th block and the head of so400m are absent, allowed, and
+# `Siglip.after_load` refuses what would need them), the projector and `image_newline`.
+ONEVISION_ABSENT = (r"^backbone\.head\.", r"^backbone\.encoder\.layers\.\d+\.", r"^backbone\.post_layernorm\.")
+LLAVA_ONEVISION_HF = KeyMap(
+    "llava_onevision_hf",
+    prefixes=LLAVA_NEXT_HF.prefixes,
+    ignore=(POSITION_IDS,),
+    absent_ok=ONEVISION_ABSENT,
+)
+LLAVA_ONEVISION_TOWER = KeyMap(
+    "llava_onevision_tower", prefixes=LLAVA_NEXT_TOWER_PREFIXES, ignore=(POSITION_IDS,), absent_ok=ONEVISION_ABSENT,
+)
+
 # Qwen/Qwen2.5-VL-3B-Instruct, -7B-Instruct (Qwen2_5_VLForConditionalGeneration): the ViT with its
 # merger. Hub files name it `visual.*`; transformers 5 saves `model.visual.*`: both are read.
 QWEN2_5_VL = KeyMap("qwen2_5_vl", prefixes=(("model.visual.", "backbone."), ("visual.", "backbone.")))
@@ -157,7 +171,7 @@ KEY_MAPS: dict[str, tuple[tuple[KeyMap, str | None], ...]] = {
     "phi3_vision": ((PHI3_VISION, "phi3_hd"), (CLIP, None)),
     "internvit_300m": ((INTERNVL_HF, "internvl"), (INTERNVL_ORIGINAL, "internvl")),
     "qwen2_5_vl_vit": ((QWEN2_5_VL, None),),
-    "siglip_so400m": ((SIGLIP, None),),
+    "siglip_so400m": ((SIGLIP, None), (LLAVA_ONEVISION_HF, "llava_onevision"), (LLAVA_ONEVISION_TOWER, None)),
 }
 
 
