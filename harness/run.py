@@ -91,6 +91,10 @@ def prepare_job(cfg: DictConfig) -> Job:
             encoder_cls.check_tile_size(strategy.tile_size, strategy.name)
         encoder_kwargs = {k: v for k, v in config["encoder"].items() if k not in ENCODER_META_KEYS}
         encoder_kwargs.update(batch_views=config["batch_views"], seed=config["seed"], attn=config.get("attn", "sdpa"))
+        batch_images = config.get("batch_images")
+        if batch_images is not None and (isinstance(batch_images, bool) or not isinstance(batch_images, int)
+                                         or batch_images <= 0):
+            raise ConfigError(f"batch_images must be a positive integer or null; got {batch_images!r}")
         check_kwargs(encoder_cls, {**encoder_kwargs, "runtime": None}, f"encoder {encoder_cls.name!r}")
         # An encoder/strategy pairing that cannot work fails here, before any model loads.
         probe = strategy.plan(2 * strategy.tile_size, strategy.tile_size)
@@ -123,6 +127,7 @@ def identity_of(job: Job, encoder_identity: dict[str, Any], run_id: str, chash: 
         "dtype": job.runtime.dtype_name,
         "seed": job.config["seed"],
         "batch_views": job.config["batch_views"],
+        "batch_images": job.config.get("batch_images"),
     }
     for key, value in pp.items():
         if key != "name" and not isinstance(value, (list, dict)):
@@ -204,6 +209,7 @@ def run_job(cfg: DictConfig) -> Path:
     runner = Runner(
         job.dataset, job.strategy, encoder, identity,
         num_workers=job.config["num_workers"], progress=job.config["progress"],
+        batch_images=job.config.get("batch_images"),
     )
     result = runner.run()
     summary = result.records[-1].values

@@ -95,6 +95,7 @@ class Runner:
         num_workers: int = 0,
         warmup_batches: int = 1,
         progress: bool = True,
+        batch_images: int | None = None,
     ) -> None:
         self.dataset = dataset
         self.strategy = strategy
@@ -103,6 +104,9 @@ class Runner:
         self.num_workers = num_workers
         self.warmup_batches = warmup_batches
         self.progress = progress
+        if batch_images is not None and int(batch_images) <= 0:
+            raise ValueError(f"batch_images must be positive or null, got {batch_images}")
+        self.batch_images = None if batch_images is None else int(batch_images)
 
     def _prepared(self) -> Iterator[Prepared]:
         loader = torch.utils.data.DataLoader(
@@ -116,8 +120,8 @@ class Runner:
             yield from items
 
     def _batches(self) -> Iterator[list[Prepared]]:
-        """Group prepared images so that each encoder call gets about `batch_views` crops;
-        errors are passed through alone."""
+        """Group prepared images so that each encoder call gets about `batch_views` crops (and
+        at most `batch_images` images); errors are passed through alone."""
         pending: list[Prepared] = []
         n_views = 0
         for item in self._prepared():
@@ -126,7 +130,7 @@ class Runner:
                 continue
             pending.append(item)
             n_views += item.views.pixel_values.shape[0]
-            if n_views >= self.encoder.batch_views:
+            if n_views >= self.encoder.batch_views or len(pending) == self.batch_images:
                 yield pending
                 pending, n_views = [], 0
         if pending:

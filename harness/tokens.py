@@ -56,6 +56,7 @@ def count(overrides: Sequence[str], sizes: list[tuple[int, int]]) -> list[dict[s
                 "size": f"{w}x{h}", "rows": layout.grid[0], "cols": layout.grid[1], "views": layout.n_views,
                 "executed_views": layout.executed_views,
                 "visual_tokens": encoder_cls.count_tokens(layout, connector),
+                "view": "{}x{}".format(*layout.view_wh),  # JSON only: the size of each encoded view
             })
     except (ValueError, UnknownChoiceError) as exc:
         raise ConfigError(str(exc)) from exc

@@ -315,13 +315,17 @@ class QwenMerger(Connector):
     def num_tokens(cls, layout: Layout, grid_side: int) -> int:
         return layout.n_views * cls.tokens_per_view(layout)
 
+    @classmethod
+    def output_dim(cls, in_dim: int, out_dim: int) -> int:
+        return in_dim  # the merger (in the backbone) already projected to the LM width
+
     def forward(self, features: torch.Tensor, layout: Layout) -> torch.Tensor:
-        """`features`: this image's merged tokens `[executed_views * tokens_per_view, D]`."""
-        return features[: self.num_tokens(layout, self.grid_side)]
+        """`features`: this image's merged tokens `[executed_views, tokens_per_view, D]`."""
+        return features[: layout.n_views].reshape(-1, features.shape[-1])
 
 
 CONNECTORS: dict[str, type[Connector]] = {
-    c.name: c for c in (Flat, Phi3HD, LlavaNext, LlavaOnevision, InternVL, QwenMerger)
+    c.name: c for c in (Flat, Phi3HD, LlavaNext, InternVL, LlavaOnevision, QwenMerger)
 }
 
 

@@ -139,7 +139,7 @@ class QwenViT(Encoder):
             k = views.pixel_values.shape[0]
             n_patch = sum(per_view[view_index : view_index + k])
             content_patch = sum(per_view[view_index : view_index + layout.n_views])
-            feats = merged_all[offset_tokens : offset_tokens + n_patch // 4]
+            feats = merged_all[offset_tokens : offset_tokens + n_patch // 4].reshape(k, n_patch // 4 // k, -1)
             tokens = self.connector(feats, layout)
             # Window order keeps each view's patches contiguous: the content views come first.
             pooled = patches_all[offset_patches : offset_patches + content_patch].float().mean(dim=0)
