@@ -9,7 +9,7 @@ LAUNCHER ?= basic
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test lint bench sweep tables figures report mme-baseline clean
+.PHONY: help install demo test test-fast lint bench sweep tables figures report mme-baseline clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -27,8 +27,11 @@ demo: install ## run the quickstart study on the shipped synthetic data, then ta
 	$(PY) -m harness -m experiment=quickstart $(ARGS)
 	$(PY) -m harness.report results/runs/quickstart
 
-test: install ## run the test suite (CPU, no network)
+test: install ## run the whole test suite (CPU, no network), as CI does
 	$(PY) -m pytest -q $(ARGS)
+
+test-fast: install ## unit tests only (skips @pytest.mark.slow: subprocess sweeps, end-to-end runs, big fixtures)
+	$(PY) -m pytest -q -m "not slow" $(ARGS)
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check .
@@ -46,7 +49,7 @@ report: install ## tables, then figures
 	$(PY) -m harness.report results/runs
 
 mme-baseline: install ## CLIP text-tower MME baseline, scored officially: make mme-baseline ARGS="dataset.path=..."
-	$(PY) -m harness.mme_baseline $(ARGS)
+	$(PY) -m harness.mme.baseline $(ARGS)
 
 bench: install ## speed benchmarks, printed side by side with their references
 	@ls bench/*.py >/dev/null 2>&1 && for f in bench/*.py; do $(PY) $$f || exit 1; done || echo "no benchmarks yet"

@@ -28,7 +28,7 @@ from PIL import Image
 from harness.data.synthetic import Synthetic
 from harness.preprocess import build_strategy
 from harness.preprocess._references import transformers_reference
-from harness.preprocess.base import IMAGENET_MEAN, IMAGENET_STD
+from harness.preprocess.normalization import IMAGENET_MEAN, IMAGENET_STD
 
 CONFIGS = [
     ("resize", {"tile_size": 448, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}, "GotOcr2ImageProcessorPil"),

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
-from harness.config import CONFIG_DIR
+from harness.config import ConfigError
+from harness.config import experiment as experiment_config
 from harness.encoders import ENCODERS
 from harness.preprocess import STRATEGIES, build_strategy
 from harness.registry import UnknownChoiceError
@@ -42,11 +42,6 @@ def token_counter(encoder_name: str, connector: str | None = None) -> Callable[[
         return encoder_cls.count_tokens(layout, connector)
 
     return count
-
-
-def count_tokens(encoder_name: str, layout: Layout, connector: str | None = None) -> int:
-    """Visual tokens `encoder_name` hands on for `layout`, without weights."""
-    return token_counter(encoder_name, connector)(layout)
 
 
 def size_grid(min_side: int, max_side: int, n_sizes: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -125,10 +120,12 @@ def build_atlas(spec: dict[str, Any], log: Callable[[str], None] = print) -> pd.
 
 
 def load_spec(experiment: str) -> dict[str, Any]:
-    path = CONFIG_DIR / "experiment" / f"{experiment}.yaml"
-    data = yaml.safe_load(path.read_text())
+    try:
+        data = experiment_config(experiment)
+    except ConfigError as exc:
+        raise SystemExit(f"error: {exc}") from exc
     if "atlas" not in data:
-        raise SystemExit(f"error: {path} has no `atlas` block")
+        raise SystemExit(f"error: experiment {experiment!r} has no `atlas` block")
     return data["atlas"]
 
 

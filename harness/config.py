@@ -9,6 +9,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 # configs/hydra/launcher/{basic,joblib,submitit_local}.yaml share names with the launcher
 # plugins' schemas on purpose (documented there, validated against them); Hydra warns about
@@ -44,3 +45,36 @@ def validate_overrides(args: Sequence[str]) -> None:
         for choice in value.split(","):
             if choice not in valid:
                 raise ConfigError(f"unknown {key} {choice!r}; valid choices: {', '.join(valid)}")
+
+
+def compose(overrides: Sequence[str], defaults: dict[str, str] | None = None) -> dict[str, Any]:
+    """The resolved config for command-line overrides: the one loader of every entry point but
+    the Hydra command itself (which composes the same files). `defaults` are group choices or
+    options a command sets unless the user does."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    overrides = list(overrides)
+    validate_overrides(overrides)
+    given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    preset = [f"{k}={v}" for k, v in (defaults or {}).items() if k not in given]
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = hydra_compose(config_name="config", overrides=[*preset, *overrides])
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(str(exc).splitlines()[0]) from exc
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def experiment(name: str) -> dict[str, Any]:
+    """The raw content of `configs/experiment/<name>.yaml` (its `study`, sweep params, `atlas`
+    block): what the sweep and atlas commands read before Hydra composes any job."""
+    import yaml
+
+    path = CONFIG_DIR / "experiment" / f"{name}.yaml"
+    if not path.is_file():
+        raise ConfigError(f"unknown experiment {name!r}; valid choices: {', '.join(choices('experiment'))}")
+    return yaml.safe_load(path.read_text()) or {}

@@ -53,3 +53,16 @@ def config_hash(config: dict[str, Any]) -> str:
 def new_run_id(chash: str) -> str:
     """`<UTC timestamp with microseconds>-<config hash>`: sortable and unique per job."""
     return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S_%fZ") + f"-{chash}"
+
+
+def component_columns(kind: str, name: str | None, params: dict[str, Any], prefix: str | None = None) -> dict[str, Any]:
+    """The record columns of one component (strategy, dataset, reduction, ...): `<kind>` (its
+    name), `<kind>_params` (JSON of every parameter) and, with a prefix, one `<prefix>_<key>`
+    column per scalar parameter so that tables can group and plot by it. Built from what the
+    running object reports, so two configs that build the same object get the same columns."""
+    columns: dict[str, Any] = {kind: name, f"{kind}_params": json.dumps(params, sort_keys=True, default=str)}
+    if prefix:
+        for key, value in params.items():
+            if not isinstance(value, (list, tuple, dict)):
+                columns[f"{prefix}_{key}"] = value
+    return columns

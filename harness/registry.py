@@ -20,9 +20,12 @@ class UnknownChoiceError(ValueError):
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, package: str) -> None:
+    def __init__(self, kind: str, package: str, modules: tuple[str, ...] = ()) -> None:
+        """`package`: every public module in it registers itself; `modules`: more modules
+        elsewhere (a box whose home is another subpackage, e.g. MME's dataset in harness.mme)."""
         self.kind = kind
         self.package = package
+        self.modules = modules
         self._items: dict[str, T] = {}
         self._loaded = False
 
@@ -30,6 +33,8 @@ class Registry(Generic[T]):
         def decorate(obj: T) -> T:
             if name in self._items and self._items[name] is not obj:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
+            if isinstance(obj, type):
+                obj.name = name  # type: ignore[attr-defined]  # the registered name is the class's name, said once
             self._items[name] = obj
             return obj
 
@@ -42,6 +47,8 @@ class Registry(Generic[T]):
         for info in pkgutil.iter_modules(pkg.__path__):
             if not info.name.startswith("_"):
                 importlib.import_module(f"{self.package}.{info.name}")
+        for module in self.modules:
+            importlib.import_module(module)
         self._loaded = True
 
     def names(self) -> list[str]:

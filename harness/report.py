@@ -81,7 +81,7 @@ def study_tables(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
     # records written without a config hash (by hand, or by other tools): each run is its own configuration
     runs["config_hash"] = runs.get("config_hash", pd.Series(index=runs.index, dtype=object)).fillna(runs["run_id"])
     runs["study"] = runs.get("study", pd.Series(index=runs.index, dtype=object)).fillna("default")
-    runs["_complete"] = ~runs["run_dir"].isin(records.attrs.get("failed_dirs", []))
+    runs["_complete"] = runs["run_complete"] if "run_complete" in runs else True
     attempts = runs.groupby(["study", "config_hash"]).size().rename("attempts")
     # newest complete run per configuration, else its newest failure
     runs = runs.sort_values(["_complete", "run_id"]).groupby(["study", "config_hash"], sort=False).tail(1)
@@ -116,7 +116,7 @@ def image_table(records: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     return rows[["run_id", "image_id", *cols]].merge(table[run_cols], on="run_id").reset_index(drop=True)
 
 
-def mme_table(records: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+def mme_subtask_rows(records: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
     """Per-subtask MME scores (kind=metric rows with a category) of the table's runs."""
     need = {"metric", "value", "category"}
     if not need <= set(records.columns) or "run_id" not in table:
@@ -178,11 +178,10 @@ def build_tables(run_roots: list[str], out: Path) -> dict[str, pd.DataFrame]:
     records = load_records([*done, *failed])
     if records.empty:
         return {}
-    records.attrs["failed_dirs"] = [str(d) for d in failed]
     tables = study_tables(records)
     for study, table in tables.items():
         write_tables(table, out / "tables", study, latex=True)
-        mme = mme_table(records, table)
+        mme = mme_subtask_rows(records, table)
         if not mme.empty:
             write_tables(mme, out / "tables", f"{study}_mme", latex=True)
         compare = compare_table(table)

@@ -32,10 +32,6 @@ CONFIG = "config.yaml"
 ERROR = "error.txt"
 TMP_PREFIX = ".tmp-"
 
-# Keys that change how a job runs or where it writes, never what it measures: left out of
-# the resume key, so that e.g. `progress=false` or another results_dir still finds the run.
-VOLATILE_KEYS = ("progress", "results_dir", "num_workers", "rerun", "max_error_fraction", "cache_embeddings")
-
 
 def _atomic_write(path: Path, write: Any) -> None:
     tmp = path.with_name(path.name + ".part")
@@ -54,11 +50,6 @@ def records_frame(records: Iterable[Record]) -> pd.DataFrame:
     return pd.DataFrame([{k: _scalar(v) for k, v in r.to_row().items()} for r in records])
 
 
-def resume_config(config: dict[str, Any]) -> dict[str, Any]:
-    """The part of a resolved config that identifies a job's results (volatile keys dropped)."""
-    return {k: v for k, v in config.items() if k not in VOLATILE_KEYS}
-
-
 def hash_of(run_dir: str | Path) -> str:
     """The config hash in a run folder's name `<timestamp>-<hash>`."""
     return Path(run_dir).name.rsplit("-", 1)[-1]
@@ -70,14 +61,6 @@ class RunStore:
 
     def __init__(self, run_dir: str | Path) -> None:
         self.run_dir = Path(run_dir)
-
-    @property
-    def complete(self) -> bool:
-        return (self.run_dir / COMPLETE).exists()
-
-    @property
-    def failed(self) -> bool:
-        return (self.run_dir / FAILED).exists()
 
     def _publish(self, fill: Any, marker: str) -> Path:
         """Fill a temporary sibling folder, write `marker` last, rename it into place."""
@@ -157,10 +140,13 @@ def completed_run(study_dir: str | Path, chash: str) -> Path | None:
     study_dir = Path(study_dir)
     if not study_dir.is_dir():
         return None
-    done = sorted(p for p in study_dir.glob(f"*-{chash}") if (p / COMPLETE).exists() and not p.name.startswith("."))
+    done = sorted(p for p in find_runs(study_dir) if p.parent == study_dir and hash_of(p) == chash)
     return done[-1] if done else None
 
 
 def load_records(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
-    frames = [RunStore(d).records().assign(run_dir=str(d)) for d in run_dirs]
+    """The records of these run folders, each row with its `run_dir` and `run_complete`
+    (False for a FAILED folder)."""
+    frames = [RunStore(d).records().assign(run_dir=str(d), run_complete=(Path(d) / COMPLETE).exists())
+              for d in run_dirs]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -12,28 +12,16 @@ import argparse
 import subprocess
 import sys
 
-import yaml
-
-from harness.config import CONFIG_DIR, choices
+from harness.config import choices, experiment
 
 
 def study_experiments(study: str) -> list[str]:
     """The experiment configs (names) that declare `study: <study>`."""
-    found = []
-    for path in sorted((CONFIG_DIR / "experiment").glob("*.yaml")):
-        data = yaml.safe_load(path.read_text()) or {}
-        if data.get("study") == study:
-            found.append(path.stem)
-    return found
+    return [name for name in choices("experiment") if experiment(name).get("study") == study]
 
 
 def known_studies() -> list[str]:
-    studies = set()
-    for path in (CONFIG_DIR / "experiment").glob("*.yaml"):
-        data = yaml.safe_load(path.read_text()) or {}
-        if data.get("study"):
-            studies.add(str(data["study"]))
-    return sorted(studies)
+    return sorted({str(s) for name in choices("experiment") if (s := experiment(name).get("study"))})
 
 
 def commands(study: str, launcher: str, extra: list[str]) -> list[list[str]]:
@@ -45,8 +33,7 @@ def commands(study: str, launcher: str, extra: list[str]) -> list[list[str]]:
         raise SystemExit(f"error: unknown launcher {launcher!r}; valid: {', '.join(choices('hydra/launcher'))}")
     out = []
     for name in experiments:
-        data = yaml.safe_load((CONFIG_DIR / "experiment" / f"{name}.yaml").read_text()) or {}
-        if "atlas" in data:
+        if "atlas" in experiment(name):
             out.append([sys.executable, "-m", "harness.atlas", "--experiment", name, *extra])
         else:
             out.append([sys.executable, "-m", "harness", "-m", f"experiment={name}", f"hydra/launcher={launcher}",

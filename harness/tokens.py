@@ -13,12 +13,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
-
-from harness.config import CONFIG_DIR, ConfigError, validate_overrides
-from harness.encoders import ENCODERS
-from harness.preprocess import build_strategy
+from harness.config import ConfigError, compose
+from harness.job import prepare_job
 from harness.registry import UnknownChoiceError
 
 FORMATS = ("table", "json")
@@ -38,16 +34,10 @@ def parse_sizes(text: str) -> list[tuple[int, int]]:
 
 def count(overrides: Sequence[str], sizes: list[tuple[int, int]]) -> list[dict[str, Any]]:
     """One row per size: grid, views, executed views and visual tokens."""
-    from harness.run import resolve_preprocess
-
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides))
-    config: dict[str, Any] = OmegaConf.to_container(cfg, resolve=True)  # type: ignore[assignment]
+    job = prepare_job(compose(overrides, {"encoder.weights": "random"}))
+    encoder_cls, strategy = job.encoder_cls, job.strategy
+    connector = job.encoder_kwargs.get("connector")
     try:
-        encoder_cls = ENCODERS.get(config["encoder"]["name"])
-        pp = resolve_preprocess(config, encoder_cls)
-        strategy = build_strategy(pp.pop("name"), **pp)
-        connector = config["encoder"].get("connector")
         rows = []
         for w, h in sizes:
             layout = strategy.plan(w, h)
@@ -86,7 +76,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if fmt not in FORMATS:
             raise ConfigError(f"format must be one of {', '.join(FORMATS)}; got {fmt!r}")
-        validate_overrides(overrides)
         print(render(count(overrides, parse_sizes(sizes_text)), fmt))
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

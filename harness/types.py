@@ -46,7 +46,7 @@ class Sample:
         return open_image(self.path)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Layout:
     """Pure geometry of how one image becomes encoder crops; needs no pixels.
 
@@ -123,7 +123,7 @@ class Record:
     """One flat row of results.
 
     `kind` is "image" (one per image), "run" (one summary per run), "metric" (run-level
-    quality metrics) or "question" (one per MME question, from `harness.mme_baseline`).
+    quality metrics) or "question" (one per MME question, e.g. from `harness.mme.baseline`).
     `identity` holds the run/config identity shared by every row of a run; `values` the
     measurements. `to_row()` flattens both into one dict for the store.
     """

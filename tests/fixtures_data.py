@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from harness.data.mme import CATEGORIES
+from harness.mme.subtasks import COGNITION
+from harness.mme.subtasks import SUBTASKS as CATEGORIES
 
 SPLIT_LAYOUT = ("artwork", "celebrity", "landmark", "posters", "scene")
 COCO = ("existence", "count", "position", "color")
-COGNITION = ("commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning")
 
 
 @dataclass(frozen=True)

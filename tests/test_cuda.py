@@ -1,5 +1,5 @@
 """The CUDA paths on a real GPU (skipped without one, so CI on CPU skips them): runs in
-bfloat16 and float32 through `run_job`, device memory peaks per run and per batch, CPU and
+bfloat16 and float32 through `harness.execute.run`, device memory peaks per run and per batch, CPU and
 CUDA agreeing, and real out-of-memory errors (a per-process memory cap) halving batches or
 turning an image that alone does not fit into an error row."""
 
@@ -11,10 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from harness.config import CONFIG_DIR
-from harness.run import run_job
+from harness.execute import run
 from harness.store import RunStore
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
@@ -23,8 +21,7 @@ pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 def _run(tmp_path: Path, *overrides: str) -> tuple[pd.DataFrame, RunStore]:
     base = ["encoder.size=tiny", "encoder.weights=random", "progress=false", f"results_dir={tmp_path}",
             "dataset.num_images=8", "num_workers=0"]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        run_dir = run_job(compose("config", [*base, *overrides]))
+    run_dir = run([*base, *overrides]).run_dir
     store = RunStore(run_dir)
     return store.records(), store
 

@@ -4,12 +4,12 @@ the file and the reason; `max_error_fraction` decides the exit code after everyt
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from cli import cli
 from fixtures_data import BAD_EXPECTED, write_bad_folder
 from PIL import Image
 
@@ -93,12 +93,8 @@ def test_image_folder_listing_and_labels(tmp_path):
 
 
 def _run(bad_dir: Path, results: Path, *extra: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "harness", "dataset=image_folder", f"dataset.path={bad_dir}",
-         f"dataset.max_image_pixels={LIMIT}", "encoder.size=tiny", "encoder.weights=random",
-         f"results_dir={results}", "progress=false", *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
+    return cli("harness", "dataset=image_folder", f"dataset.path={bad_dir}", f"dataset.max_image_pixels={LIMIT}",
+               "encoder.size=tiny", "encoder.weights=random", f"results_dir={results}", "progress=false", *extra)
 
 
 def _records(results: Path) -> tuple[Path, pd.DataFrame]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import subprocess
-import sys
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -14,10 +12,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from cli import cli
 from fixtures_data import mme_images, write_mme_parquet, write_mme_release
 
 from harness.data import build_dataset
-from harness.data.mme import CATEGORIES
+from harness.mme.subtasks import SUBTASKS as CATEGORIES
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_CATEGORY = 3
@@ -164,11 +163,8 @@ def test_hub_code_path_on_a_local_dataset_folder(parquet_dir, images, tmp_path):
 def test_hub_offline_fails_at_once_naming_local_options(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "harness", "dataset=mme", "encoder.size=tiny", "encoder.weights=random",
-         f"results_dir={tmp_path / 'results'}"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
-    )
+    proc = cli("harness", "dataset=mme", "encoder.size=tiny", "encoder.weights=random",
+               f"results_dir={tmp_path / 'results'}", env=env, timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert "lmms-lab/MME" in proc.stderr and "offline" in proc.stderr
     assert "dataset.path=<folder of lmms-lab/MME parquet files" in proc.stderr

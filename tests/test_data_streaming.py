@@ -16,6 +16,8 @@ from harness.data import build_dataset
 from harness.preprocess import build_strategy
 from harness.runner import Runner
 
+pytestmark = pytest.mark.slow  # a 310 MB parquet fixture
+
 
 def _prepared(dataset, num_workers: int):
     runner = Runner(dataset, build_strategy("resize", tile_size=28), encoder=None, identity={},  # type: ignore[arg-type]

@@ -13,7 +13,8 @@ import numpy as np
 from PIL import Image
 
 from harness.data import build_dataset
-from harness.data.synthetic import COLOURS, OPPOSITE, SIZES, SUFFIX, make_spec, render, text_box
+from harness.data.synthetic import COLOURS, OPPOSITE, SIZES, make_spec, render, text_box
+from harness.mme.subtasks import ANSWER_SUFFIX as SUFFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 HASH_SNIPPET = (

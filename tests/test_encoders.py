@@ -1,20 +1,15 @@
 """Encoders and connectors: exact token counts (analytic == forward), the Phi-3 HD sequence
-layout, and layout checks. Layouts are built by hand from ../shared/reference/preprocessing.md."""
+layout, and layout checks. Layouts are built by hand from docs/preprocessing.md."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from harness.connectors import CONNECTORS, LayoutError, build_connector
+from harness.connectors.llava_next import unpadded_grid
+from harness.connectors.phi3_hd import Phi3HD, merge_2x2
 from harness.encoders import ENCODERS
-from harness.encoders.connectors import (
-    CONNECTORS,
-    LayoutError,
-    Phi3HD,
-    build_connector,
-    merge_2x2,
-    unpadded_grid,
-)
 from harness.runtime import Runtime
 from harness.types import Layout, Views
 
@@ -23,25 +18,31 @@ CPU = Runtime.resolve("cpu", "float32")
 
 def phi3_layout(w: int, h: int, rows: int, cols: int, num_crops: int = 16) -> Layout:
     hd = (cols * 336, rows * 336)
-    return Layout("phi3_hd", (w, h), 336, (rows, cols), hd, hd, (0, 0, *hd), True, "first",
-                  1 + rows * cols, num_crops + 1)
+    return Layout(strategy="phi3_hd", original_size=(w, h), tile_size=336, grid=(rows, cols), resized_size=hd,
+                  canvas_size=hd, content_box=(0, 0, *hd), has_global=True, global_position="first",
+                  n_views=1 + rows * cols, executed_views=num_crops + 1)
 
 
 def llava_layout(w: int, h: int, rows: int, cols: int) -> Layout:
     canvas = (cols * 336, rows * 336)
-    return Layout("llava_anyres", (w, h), 336, (rows, cols), canvas, canvas, (0, 0, *canvas), True, "first",
-                  1 + rows * cols, 1 + rows * cols)
+    return Layout(strategy="llava_anyres", original_size=(w, h), tile_size=336, grid=(rows, cols),
+                  resized_size=canvas, canvas_size=canvas, content_box=(0, 0, *canvas), has_global=True,
+                  global_position="first",
+                  n_views=1 + rows * cols, executed_views=1 + rows * cols)
 
 
 def internvl_layout(w: int, h: int, rows: int, cols: int) -> Layout:
     n = rows * cols + (1 if rows * cols > 1 else 0)
     canvas = (cols * 448, rows * 448)
-    return Layout("internvl_dynamic", (w, h), 448, (rows, cols), canvas, canvas, (0, 0, *canvas), n > 1,
-                  "last" if n > 1 else None, n, n)
+    return Layout(strategy="internvl_dynamic", original_size=(w, h), tile_size=448, grid=(rows, cols),
+                  resized_size=canvas, canvas_size=canvas, content_box=(0, 0, *canvas), has_global=n > 1,
+                  global_position="last" if n > 1 else None, n_views=n, executed_views=n)
 
 
 def single_layout(tile: int, strategy: str = "resize") -> Layout:
-    return Layout(strategy, (640, 480), tile, (1, 1), (tile, tile), (tile, tile), (0, 0, tile, tile), False, None, 1, 1)
+    return Layout(strategy=strategy, original_size=(640, 480), tile_size=tile, grid=(1, 1), resized_size=(tile, tile),
+                  canvas_size=(tile, tile), content_box=(0, 0, tile, tile), has_global=False, global_position=None,
+                  n_views=1, executed_views=1)
 
 
 # Reference values (preprocessing.md §3, §4, §5).
@@ -104,10 +105,10 @@ def _layouts_for(connector: str) -> list[tuple[Layout, int]]:
     return out
 
 
-@pytest.mark.parametrize("name", sorted(CONNECTORS))
+@pytest.mark.parametrize("name", CONNECTORS.names())
 def test_connector_forward_length_equals_num_tokens(name: str) -> None:
     torch.manual_seed(0)
-    cls = CONNECTORS[name]
+    cls = CONNECTORS.get(name)
     for layout, g in _layouts_for(name):
         conn = build_connector(name, in_dim=8, out_dim=12, grid_side=g).eval()
         feats = torch.randn(layout.executed_views, g * g, 8)
@@ -191,7 +192,7 @@ def test_tile_size_mismatch_is_refused() -> None:
 
 def test_unknown_options_name_valid_choices() -> None:
     cls = ENCODERS.get("clip_vit_l14_336")
-    with pytest.raises(ValueError, match="flat, phi3_hd, llava_next, internvl"):
+    with pytest.raises(ValueError, match="flat, internvl, llava_next, phi3_hd"):
         cls.check_options(connector="nope")
     with pytest.raises(ValueError, match="mean_patch, global_cls"):
         cls.check_options(pool="cls")
@@ -244,18 +245,13 @@ def test_attn_sdpa_and_eager_agree_and_pool_modes() -> None:
 
 
 def test_bad_pairing_fails_in_prepare_job_before_any_model() -> None:
-    from hydra import compose, initialize_config_dir
-
-    from harness.config import CONFIG_DIR, ConfigError
-    from harness.run import prepare_job
+    from harness.config import ConfigError, compose
+    from harness.job import prepare_job
 
     overrides = ["encoder=phi3_vision", "encoder.size=tiny", "encoder.weights=random", "preprocess=resize"]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=overrides)
-        ok = compose(config_name="config", overrides=[*overrides, "encoder.connector=flat", "attn=eager"])
     with pytest.raises(ConfigError, match="strategy phi3_hd"):
-        prepare_job(cfg)
-    job = prepare_job(ok)
+        prepare_job(compose(overrides))
+    job = prepare_job(compose([*overrides, "encoder.connector=flat", "attn=eager"]))
     assert job.encoder_kwargs["connector"] == "flat" and job.encoder_kwargs["attn"] == "eager"
 
 
@@ -266,8 +262,9 @@ def test_global_cls_pool_follows_global_position() -> None:
 
     feats = torch.randn(4, 5, 3)  # [views, 1 + patches, C], CLS first; view 3 is a padding crop
     pool = SimpleNamespace(pool_mode="global_cls")
-    last = Layout("internvl_dynamic", (896, 448), 448, (1, 2), (896, 448), (896, 448), (0, 0, 896, 448), True,
-                  "last", 3, 3)
+    last = Layout(strategy="internvl_dynamic", original_size=(896, 448), tile_size=448, grid=(1, 2),
+                  resized_size=(896, 448), canvas_size=(896, 448), content_box=(0, 0, 896, 448), has_global=True,
+                  global_position="last", n_views=3, executed_views=3)
     assert torch.equal(Encoder.pool(pool, feats, last), feats[2, 0])
     assert torch.equal(Encoder.pool(pool, feats, phi3_layout(700, 336, 1, 2, num_crops=2)), feats[0, 0])
     assert torch.equal(Encoder.pool(pool, feats, single_layout(448)), feats[0, 0])

@@ -29,8 +29,9 @@ def test_internvit_equals_transformers_internvl_get_image_features() -> None:
     ours.model.backbone.load_state_dict(peer.vision_tower.state_dict())
     ours.model.connector.load_state_dict(peer.multi_modal_projector.state_dict())
     # 1x2 tiles + thumbnail (last), as internvl_dynamic plans 896x448
-    layout = Layout("internvl_dynamic", (896, 448), 448, (1, 2), (896, 448), (896, 448), (0, 0, 896, 448),
-                    True, "last", 3, 3)
+    layout = Layout(strategy="internvl_dynamic", original_size=(896, 448), tile_size=448, grid=(1, 2),
+                    resized_size=(896, 448), canvas_size=(896, 448), content_box=(0, 0, 896, 448),
+                    has_global=True, global_position="last", n_views=3, executed_views=3)
     pixels = torch.randn(3, 3, 448, 448)
     with torch.no_grad():
         want = peer.get_image_features(
@@ -59,8 +60,9 @@ def test_clip_llava_next_equals_transformers_pack_image_features() -> None:
     # (W, H, rows, cols): grids from the reference table (pinpoints read as height, width)
     cases = [(704, 396, 2, 2), (13, 4000, 3, 1)]
     layouts = [
-        Layout("llava_anyres", (w, h), 336, (r, c), (336 * c, 336 * r), (336 * c, 336 * r), (0, 0, 336 * c, 336 * r),
-               True, "first", 1 + r * c, 1 + r * c)
+        Layout(strategy="llava_anyres", original_size=(w, h), tile_size=336, grid=(r, c),
+               resized_size=(336 * c, 336 * r), canvas_size=(336 * c, 336 * r), content_box=(0, 0, 336 * c, 336 * r),
+               has_global=True, global_position="first", n_views=1 + r * c, executed_views=1 + r * c)
         for w, h, r, c in cases
     ]
     pixels = [torch.randn(lay.executed_views, 3, 336, 336) for lay in layouts]

@@ -1,4 +1,4 @@
-"""Embedding-quality metrics against the worked facts of reference §5 and property tests."""
+"""Embedding-quality metrics against the worked facts of docs/metrics.md and property tests."""
 
 from __future__ import annotations
 

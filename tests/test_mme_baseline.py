@@ -12,11 +12,16 @@ import torch
 from fixtures_data import mme_images, write_mme_parquet
 from transformers import CLIPConfig, CLIPModel, CLIPTokenizer
 
-from harness import mme_baseline, report
-from harness.metrics.mme import PERCEPTION, SUBTASKS, score
+from harness import report
+from harness.mme import baseline as mme_baseline
+from harness.mme.scoring import score
+from harness.mme.subtasks import PERCEPTION, SUBTASKS
 from harness.store import find_runs
 
-pytestmark = pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning"),
+]
 
 
 @pytest.fixture(scope="module")

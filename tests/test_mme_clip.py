@@ -8,8 +8,9 @@ import pytest
 import torch
 from transformers import CLIPConfig, CLIPModel
 
-from harness.metrics.clip_mme import MME_SUFFIX, clip_similarities, mme_similarities, strip_prompt
-from harness.metrics.mme import pairwise_accuracy, score, threshold_predictions
+from harness.mme.clip_similarity import clip_similarities, mme_similarities, strip_prompt
+from harness.mme.scoring import pairwise_accuracy, score, threshold_predictions
+from harness.mme.subtasks import ANSWER_SUFFIX as MME_SUFFIX
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""MME official scoring: reference §5 worked example, §1.6 parser table, baselines, layout."""
+"""MME official scoring: the worked example and the parser table of docs/mme.md, baselines, layout."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.metrics.mme import (
-    COGNITION,
-    PERCEPTION,
+from harness.mme.scoring import (
     best_threshold,
     held_out_split,
     main,
@@ -19,6 +17,7 @@ from harness.metrics.mme import (
     score,
     threshold_predictions,
 )
+from harness.mme.subtasks import COGNITION, PERCEPTION
 
 # Reference §1.1, exact strings and sizes (images per subtask).
 SIZES = {

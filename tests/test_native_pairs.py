@@ -6,12 +6,11 @@ loads, with the reason."""
 from __future__ import annotations
 
 import pytest
-from hydra import compose, initialize_config_dir
 from PIL import Image
 
-from harness.config import CONFIG_DIR, ConfigError
+from harness.config import ConfigError, compose
 from harness.encoders import base as encoder_base
-from harness.run import prepare_job
+from harness.job import prepare_job
 
 STRATEGIES = ["resize", "center_crop", "internvl_dynamic", "phi3_hd", "llava_anyres", "qwen_native",
               "llava_onevision", "native"]
@@ -45,8 +44,7 @@ def job_for(enc: tuple[str, ...], strategy: str):
     # tile_size set on the command line must come after the preprocess group
     overrides = [o for o in overrides if not o.startswith("preprocess.")] + [o for o in overrides
                                                                             if o.startswith("preprocess.")]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        return prepare_job(compose(config_name="config", overrides=overrides))
+    return prepare_job(compose(overrides))
 
 
 @pytest.mark.slow

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 
-from harness.config import CONFIG_DIR
-from harness.run import prepare_job
+from harness.config import compose
+from harness.job import prepare_job
 from harness.sweep import study_experiments
 from tests.test_sweep import _sweep_jobs
 
@@ -22,11 +21,8 @@ def test_every_job_passes_the_pre_load_checks() -> None:
     experiments = study_experiments("native_vs_tiles")
     assert experiments == ["native_vs_tiles_onevision", "native_vs_tiles_qwen_native", "native_vs_tiles_qwen_tiles",
                            "native_vs_tiles_siglip"]
-    jobs = []
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        for experiment in experiments:
-            for overrides in _sweep_jobs(experiment):
-                jobs.append(prepare_job(compose("config", [f"experiment={experiment}", *overrides])))
+    jobs = [prepare_job(compose([f"experiment={experiment}", *overrides]))
+            for experiment in experiments for overrides in _sweep_jobs(experiment)]
     assert len(jobs) == 10 and all(j.config["batch_images"] == 1 for j in jobs)
     budgets = sorted(j.strategy.max_pixels for j in jobs if j.strategy.name == "qwen_native")
     assert budgets == [256 * 784, 576 * 784, 1280 * 784, 4096 * 784]
@@ -34,14 +30,13 @@ def test_every_job_passes_the_pre_load_checks() -> None:
 
 @pytest.mark.slow
 def test_tiny_run_writes_per_image_rows_and_figures(tmp_path: Path) -> None:
+    from harness.execute import execute
     from harness.report import build_tables
     from harness.report_figures import read_tables
-    from harness.run import run_job
 
     overrides = ["experiment=native_vs_tiles_qwen_native", "preprocess.max_pixels=50176", "encoder.size=tiny",
                  "encoder.weights=random", "dataset.num_images=4", f"results_dir={tmp_path}", "progress=false"]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        run_job(compose("config", overrides))
+    assert execute(prepare_job(compose(overrides))).status == "ok"
     build_tables([str(tmp_path / "runs")], tmp_path)
     images = pd.read_parquet(tmp_path / "tables" / "native_vs_tiles_images.parquet")
     assert len(images) == 4 and (images["batch_images"] == 1).all()

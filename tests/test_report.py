@@ -9,16 +9,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hydra import compose, initialize_config_dir
 
 from harness import report
-from harness.config import CONFIG_DIR
+from harness.config import compose
+from harness.execute import run, write_failure
 from harness.report_figures import pareto_front, quality_column
-from harness.run import run_job, write_failure
 from harness.store import RunStore, find_runs
 from harness.types import Record
 
-pytestmark = pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning"),
+]
 STUDY = "reporttest"
 MME_CATEGORIES = ("existence", "count", "OCR")
 
@@ -30,16 +32,14 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("results")
     base = ["encoder.size=tiny", "encoder.weights=random", "progress=false", "dataset.num_images=3",
             f"study={STUDY}", f"results_dir={out}"]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        for bv in (1, 4):
-            run_job(compose("config", [*base, f"batch_views={bv}"]))
-        bad = compose("config", [*base, "encoder.weights=/nonexistent"])
-        try:
-            run_job(bad)
-        except Exception as exc:  # noqa: BLE001 - exactly what hydra_main does
-            write_failure(bad, exc)
-        metric_cfg = compose("config", [*base, "seed=7"])
-    run_dir = run_job(metric_cfg)
+    for bv in (1, 4):
+        run([*base, f"batch_views={bv}"])
+    bad = [*base, "encoder.weights=/nonexistent"]
+    try:
+        run(bad)
+    except Exception as exc:  # noqa: BLE001 - exactly what the command does inside a sweep
+        write_failure(compose(bad), exc)
+    run_dir = run([*base, "seed=7"]).run_dir
     rows = RunStore(run_dir).records()
     ident = {k: rows[k].iloc[-1] for k in ("run_id", "study", "config_hash", "encoder", "strategy")}
     extra = [Record("metric", ident, values={"metric": "knn_accuracy", "value": 0.5})]
@@ -168,9 +168,9 @@ def test_run_job_skips_complete_config_unless_rerun(results: Path) -> None:
     base = ["encoder.size=tiny", "encoder.weights=random", "progress=false", "dataset.num_images=3",
             f"study={STUDY}", f"results_dir={results}", "batch_views=4"]
     before = find_runs(results / "runs")
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        skipped = run_job(compose("config", [*base, "progress=true"]))
-        assert skipped in before and find_runs(results / "runs") == before
-        again = run_job(compose("config", [*base, "rerun=true"]))
+    skipped = run([*base, "progress=true"])
+    assert skipped.status == "skipped" and skipped.run_dir in before and find_runs(results / "runs") == before
+    again = run([*base, "rerun=true"]).run_dir
+    skipped = skipped.run_dir
     assert again not in before and again.name.rsplit("-", 1)[-1] == skipped.name.rsplit("-", 1)[-1]
     shutil.rmtree(again)

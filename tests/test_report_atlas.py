@@ -33,7 +33,7 @@ def test_count_tokens_agrees_with_the_encoder() -> None:
     strategy = build_strategy("resize", tile_size=336)
     for w, h in ((13, 400), (1920, 1080), (336, 336)):
         layout = strategy.plan(w, h)
-        assert atlas.count_tokens("clip_vit_l14_336", layout) == encoder.num_tokens(layout) == 576
+        assert atlas.token_counter("clip_vit_l14_336")(layout) == encoder.num_tokens(layout) == 576
     with pytest.raises(UnknownChoiceError, match="valid choices: clip_vit_l14_336"):
         atlas.token_counter("nope")
 

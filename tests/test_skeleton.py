@@ -4,11 +4,11 @@ report turns into tables and a figure, and a bad choice fails early with exit co
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli import cli
 from hydra import compose, initialize_config_dir
 
 from harness.config import CONFIG_DIR, GROUPS, choices
@@ -40,11 +40,8 @@ def test_every_launcher_config_composes() -> None:
         assert cfg.hydra.launcher._target_
 
 
-def _harness(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=300,
-        env={**__import__("os").environ, "PYTHONPATH": str(ROOT)},
-    )
+def _harness(module: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return cli(module, *args, cwd=cwd)
 
 
 def test_end_to_end_run_and_report(tmp_path: Path) -> None:

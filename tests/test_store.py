@@ -16,7 +16,6 @@ from harness.store import (
     find_failed,
     find_runs,
     hash_of,
-    resume_config,
 )
 from harness.types import Record
 
@@ -76,7 +75,3 @@ def test_resume_lookup_takes_newest_complete_of_the_hash(tmp_path: Path) -> None
     assert completed_run(study, "aaa") == study / "20260102T000000_000000Z-aaa"
     assert completed_run(study, "ccc") is None and completed_run(tmp_path / "missing", "aaa") is None
 
-
-def test_resume_config_drops_only_volatile_keys() -> None:
-    cfg = {"seed": 1, "progress": True, "results_dir": "x", "num_workers": 4, "rerun": True, "encoder": {"size": "t"}}
-    assert resume_config(cfg) == {"seed": 1, "encoder": {"size": "t"}}

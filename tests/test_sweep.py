@@ -6,29 +6,27 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli import cli
 
 from harness.store import COMPLETE, FAILED, TMP_PREFIX, hash_of
 from harness.sweep import commands, study_experiments
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning"),
+]
 TINY = ["encoder.size=tiny", "encoder.weights=random", "progress=false", "study=sweeptest"]
 
 
 def harness(args: list[str], results: Path, **kw) -> subprocess.Popen | subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "harness", "-m", *TINY, f"results_dir={results}", *args]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if kw.pop("background", False):
-        return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                start_new_session=True, text=True)
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240, **kw)
+    return cli("harness", "-m", *TINY, f"results_dir={results}", *args, timeout=240, **kw)
 
 
 def marked(results: Path, marker: str) -> list[Path]:
@@ -135,11 +133,9 @@ def test_failure_kinds() -> None:
     import torch
 
     from harness.config import ConfigError
-    from harness.run import failure_kind
+    from harness.execute import LoadError, failure_kind
 
-    tagged = OSError("no such file: model.safetensors")
-    tagged._harness_stage = "load"  # type: ignore[attr-defined]
-    assert failure_kind(tagged) == "load"
+    assert failure_kind(LoadError("OSError: no such file: model.safetensors")) == "load"
     assert failure_kind(ConfigError("strategy makes 336px tiles")) == "config"
     assert failure_kind(MemoryError()) == "oom"
     assert failure_kind(torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2 GiB")) == "oom"
@@ -167,17 +163,13 @@ def _sweep_jobs(experiment: str) -> list[list[str]]:
 def test_every_job_of_every_study_passes_the_pre_load_checks(study: str) -> None:
     """Each job of each study (on synthetic images: MME is not here) passes everything that runs
     before a model loads: choices, parameters, tile sizes, and the encoder/connector/layout pairing."""
-    from hydra import compose, initialize_config_dir
-
-    from harness.config import CONFIG_DIR
-    from harness.run import prepare_job
+    from harness.config import compose
+    from harness.job import prepare_job
 
     n = 0
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        for experiment in study_experiments(study):
-            for overrides in _sweep_jobs(experiment):
-                cfg = compose("config", [f"experiment={experiment}", *overrides, "dataset=synthetic"])
-                job = prepare_job(cfg)
-                assert job.config["study"] == study
-                n += 1
+    for experiment in study_experiments(study):
+        for overrides in _sweep_jobs(experiment):
+            job = prepare_job(compose([f"experiment={experiment}", *overrides, "dataset=synthetic"]))
+            assert job.config["study"] == study
+            n += 1
     assert n == {"quickstart": 3, "encoder_zoo": 3, "tiling_budget": 29, "cross_strategy": 12}[study]

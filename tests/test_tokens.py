@@ -26,7 +26,8 @@ def test_json_counts_per_size(capsys: pytest.CaptureFixture[str], encoder: str, 
     def no_model(*a, **k):  # the CLI must never build a model
         raise AssertionError("a model was built")
 
-    monkeypatch.setattr(base.Encoder, "__init__", no_model)
+    monkeypatch.setattr(base.EncoderModel, "__init__", no_model)
+    monkeypatch.setattr(base.Encoder, "build_backbone", no_model)
     rc, out, _ = run(capsys, f"encoder={encoder}", "preprocess=resize", "sizes=[808x1100,1920x1080,1x1]",
                      "format=json", *extra)
     assert rc == 0

@@ -284,8 +284,10 @@ def test_llava_next_checkpoint_fills_clip_and_its_connector(tmp_path: Path, read
     assert all("vision_tower" in k or "multi_modal_projector" in k or "image_newline" in k for k in reads)
     torch.testing.assert_close(ours.model.connector.image_newline, peer.model.image_newline, rtol=0, atol=0)
     w, h, r, c = 704, 396, 2, 2
-    lay = Layout("llava_anyres", (w, h), 336, (r, c), (336 * c, 336 * r), (336 * c, 336 * r),
-                 (0, 0, 336 * c, 336 * r), True, "first", 1 + r * c, 1 + r * c)
+    lay = Layout(strategy="llava_anyres", original_size=(w, h), tile_size=336, grid=(r, c),
+                 resized_size=(336 * c, 336 * r), canvas_size=(336 * c, 336 * r),
+                 content_box=(0, 0, 336 * c, 336 * r), has_global=True, global_position="first", n_views=1 + r * c,
+                     executed_views=1 + r * c)
     pixels = torch.randn(lay.executed_views, 3, 336, 336)
     with torch.no_grad():
         want = peer.model.get_image_features(

@@ -7,7 +7,7 @@ from typing import Any
 from harness.data.base import Dataset
 from harness.registry import Registry, check_kwargs
 
-DATASETS: Registry[type[Dataset]] = Registry("dataset", "harness.data")
+DATASETS: Registry[type[Dataset]] = Registry("dataset", "harness.data", modules=("harness.mme.data",))
 
 
 def build_dataset(name: str, **params: Any) -> Dataset:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
+from harness.identity import component_columns
 from harness.types import Sample
 
 
@@ -23,6 +24,10 @@ class Dataset(ABC):
     def params(self) -> dict[str, Any]:
         """Parameters that identify this dataset in records."""
         return {}
+
+    def identity(self) -> dict[str, Any]:
+        """Record columns: `dataset` and `dataset_params` (JSON)."""
+        return component_columns("dataset", self.name, self.params())
 
     @property
     def has_labels(self) -> bool:

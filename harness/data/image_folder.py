@@ -18,7 +18,6 @@ LABEL_MODES = ("none", "subfolder")
 
 @DATASETS.register("image_folder")
 class ImageFolder(Dataset):
-    name = "image_folder"
 
     def __init__(
         self,

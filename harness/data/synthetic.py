@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from harness.data import DATASETS
 from harness.data.base import Dataset
+from harness.mme.subtasks import ANSWER_SUFFIX
 from harness.types import Sample
 
 SHAPES = ("circle", "square", "triangle")
@@ -35,7 +36,6 @@ SIZES = (
     (400, 13), (1200, 300), (2000, 2000), (2000, 120),
 )
 NUMBERS = ("zero", "one", "two", "three", "four", "five")
-SUFFIX = " Please answer yes or no."
 
 
 def make_spec(seed: int, index: int, max_side: int = 2000) -> dict[str, Any]:
@@ -121,13 +121,12 @@ def questions(spec: dict[str, Any]) -> list[tuple[str, str]]:
     else:
         other = pick([x for x in WORDS if x != spec["word"]])
         yes, no = (f'Does the small print in this image say "{x}"?' for x in (spec["word"], other))
-    pairs = [(yes + SUFFIX, "Yes"), (no + SUFFIX, "No")]
+    pairs = [(yes + ANSWER_SUFFIX, "Yes"), (no + ANSWER_SUFFIX, "No")]
     return pairs if spec["yes_first"] else pairs[::-1]
 
 
 @DATASETS.register("synthetic")
 class Synthetic(Dataset):
-    name = "synthetic"
 
     def __init__(self, num_images: int = 48, seed: int = 0, max_side: int = 2000) -> None:
         if num_images <= 0:

@@ -3,6 +3,7 @@ that turns one image's patch features into the LLM-facing token sequence."""
 
 from __future__ import annotations
 
+import inspect
 import time
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
@@ -10,7 +11,8 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from harness.encoders.connectors import Connector, build_connector, connector_class
+from harness.connectors import Connector, build_connector, connector_class
+from harness.encoders.weights import Format, load_encoder_weights, resolve_encoder_weights
 from harness.runtime import Runtime
 from harness.types import EncoderOutput, Layout, Views
 
@@ -43,7 +45,13 @@ class Encoder(ABC):
     mean: ClassVar[tuple[float, float, float]]
     std: ClassVar[tuple[float, float, float]]
     native_connector: ClassVar[str] = "flat"
+    # The strategy `preprocess=native` resolves to, with its parameters where they differ from
+    # the strategy's defaults.
+    native_strategy: ClassVar[str]
+    native_strategy_params: ClassVar[dict[str, Any]] = {}
     hf_id: ClassVar[str]
+    # Checkpoint formats this encoder reads (key map, connector its tensors fill), tried in order.
+    checkpoint_formats: ClassVar[tuple[Format, ...]] = ()
     lm_dim: ClassVar[dict[str, int]] = {"full": 4096, "tiny": 48}  # connector output width by size
     # True for encoders that take views of any size (Layout.view_size), e.g. Qwen2.5-VL's ViT.
     variable_views: ClassVar[bool] = False
@@ -63,8 +71,6 @@ class Encoder(ABC):
         self.attn, self.pool_mode, self.feature_layer = attn, pool, int(feature_layer)
         folder = None
         if weights != "random":
-            from harness.encoders.weights import resolve_encoder_weights
-
             folder = resolve_encoder_weights(type(self), weights)
         self.weights_source = str(folder) if folder else "random"
         torch.manual_seed(seed)
@@ -75,8 +81,6 @@ class Encoder(ABC):
         )
         self.model = EncoderModel(backbone, conn).eval()
         if folder is not None:
-            from harness.encoders.weights import load_encoder_weights
-
             self.after_load(load_encoder_weights(self, folder))
         self.model.to(runtime.device, runtime.dtype)
 
@@ -108,6 +112,8 @@ class Encoder(ABC):
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(POOLS)}; got {pool!r}")
         cls.connector_for(connector)
+        if weights != "random" and not cls.checkpoint_formats:
+            raise ValueError(f"encoder {cls.name!r} reads no checkpoint format; use weights=random")
         if size == "tiny" and weights == "pretrained":
             raise ValueError(
                 "encoder.size=tiny has no pretrained weights; use weights=random or a tiny checkpoint folder"
@@ -164,22 +170,36 @@ class Encoder(ABC):
     def connector(self) -> Connector:
         return self.model.connector  # type: ignore[return-value]
 
-    def identity(self) -> dict[str, Any]:
+    @classmethod
+    def options(cls, **given: Any) -> dict[str, Any]:
+        """Every option of this encoder with the class defaults filled in and the connector
+        resolved, so that configs that build the same encoder describe it the same way."""
+        skip = {"runtime", "connector_params"}
+        params = inspect.signature(cls).parameters.values()
+        out = {p.name: p.default for p in params if p.name not in skip and p.default is not inspect.Parameter.empty}
+        out.update(given)
+        out["connector"] = out.get("connector") or cls.native_connector
+        return out
+
+    @classmethod
+    def describe(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Record columns of this encoder with these options (what a failed job can still say)."""
         return {
-            "encoder": self.name,
-            "encoder_size": self.size,
-            "weights": self.weights,
-            "weights_source": self.weights_source,
-            "connector": self.connector_name,
-            "tile_size": self.tile_size,
-            "patch_size": self.patch_size,
-            "attn": self.attn,
-            "pool": self.pool_mode,
+            "encoder": cls.name,
+            "encoder_size": options.get("size"),
+            "weights": options.get("weights"),
+            "connector": options.get("connector") or cls.native_connector,
+            "tile_size": cls.tile_size,
+            "patch_size": cls.patch_size,
+            "attn": options.get("attn"),
+            "pool": options.get("pool"),
         }
 
-    def backbone(self, pixels: torch.Tensor) -> torch.Tensor:
-        """Patch features `[N, P, C]` (CLS dropped)."""
-        return self.run_backbone(pixels)[:, 1:]
+    def identity(self) -> dict[str, Any]:
+        """Record columns of this running encoder, including where its weights came from."""
+        options = {"size": self.size, "weights": self.weights, "attn": self.attn, "pool": self.pool_mode,
+                   "connector": self.connector_name}
+        return {**self.describe(options), "weights_source": self.weights_source}
 
     def connect(self, features: torch.Tensor, layout: Layout) -> torch.Tensor:
         """One image's LLM-facing tokens `[T, D]` from its crops' patch features."""

@@ -12,7 +12,8 @@ from transformers import InternVLVisionConfig, InternVLVisionModel
 
 from harness.encoders import ENCODERS
 from harness.encoders.base import Encoder
-from harness.preprocess.base import IMAGENET_MEAN, IMAGENET_STD
+from harness.encoders.weights import Format, KeyMap
+from harness.preprocess.normalization import IMAGENET_MEAN, IMAGENET_STD
 from harness.runtime import Runtime
 
 INTERNVIT_300M = dict(
@@ -25,19 +26,52 @@ INTERNVIT_TINY = {**INTERNVIT_300M, "hidden_size": 32, "intermediate_size": 64, 
                   "num_attention_heads": 4}
 
 
+# OpenGVLab/InternVL3-1B-hf and other transformers-format InternVL checkpoints.
+INTERNVL_HF = KeyMap(
+    "internvl_hf",
+    prefixes=(
+        ("model.vision_tower.", "backbone."),
+        ("model.multi_modal_projector.", "connector."),
+        ("vision_tower.", "backbone."),
+        ("multi_modal_projector.", "connector."),
+    ),
+)
+# 5CD-AI/Vintern-1B-v2 and original OpenGVLab InternVL checkpoints (`vision_model.*`, `mlp1.*`),
+# renamed as transformers' InternVL conversion script does.
+INTERNVL_ORIGINAL = KeyMap(
+    "internvl_original",
+    prefixes=(("vision_model.", "backbone."), ("mlp1.", "connector.")),
+    renames=(
+        (r"^0\.", "layer_norm."),
+        (r"^1\.", "linear_1."),
+        (r"^3\.", "linear_2."),
+        (r"\.layers\.", ".layer."),
+        (r"class_embedding$", "cls_token"),
+        (r"position_embedding$", "position_embeddings"),
+        (r"patch_embedding\.", "patch_embeddings.projection."),
+        (r"\.ls(\d)$", r".lambda_\1"),
+        (r"\.attn\.proj\.", ".attention.projection_layer."),
+        (r"\.norm1\.", ".layernorm_before."),
+        (r"\.norm2\.", ".layernorm_after."),
+    ),
+    qkv=True,
+)
+
+
 def internvit_config(size: str, attn: str) -> InternVLVisionConfig:
     return InternVLVisionConfig(**(INTERNVIT_TINY if size == "tiny" else INTERNVIT_300M), attn_implementation=attn)
 
 
 @ENCODERS.register("internvit_300m")
 class InternViT(Encoder):
-    name = "internvit_300m"
     tile_size = 448
     patch_size = 14
     mean = IMAGENET_MEAN
     std = IMAGENET_STD
     native_connector = "internvl"
+    native_strategy = "internvl_dynamic"
     hf_id = "OpenGVLab/InternVL3-1B-hf"
+    checkpoint_formats: ClassVar[tuple[Format, ...]] = ((INTERNVL_HF, "internvl"), (INTERNVL_ORIGINAL, "internvl"))
     lm_dim: ClassVar[dict[str, int]] = {"full": 896, "tiny": 48}  # Qwen2/2.5-0.5B width (InternVL3-1B, Vintern-1B-v2)
 
     def __init__(

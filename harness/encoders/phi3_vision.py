@@ -6,16 +6,28 @@ from __future__ import annotations
 from typing import ClassVar
 
 from harness.encoders import ENCODERS
-from harness.encoders.clip_vit import ClipViT
+from harness.encoders.clip_vit import CLIP, ClipViT
+from harness.encoders.weights import POSITION_IDS, Format, KeyMap
 from harness.runtime import Runtime
+
+# microsoft/Phi-3-vision-128k-instruct: `model.vision_embed_tokens.*` minus the tied LM embedding `wte`.
+PHI3_VISION = KeyMap(
+    "phi3_vision",
+    prefixes=(
+        ("model.vision_embed_tokens.img_processor.vision_model.", "backbone."),
+        ("model.vision_embed_tokens.", "connector."),
+    ),
+    ignore=(POSITION_IDS, r"^model\.vision_embed_tokens\.wte\."),
+)
 
 
 @ENCODERS.register("phi3_vision")
 class Phi3Vision(ClipViT):
-    name = "phi3_vision"
     native_connector = "phi3_hd"
+    native_strategy = "phi3_hd"
     hf_id = "microsoft/Phi-3-vision-128k-instruct"
     lm_dim: ClassVar[dict[str, int]] = {"full": 3072, "tiny": 48}  # Phi-3-mini width
+    checkpoint_formats: ClassVar[tuple[Format, ...]] = ((PHI3_VISION, "phi3_hd"), (CLIP, None))
 
     def __init__(
         self, *, size: str = "full", weights: str = "random", runtime: Runtime, batch_views: int = 16,

@@ -18,10 +18,11 @@ from torch import nn
 from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLVisionConfig
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionTransformerPretrainedModel
 
+from harness.connectors.qwen_merger import QwenMerger
 from harness.encoders import ENCODERS
 from harness.encoders.base import Encoder
-from harness.encoders.connectors import QwenMerger
-from harness.preprocess.base import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from harness.encoders.weights import Format, KeyMap
+from harness.preprocess.normalization import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from harness.preprocess.qwen_native import patchify
 from harness.runtime import Runtime
 from harness.types import EncoderOutput, Layout, Views
@@ -36,6 +37,9 @@ QWEN2_5_VIT = dict(
 QWEN2_5_VIT_TINY = {**QWEN2_5_VIT, "depth": 4, "hidden_size": 32, "intermediate_size": 64, "num_heads": 4,
                     "fullatt_block_indexes": [1, 3]}
 UNIT = QwenMerger.UNIT
+# Qwen/Qwen2.5-VL-3B-Instruct, -7B-Instruct (Qwen2_5_VLForConditionalGeneration): the ViT with its
+# merger. Hub files name it `visual.*`; transformers 5 saves `model.visual.*`: both are read.
+QWEN2_5_VL = KeyMap("qwen2_5_vl", prefixes=(("model.visual.", "backbone."), ("visual.", "backbone.")))
 
 
 def qwen_vit_config(size: str, attn: str, out_dim: int) -> Qwen2_5_VLVisionConfig:
@@ -47,7 +51,6 @@ def qwen_vit_config(size: str, attn: str, out_dim: int) -> Qwen2_5_VLVisionConfi
 
 @ENCODERS.register("qwen2_5_vl_vit")
 class QwenViT(Encoder):
-    name = "qwen2_5_vl_vit"
     tile_size = 448  # the default tile of tiled strategies; any multiple of 28 is taken
     patch_size = 14
     mean = OPENAI_CLIP_MEAN
@@ -55,7 +58,9 @@ class QwenViT(Encoder):
     native_connector = "qwen_merger"
     connector_choices = ("qwen_merger",)
     variable_views = True
+    native_strategy = "qwen_native"
     hf_id = "Qwen/Qwen2.5-VL-7B-Instruct"
+    checkpoint_formats: ClassVar[tuple[Format, ...]] = ((QWEN2_5_VL, None),)
     lm_dim: ClassVar[dict[str, int]] = {"full": 3584, "tiny": 48}  # Qwen2.5-7B width; 3B: out_dim=2048
 
     def __init__(

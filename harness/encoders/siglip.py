@@ -19,6 +19,8 @@ from transformers import SiglipVisionConfig, SiglipVisionModel
 
 from harness.encoders import ENCODERS
 from harness.encoders.base import Encoder
+from harness.encoders.clip_vit import LLAVA_NEXT_HF, LLAVA_NEXT_TOWER_PREFIXES
+from harness.encoders.weights import POSITION_IDS, Format, KeyMap
 from harness.runtime import Runtime
 
 SIGLIP_MEAN = (0.5, 0.5, 0.5)
@@ -31,19 +33,38 @@ SIGLIP_TINY = {**SO400M_384, "hidden_size": 32, "intermediate_size": 64, "num_hi
                "num_attention_heads": 4}
 
 
+# google/siglip-so400m-patch14-384 (SiglipModel): the vision tower with its pooling head.
+SIGLIP = KeyMap("siglip", prefixes=(("vision_model.", "backbone."),), ignore=(POSITION_IDS,))
+# llava-hf/llava-onevision-qwen2-*-hf (LlavaOnevisionForConditionalGeneration): the SigLIP tower (26
+# blocks, no pooling head: so400m's 27th block, post-layernorm and head may be absent, and
+# `Siglip.after_load` checks that nothing else is and refuses what would need them), the
+# projector and `image_newline`, under the same names as LLaVA-NeXT's.
+ONEVISION_ABSENT = (r"^backbone\.head\.", r"^backbone\.encoder\.layers\.\d+\.", r"^backbone\.post_layernorm\.")
+LLAVA_ONEVISION_HF = KeyMap(
+    "llava_onevision_hf", prefixes=LLAVA_NEXT_HF.prefixes, ignore=(POSITION_IDS,), absent_ok=ONEVISION_ABSENT,
+)
+LLAVA_ONEVISION_TOWER = KeyMap(
+    "llava_onevision_tower", prefixes=LLAVA_NEXT_TOWER_PREFIXES, ignore=(POSITION_IDS,), absent_ok=ONEVISION_ABSENT,
+)
+
+
 def siglip_config(size: str, attn: str) -> SiglipVisionConfig:
     return SiglipVisionConfig(**(SIGLIP_TINY if size == "tiny" else SO400M_384), attn_implementation=attn)
 
 
 @ENCODERS.register("siglip_so400m")
 class Siglip(Encoder):
-    name = "siglip_so400m"
     tile_size = 384
     patch_size = 14
     mean = SIGLIP_MEAN
     std = SIGLIP_STD
     native_connector = "flat"
+    connector_choices = ("flat", "llava_onevision")  # 27x27 patches: no 2x2 merge (phi3_hd, internvl)
+    native_strategy = "resize"  # SiglipImageProcessor: squash to 384x384, bicubic, mean/std 0.5
     hf_id = "google/siglip-so400m-patch14-384"
+    checkpoint_formats: ClassVar[tuple[Format, ...]] = (
+        (SIGLIP, None), (LLAVA_ONEVISION_HF, "llava_onevision"), (LLAVA_ONEVISION_TOWER, None),
+    )
     lm_dim: ClassVar[dict[str, int]] = {"full": 896, "tiny": 48}  # LLaVA-OneVision-0.5B (Qwen2-0.5B) width
 
     def __init__(

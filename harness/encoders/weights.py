@@ -71,108 +71,10 @@ class KeyMap:
         return [(ours + rest, None)]
 
 
-POSITION_IDS = r"embeddings\.position_ids$"
+POSITION_IDS = r"embeddings\.position_ids$"  # an old non-persistent buffer some checkpoints still hold
 
-# openai/clip-vit-large-patch14-336 (CLIPModel): vision tower only.
-CLIP = KeyMap("clip", prefixes=(("vision_model.", "backbone."),), ignore=(POSITION_IDS,))
-# microsoft/Phi-3-vision-128k-instruct: `model.vision_embed_tokens.*` minus the tied LM embedding `wte`.
-PHI3_VISION = KeyMap(
-    "phi3_vision",
-    prefixes=(
-        ("model.vision_embed_tokens.img_processor.vision_model.", "backbone."),
-        ("model.vision_embed_tokens.", "connector."),
-    ),
-    ignore=(POSITION_IDS, r"^model\.vision_embed_tokens\.wte\."),
-)
-# Phi-3's CLIP tower alone (clip_vit_l14_336 with weights from a Phi-3-vision checkpoint).
-PHI3_CLIP = KeyMap(
-    "phi3_vision_clip",
-    prefixes=(("model.vision_embed_tokens.img_processor.vision_model.", "backbone."),),
-    ignore=(POSITION_IDS,),
-)
-# OpenGVLab/InternVL3-1B-hf and other transformers-format InternVL checkpoints.
-INTERNVL_HF = KeyMap(
-    "internvl_hf",
-    prefixes=(
-        ("model.vision_tower.", "backbone."),
-        ("model.multi_modal_projector.", "connector."),
-        ("vision_tower.", "backbone."),
-        ("multi_modal_projector.", "connector."),
-    ),
-)
-# 5CD-AI/Vintern-1B-v2 and original OpenGVLab InternVL checkpoints (`vision_model.*`, `mlp1.*`),
-# renamed as transformers' InternVL conversion script does.
-INTERNVL_ORIGINAL = KeyMap(
-    "internvl_original",
-    prefixes=(("vision_model.", "backbone."), ("mlp1.", "connector.")),
-    renames=(
-        (r"^0\.", "layer_norm."),
-        (r"^1\.", "linear_1."),
-        (r"^3\.", "linear_2."),
-        (r"\.layers\.", ".layer."),
-        (r"class_embedding$", "cls_token"),
-        (r"position_embedding$", "position_embeddings"),
-        (r"patch_embedding\.", "patch_embeddings.projection."),
-        (r"\.ls(\d)$", r".lambda_\1"),
-        (r"\.attn\.proj\.", ".attention.projection_layer."),
-        (r"\.norm1\.", ".layernorm_before."),
-        (r"\.norm2\.", ".layernorm_after."),
-    ),
-    qkv=True,
-)
-
-# llava-hf/llava-v1.6-* (LlavaNextForConditionalGeneration): the CLIP tower, the 2-layer projector
-# and `image_newline`. Hub files name the tower `vision_tower.vision_model.*`; transformers 5
-# saves `vision_tower.*` and holds `model.vision_tower.*` in memory: all are read.
-LLAVA_NEXT_TOWER_PREFIXES = (
-    ("model.vision_tower.vision_model.", "backbone."),
-    ("vision_tower.vision_model.", "backbone."),
-    ("model.vision_tower.", "backbone."),
-    ("vision_tower.", "backbone."),
-)
-LLAVA_NEXT_HF = KeyMap(
-    "llava_next_hf",
-    prefixes=(
-        *LLAVA_NEXT_TOWER_PREFIXES,
-        ("model.multi_modal_projector.", "connector."),
-        ("model.image_newline", "connector.image_newline"),
-        ("multi_modal_projector.", "connector."),
-        ("image_newline", "connector.image_newline"),
-    ),
-    ignore=(POSITION_IDS,),
-)
-# The same checkpoints' CLIP tower alone (clip_vit_l14_336 with its own connector).
-LLAVA_NEXT_TOWER = KeyMap("llava_next_tower", prefixes=LLAVA_NEXT_TOWER_PREFIXES, ignore=(POSITION_IDS,))
-
-# google/siglip-so400m-patch14-384 (SiglipModel): the vision tower with its pooling head.
-SIGLIP = KeyMap("siglip", prefixes=(("vision_model.", "backbone."),), ignore=(POSITION_IDS,))
-
-# llava-hf/llava-onevision-qwen2-*-hf (LlavaOnevisionForConditionalGeneration): the SigLIP tower (26
-# blocks, no pooling head: the 27th block and the head of so400m are absent, allowed, and
-# `Siglip.after_load` refuses what would need them), the projector and `image_newline`.
-ONEVISION_ABSENT = (r"^backbone\.head\.", r"^backbone\.encoder\.layers\.\d+\.", r"^backbone\.post_layernorm\.")
-LLAVA_ONEVISION_HF = KeyMap(
-    "llava_onevision_hf",
-    prefixes=LLAVA_NEXT_HF.prefixes,
-    ignore=(POSITION_IDS,),
-    absent_ok=ONEVISION_ABSENT,
-)
-LLAVA_ONEVISION_TOWER = KeyMap(
-    "llava_onevision_tower", prefixes=LLAVA_NEXT_TOWER_PREFIXES, ignore=(POSITION_IDS,), absent_ok=ONEVISION_ABSENT,
-)
-
-# Qwen/Qwen2.5-VL-3B-Instruct, -7B-Instruct (Qwen2_5_VLForConditionalGeneration): the ViT with its
-# merger. Hub files name it `visual.*`; transformers 5 saves `model.visual.*`: both are read.
-QWEN2_5_VL = KeyMap("qwen2_5_vl", prefixes=(("model.visual.", "backbone."), ("visual.", "backbone.")))
-
-# Per encoder (by name), the checkpoint formats it can read, and the connector they fill.
-KEY_MAPS: dict[str, tuple[tuple[KeyMap, str | None], ...]] = {
-    "clip_vit_l14_336": ((CLIP, None), (PHI3_CLIP, None), (LLAVA_NEXT_HF, "llava_next"), (LLAVA_NEXT_TOWER, None)),
-    "phi3_vision": ((PHI3_VISION, "phi3_hd"), (CLIP, None)),
-    "internvit_300m": ((INTERNVL_HF, "internvl"), (INTERNVL_ORIGINAL, "internvl")),
-    "qwen2_5_vl_vit": ((QWEN2_5_VL, None),),
-    "siglip_so400m": ((SIGLIP, None), (LLAVA_ONEVISION_HF, "llava_onevision"), (LLAVA_ONEVISION_TOWER, None)),
-}
+# A checkpoint format an encoder reads, and the connector its tensors fill (None: the backbone alone).
+Format = tuple[KeyMap, str | None]
 
 
 class Checkpoint:
@@ -245,22 +147,22 @@ def resolve(source: str, maps: list[KeyMap]) -> Path:
 
 def resolve_encoder_weights(encoder_cls: type[Encoder], weights: str) -> Path:
     """The local folder for `weights` (pretrained | hub id | folder); runs before the model is
-    built, so a missing cache fails fast."""
+    built, so a missing cache fails fast. The formats are the encoder's own `checkpoint_formats`."""
     source = encoder_cls.hf_id if weights == "pretrained" else weights
-    return resolve(source, [m for m, _ in KEY_MAPS[encoder_cls.name]])
+    return resolve(source, [m for m, _ in encoder_cls.checkpoint_formats])
 
 
 def load_encoder_weights(encoder: Encoder, folder: Path) -> list[str]:
     """Load the checkpoint in `folder` into `encoder.model`, strictly; returns the model keys the
     checkpoint's format may lack and did (`KeyMap.absent_ok`)."""
     absent: list[str] = []
-    load_state(encoder.model, Checkpoint(folder), KEY_MAPS[encoder.name], encoder.connector_name, str(folder),
+    load_state(encoder.model, Checkpoint(folder), encoder.checkpoint_formats, encoder.connector_name, str(folder),
                absent)
     return absent
 
 
 def load_state(
-    model: torch.nn.Module, ckpt: Checkpoint, options: tuple[tuple[KeyMap, str | None], ...], connector: str,
+    model: torch.nn.Module, ckpt: Checkpoint, options: tuple[Format, ...], connector: str,
     where: str, absent: list[str] | None = None,
 ) -> KeyMap:
     """Copy the selected tensors into `model`, strictly; returns the key map used. Of the

@@ -1,7 +1,7 @@
 """Embedding-quality measures: pure functions of embedding matrices (rows = images).
 
 Each docstring states the formula and where it comes from (see
-`../shared/reference/mme_and_metrics.md` §3). Inputs are array-likes `[n, d]`; nothing here
+`docs/metrics.md`). Inputs are array-likes `[n, d]`; nothing here
 loads a model or a file.
 """
 

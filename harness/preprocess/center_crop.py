@@ -25,7 +25,6 @@ def shortest_edge_size(width: int, height: int, size: int) -> tuple[int, int]:
 
 @STRATEGIES.register("center_crop")
 class CenterCrop(Strategy):
-    name = "center_crop"
 
     def plan(self, width: int, height: int) -> Layout:
         check_image_size(width, height)

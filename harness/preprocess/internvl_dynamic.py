@@ -15,7 +15,8 @@ import numpy as np
 from PIL import Image
 
 from harness.preprocess import STRATEGIES
-from harness.preprocess.base import BICUBIC, IMAGENET_MEAN, IMAGENET_STD, Strategy, check_image_size, tiles_chw
+from harness.preprocess.base import BICUBIC, Strategy, check_image_size, tiles_chw
+from harness.preprocess.normalization import IMAGENET_MEAN, IMAGENET_STD
 from harness.preprocess.resize import squash
 from harness.types import Layout
 
@@ -29,7 +30,6 @@ def candidate_grids(min_tiles: int, max_tiles: int) -> list[tuple[int, int]]:
 
 @STRATEGIES.register("internvl_dynamic")
 class InternVLDynamic(Strategy):
-    name = "internvl_dynamic"
     default_tile_size = 448
     default_mean = IMAGENET_MEAN
     default_std = IMAGENET_STD
@@ -68,9 +68,10 @@ class InternVLDynamic(Strategy):
         has_global = self.thumbnail and rows * cols > 1
         n_views = rows * cols + has_global
         canvas = (cols * s, rows * s)
-        return Layout(
-            self.name, (width, height), s, (rows, cols), canvas, canvas, (0, 0, *canvas), has_global,
-            "last" if has_global else None, n_views, n_views,
+        return self._layout(
+            width, height, grid=(rows, cols), resized_size=canvas, canvas_size=canvas, content_box=(0, 0, *canvas),
+            has_global=has_global, global_position="last" if has_global else None, n_views=n_views,
+            executed_views=n_views,
         )
 
     def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:

@@ -57,7 +57,6 @@ def fit_size(width: int, height: int, canvas_w: int, canvas_h: int) -> tuple[int
 
 @STRATEGIES.register("llava_anyres")
 class LlavaAnyres(Strategy):
-    name = "llava_anyres"
     pinpoint_unit: ClassVar[int] = PINPOINT_UNIT  # the tile size the pinpoints are given for
     default_pinpoints: ClassVar[tuple[tuple[int, int], ...]] = DEFAULT_PINPOINTS
 
@@ -91,9 +90,10 @@ class LlavaAnyres(Strategy):
         new_w, new_h = fit_size(width, height, canvas_w, canvas_h)
         left, top = (canvas_w - new_w) // 2, (canvas_h - new_h) // 2
         rows, cols = canvas_h // s, canvas_w // s
-        return Layout(
-            self.name, (width, height), s, (rows, cols), (new_w, new_h), (canvas_w, canvas_h),
-            (left, top, left + new_w, top + new_h), True, "first", 1 + rows * cols, 1 + rows * cols,
+        return self._layout(
+            width, height, grid=(rows, cols), resized_size=(new_w, new_h), canvas_size=(canvas_w, canvas_h),
+            content_box=(left, top, left + new_w, top + new_h), has_global=True, global_position="first",
+            n_views=1 + rows * cols, executed_views=1 + rows * cols,
         )
 
     def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:

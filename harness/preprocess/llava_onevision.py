@@ -13,8 +13,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from harness.preprocess import STRATEGIES
-from harness.preprocess.base import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from harness.preprocess.llava_anyres import LlavaAnyres
+from harness.preprocess.normalization import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 ONEVISION_UNIT = 384
 # transformers LlavaOnevisionConfig / LlavaOnevisionImageProcessor default: (h, w), h-major.
@@ -23,7 +23,6 @@ ONEVISION_PINPOINTS = tuple((h * ONEVISION_UNIT, w * ONEVISION_UNIT) for h in ra
 
 @STRATEGIES.register("llava_onevision")
 class LlavaOnevision(LlavaAnyres):
-    name = "llava_onevision"
     default_tile_size = ONEVISION_UNIT
     default_mean = OPENAI_CLIP_MEAN  # the processor class default; the hub checkpoints set 0.5 (SigLIP's)
     default_std = OPENAI_CLIP_STD

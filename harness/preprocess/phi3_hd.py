@@ -27,7 +27,6 @@ from harness.types import Layout
 
 @STRATEGIES.register("phi3_hd")
 class Phi3HD(Strategy):
-    name = "phi3_hd"
     arithmetic = "torchvision"  # ToTensor + Normalize, as the remote code
 
     def __init__(self, *, num_crops: int = 16, pad_to_max_crops: bool = True, **common) -> None:
@@ -67,8 +66,9 @@ class Phi3HD(Strategy):
             resized, canvas, box = resized[::-1], canvas[::-1], (top, 0, top + new_h, new_w)
         n_views = 1 + rows * cols
         executed = self.num_crops + 1 if self.pad_to_max_crops else n_views
-        return Layout(
-            self.name, (width, height), s, (rows, cols), resized, canvas, box, True, "first", n_views, executed
+        return self._layout(
+            width, height, grid=(rows, cols), resized_size=resized, canvas_size=canvas, content_box=box,
+            has_global=True, global_position="first", n_views=n_views, executed_views=executed,
         )
 
     def canvas(self, image: Image.Image, layout: Layout) -> np.ndarray:

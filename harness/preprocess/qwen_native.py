@@ -62,7 +62,6 @@ def patchify(pixel_values: torch.Tensor, patch_size: int, merge_size: int, tempo
 class QwenNative(Strategy):
     """One view of its own size (multiples of 28), no tiling, no padding."""
 
-    name = "qwen_native"
     variable_size = True
 
     def __init__(

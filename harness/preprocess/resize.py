@@ -22,7 +22,6 @@ def squash(image: Image.Image, size: int) -> np.ndarray:
 
 @STRATEGIES.register("resize")
 class Resize(Strategy):
-    name = "resize"
 
     def plan(self, width: int, height: int) -> Layout:
         check_image_size(width, height)

@@ -14,25 +14,28 @@ import os
 from collections import defaultdict
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from harness.data import DATASETS
 from harness.data.base import Dataset
 from harness.data.images import IMAGE_EXTENSIONS, ImageLoadError, open_image
 from harness.data.selection import select
+from harness.mme.subtasks import SUBTASKS, group_of
 from harness.types import Sample
 
-PERCEPTION = (
-    "existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork", "OCR",
-)
-COGNITION = ("commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning")
-CATEGORIES = PERCEPTION + COGNITION
 SOURCES = ("hub", "parquet", "release")
+
+
+class MMEItem(NamedTuple):
+    """One MME image: its id (`<subtask>/<file name>`), subtask, its (question, Yes|No) pairs
+    (Yes first), and where its pixels are (a file, or (file index, row index) of the rows)."""
+
+    question_id: str
+    category: str
+    questions: list[tuple[str, str]]
+    where: Path | tuple[int, int]
 TEXT_COLUMNS = ("question_id", "question", "answer", "category")
 
-
-def _group(category: str) -> str:
-    return "Perception" if category in PERCEPTION else "Cognition"
 
 
 def _pair(image_id: str, rows: list[tuple[str, str]], where: str) -> list[tuple[str, str]]:
@@ -58,7 +61,7 @@ class _ParquetRows:
             starts, total = [], 0
             for g in range(meta.num_row_groups):
                 starts.append(total)
-                total += meta.row_group(g).num_rows
+                total += meta.rowgroup_of(g).num_rows
             self.row_group_starts.append([*starts, total])
         self._cache_key: tuple[int, int] | None = None
         self._cache: Any = None
@@ -90,7 +93,7 @@ class _ParquetRows:
         group = bisect.bisect_right(starts, row) - 1
         if self._cache_key != (file_index, group):
             self._cache = None  # drop the old row group before reading the next
-            table = pq.ParquetFile(self.files[file_index]).read_row_group(group, columns=["image"])
+            table = pq.ParquetFile(self.files[file_index]).read_rowgroup_of(group, columns=["image"])
             self._cache = table.column("image").combine_chunks()
             self._cache_key = (file_index, group)
         return _bytes_or_path(self._cache[row - starts[group]].as_py())
@@ -129,10 +132,10 @@ def _release_root(path: Path) -> Path:
     frontier = [path]
     for _ in range(3):
         for folder in frontier:
-            if any((folder / c).is_dir() for c in CATEGORIES):
+            if any((folder / c).is_dir() for c in SUBTASKS):
                 return folder
         frontier = sorted(p for f in frontier for p in f.iterdir() if p.is_dir())
-    raise ValueError(f"MME release: no subtask folder ({', '.join(CATEGORIES)}) in {path} or two levels below")
+    raise ValueError(f"MME release: no subtask folder ({', '.join(SUBTASKS)}) in {path} or two levels below")
 
 
 def _read_pairs(txt: Path) -> list[tuple[str, str]]:
@@ -148,7 +151,6 @@ def _read_pairs(txt: Path) -> list[tuple[str, str]]:
 
 @DATASETS.register("mme")
 class MME(Dataset):
-    name = "mme"
 
     def __init__(
         self,
@@ -166,9 +168,9 @@ class MME(Dataset):
         if categories is not None:
             if isinstance(categories, str):
                 categories = [categories]
-            unknown = [c for c in categories if c not in CATEGORIES]
+            unknown = [c for c in categories if c not in SUBTASKS]
             if unknown:
-                raise ValueError(f"MME: unknown categories {unknown}; valid: {', '.join(CATEGORIES)}")
+                raise ValueError(f"MME: unknown categories {unknown}; valid: {', '.join(SUBTASKS)}")
         self.categories = list(categories) if categories is not None else None
         self.path = Path(path).expanduser() if path is not None else None
         self.source = source or self._infer_source()
@@ -185,7 +187,7 @@ class MME(Dataset):
         items = {"hub": self._index_hub, "parquet": self._index_parquet, "release": self._index_release}[self.source]()
         if self.categories is not None:
             wanted = set(self.categories)
-            items = [it for it in items if it[1] in wanted]
+            items = [it for it in items if it.category in wanted]
         if not items:
             raise ValueError(f"MME: no images found ({self.source} at {self.path or self.hf_id})")
         self.items = [items[i] for i in select(len(items), limit, seed)]
@@ -201,7 +203,7 @@ class MME(Dataset):
 
     # -- the three sources -------------------------------------------------------------------
 
-    def _index_rows(self, rows: _ParquetRows | _HubRows, where: str) -> list[tuple[str, str, Any, Any]]:
+    def _index_rows(self, rows: _ParquetRows | _HubRows, where: str) -> list[MMEItem]:
         grouped: dict[str, list[tuple[str, str]]] = defaultdict(list)
         first: dict[str, tuple[int, int]] = {}
         category: dict[str, str] = {}
@@ -214,9 +216,9 @@ class MME(Dataset):
         self._rows = rows
         # Order of first appearance in the files, so that reading walks row groups in order.
         order = sorted(first, key=first.get)
-        return [(qid, category[qid], _pair(qid, grouped[qid], where), first[qid]) for qid in order]
+        return [MMEItem(qid, category[qid], _pair(qid, grouped[qid], where), first[qid]) for qid in order]
 
-    def _index_parquet(self) -> list[tuple[str, str, Any, Any]]:
+    def _index_parquet(self) -> list[MMEItem]:
         assert self.path is not None
         if self.path.is_file():
             files = [self.path]
@@ -226,7 +228,7 @@ class MME(Dataset):
             files = split_files or files
         return self._index_rows(_ParquetRows(files), f"parquet {self.path}")
 
-    def _index_hub(self) -> list[tuple[str, str, Any, Any]]:
+    def _index_hub(self) -> list[MMEItem]:
         import datasets
 
         local = (
@@ -244,11 +246,11 @@ class MME(Dataset):
             raise ValueError(f"MME: cannot load {what} from the hub: {why}; {local}") from exc
         return self._index_rows(_HubRows(ds), f"hub {self.hf_id}")
 
-    def _index_release(self) -> list[tuple[str, str, Any, Any]]:
+    def _index_release(self) -> list[MMEItem]:
         assert self.path is not None
         root = _release_root(self.path)
         items = []
-        for category in CATEGORIES:
+        for category in SUBTASKS:
             folder = root / category
             if not folder.is_dir():
                 continue
@@ -263,7 +265,8 @@ class MME(Dataset):
                 raise ValueError(f"MME release: {image_dir}: no questions (.txt) for {', '.join(missing[:5])}")
             for image in images:
                 qid = f"{category}/{image.name}"
-                items.append((qid, category, _pair(qid, _read_pairs(texts[image.stem]), str(texts[image.stem])), image))
+                pairs = _pair(qid, _read_pairs(texts[image.stem]), str(texts[image.stem]))
+                items.append(MMEItem(qid, category, pairs, image))
         return items
 
     # -- Dataset API ---------------------------------------------------------------------------
@@ -284,7 +287,7 @@ class MME(Dataset):
 
     def __getitem__(self, index: int) -> Sample:
         qid, category, questions, where = self.items[index]
-        meta = {"group": _group(category), "file_name": qid.split("/", 1)[1]}
+        meta = {"group": group_of(category), "file_name": qid.split("/", 1)[1]}
         if isinstance(where, Path):
             loader = partial(open_image, where, name=f"{qid} ({where})", max_pixels=self.max_image_pixels)
             path: Path | None = where

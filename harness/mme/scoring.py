@@ -18,12 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-PERCEPTION = (
-    "existence", "count", "position", "color", "posters", "celebrity", "scene", "landmark", "artwork", "OCR",
-)
-COGNITION = ("commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning")
-SUBTASKS = PERCEPTION + COGNITION
-GROUPS = {"Perception": PERCEPTION, "Cognition": COGNITION}
+from harness.mme.subtasks import GROUPS, SUBTASKS
+
 REQUIRED = ("question_id", "category", "answer", "prediction")
 
 
@@ -235,10 +231,10 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m harness.metrics.mme PRED [PRED ...] [--out DIR]`: official MME scores of each
+    """`python -m harness.mme.scoring PRED [PRED ...] [--out DIR]`: official MME scores of each
     predictions file or eval_tool folder, printed per subtask and written in the paper layout
     (`mme.{parquet,csv,md}`) when --out is given."""
-    parser = argparse.ArgumentParser(prog="harness.metrics.mme", description=main.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="harness.mme.scoring", description=main.__doc__.splitlines()[0])
     parser.add_argument("predictions", nargs="+", help="predictions file (.parquet/.csv/.jsonl) or eval_tool folder")
     parser.add_argument("--out", help="folder for mme.parquet / mme.csv / mme.md")
     args = parser.parse_args(argv)

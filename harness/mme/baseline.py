@@ -1,11 +1,11 @@
-"""`python -m harness.mme_baseline [overrides]` (`harness-mme-baseline`, `make mme-baseline`):
+"""`python -m harness.mme.baseline [overrides]` (`harness-mme-baseline`, `make mme-baseline`):
 CLIP's encoder-only MME baseline, scored with MME's official rules.
 
 An encoder alone cannot answer questions; CLIP's text tower can score them. Each question q
 of an image gets s(q) = cosine(image embedding, text embedding of q without MME's answer
 suffix); the answer is `Yes` iff s(q) > tau, with tau chosen per subtask on a held-out half of
 the images (by image, seeded), which are then left out of the score, so no threshold ever
-sees the image it answers. That gives a legitimate MME score (`harness.metrics.mme.score`).
+sees the image it answers. That gives a legitimate MME score (`harness.mme.scoring.score`).
 Choosing the better question of each pair exploits MME's one-Yes-one-No construction: it is
 written only as `pairwise_accuracy`, never as an MME score.
 
@@ -27,29 +27,20 @@ from typing import Any
 
 import pandas as pd
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from harness.config import CONFIG_DIR, ConfigError, validate_overrides
+from harness.config import ConfigError, compose
 from harness.identity import new_run_id
-from harness.metrics.clip_mme import mme_similarities
-from harness.metrics.mme import SUBTASKS, pairwise_accuracy, score, threshold_predictions
+from harness.job import prepare_job
+from harness.mme.clip_similarity import mme_similarities
+from harness.mme.scoring import pairwise_accuracy, score, threshold_predictions
+from harness.mme.subtasks import SUBTASKS
 from harness.store import RunStore
 from harness.types import Record
 
 ENCODER = "clip_vit_l14_336"
 DEFAULTS = {"study": "mme_baseline", "dataset": "mme", "preprocess": "center_crop"}
 FIT_FRACTION = 0.5
-
-
-def compose_config(overrides: Sequence[str]) -> dict[str, Any]:
-    """The resolved config: the harness's, with this baseline's defaults unless overridden."""
-    given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
-    defaults = [f"{k}={v}" for k, v in DEFAULTS.items() if k not in given]
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[*defaults, *overrides])
-    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
 def load_clip(source: str, device: torch.device) -> tuple[Any, Any]:
@@ -82,27 +73,23 @@ def _check(config: dict[str, Any]) -> None:
 
 def run(overrides: Sequence[str]) -> Path:
     """Score every image of the dataset, write the run folder, return it."""
-    from harness.run import identity_of, prepare_job, resume_key
-
-    validate_overrides(list(overrides))
-    config = compose_config(overrides)
+    config = compose(overrides, DEFAULTS)
     _check(config)
-    job = prepare_job(OmegaConf.create(config))
+    job = prepare_job(config)
     probe = job.strategy.plan(2 * job.strategy.tile_size, job.strategy.tile_size)
     if probe.executed_views != 1:
         raise ConfigError(f"CLIP's image embedding takes one view; preprocess={job.strategy.name} makes "
                           f"{probe.executed_views}: use center_crop (CLIP's own) or resize")
     enc = job.config["encoder"]
-    source = enc.get("hf_id") if enc["weights"] == "pretrained" else enc["weights"]
+    source = job.encoder_cls.hf_id if enc["weights"] == "pretrained" else enc["weights"]
     model, tokenizer = load_clip(str(source), job.runtime.device)
 
     def tokenize(texts: list[str]) -> dict[str, torch.Tensor]:
         return tokenizer(texts, padding=True, truncation=True, max_length=77, return_tensors="pt")
 
-    _, chash = resume_key(OmegaConf.create(config))  # the same key as runs: volatile keys out
-    run_id = new_run_id(chash)
-    identity = identity_of(job, {"encoder": f"{ENCODER}+text", "encoder_size": enc["size"], "weights": enc["weights"],
-                                 "weights_source": str(source)}, run_id, chash)
+    run_id = new_run_id(job.config_hash)  # the same key as runs: volatile keys out
+    identity = job.identity(run_id, {"encoder": f"{ENCODER}+text", "encoder_size": enc["size"],
+                                     "weights": enc["weights"], "weights_source": str(source)})
     identity.update(dtype="float32", config_label=f"clip_text_baseline/{job.strategy.name}")  # CLIPModel runs fp32
     records: list[Record] = []
     frames: list[pd.DataFrame] = []
@@ -168,7 +155,7 @@ def run(overrides: Sequence[str]) -> Path:
         "n_images": images + n_errors, "n_ok": images, "n_errors": n_errors,
         "n_scored_images": int(predictions["question_id"].nunique()), "fit_fraction": FIT_FRACTION,
         "seconds": seconds, "images_per_s": images / seconds if seconds > 0 else float("nan")}))
-    run_dir = Path(job.config["results_dir"]) / "runs" / str(job.config["study"]) / run_id
+    run_dir = job.study_dir / run_id
     RunStore(run_dir).write(records, job.config)
     print(f"MME (CLIP text baseline, thresholds fitted on {FIT_FRACTION:.0%} of each subtask's images, "
           f"scored on the rest): perception {result['perception']:.2f}, cognition {result['cognition']:.2f}")

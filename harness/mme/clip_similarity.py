@@ -1,9 +1,9 @@
-"""CLIP's text tower as an encoder-only MME baseline (reference §4.1): s(q) = cosine between the
+"""CLIP's text tower as an encoder-only MME baseline (docs/mme.md): s(q) = cosine between the
 image's projected embedding (`visual_projection` of the post-LN CLS) and the question's
 projected text embedding, with MME's ` Please answer yes or no.` suffix removed.
 
 The caller hands in a loaded `transformers.CLIPModel` and a tokenizer (nothing is loaded
-here); `harness.metrics.mme.threshold_predictions` turns the similarities into legitimate MME
+here); `harness.mme.scoring.threshold_predictions` turns the similarities into legitimate MME
 predictions and `pairwise_accuracy` into the separate pairwise figure.
 """
 
@@ -16,13 +16,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-MME_SUFFIX = " Please answer yes or no."
-
-
-def strip_prompt(question: str) -> str:
-    """The question without MME's answer-format suffix (CLIP would only see noise in it)."""
-    question = str(question)
-    return question[: -len(MME_SUFFIX)] if question.endswith(MME_SUFFIX) else question
+from harness.mme.subtasks import strip_answer_suffix as strip_prompt  # CLIP would only see noise in it
 
 
 def _features(out: Any) -> torch.Tensor:

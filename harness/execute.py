@@ -1,0 +1,123 @@
+"""Running a prepared Job: resume check, model load, the runner, quality metrics, the store.
+
+Returns what happened as an `Outcome` value (no module state, no tags on exceptions), so the
+command decides exit codes and a sweep can go on after a failure.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness.config import ConfigError, compose
+from harness.encoders.weights import WeightsError
+from harness.identity import new_run_id
+from harness.job import Job, config_identity, fallback_hash, prepare_job
+from harness.metrics.run_quality import quality_records
+from harness.runner import Runner
+from harness.store import RunStore, completed_run
+from harness.types import Record
+
+log = logging.getLogger("harness")
+
+
+class LoadError(RuntimeError):
+    """The model or its weights could not be loaded (recorded as `error:load`)."""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one job did: `ok`, `skipped` (complete already), `lost_images` (written, but more
+    images failed than `max_error_fraction` allows) or `error:<kind>` (a FAILED folder)."""
+
+    status: str
+    run_dir: Path
+    message: str = ""
+
+    @property
+    def failed(self) -> bool:
+        return self.status not in ("ok", "skipped")
+
+
+def failure_kind(exc: BaseException) -> str:
+    """`config`, `oom`, `load` (weights or files) or `exception`: the `error:<kind>` of a failed job."""
+    import torch
+
+    if isinstance(exc, LoadError):
+        return "load"
+    if isinstance(exc, ConfigError):
+        return "config"
+    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)) or "out of memory" in str(exc).lower():
+        return "oom"
+    return "exception"
+
+
+def write_failure(config: dict[str, Any], exc: BaseException, job: Job | None = None) -> Outcome:
+    """A failed job leaves a FAILED run folder (one `kind=run` error row) that resume retries."""
+    chash = job.config_hash if job is not None else fallback_hash(config)
+    run_id = new_run_id(chash)
+    identity = job.identity(run_id) if job is not None else config_identity(config, run_id, chash)
+    kind = failure_kind(exc)
+    message = f"{type(exc).__name__}: {exc}"
+    record = Record(kind="run", identity=identity, status=f"error:{kind}", message=message)
+    run_dir = Path(config["results_dir"]) / "runs" / str(config["study"]) / run_id
+    RunStore(run_dir).write_failure(record, config, "".join(traceback.format_exception(exc)))
+    log.error("%s failed (error:%s): %s -> %s", identity["config_label"], kind, message, run_dir)
+    return Outcome(f"error:{kind}", run_dir, message)
+
+
+def execute(job: Job) -> Outcome:
+    """Run one prepared job and write its records. A job whose records are complete already is
+    skipped (unless `rerun=true`). Load failures raise `LoadError`."""
+    if not job.config.get("rerun", False):
+        done = completed_run(job.study_dir, job.config_hash)
+        if done is not None:
+            log.info("skip %s: records complete in %s (rerun=true runs it again)", job.config_hash, done)
+            print(f"records: {done} (skipped, complete)")
+            return Outcome("skipped", done)
+    run_id = new_run_id(job.config_hash)
+    try:
+        encoder = job.encoder_cls(runtime=job.runtime, **job.encoder_kwargs)
+    except WeightsError as exc:  # no cache and no network, or a checkpoint that does not fit
+        raise LoadError(str(exc)) from exc
+    except Exception as exc:
+        raise LoadError(f"{type(exc).__name__}: {exc}") from exc
+    weights_mb = sum(p.numel() * p.element_size() for p in encoder.model.parameters()) / 2**20
+    identity = job.identity(run_id, encoder.identity())
+    runner = Runner(
+        job.dataset, job.strategy, encoder, identity,
+        num_workers=job.config["num_workers"], progress=job.config["progress"],
+        batch_images=job.config.get("batch_images"),
+    )
+    result = runner.run()
+    summary = result.records[-1].values
+    summary["weights_mb"] = weights_mb  # model weights, apart from the peaks measured while running
+    result.records.extend(quality_records(result.embeddings, result.embedding_labels, identity))
+    run_dir = job.study_dir / run_id
+    cached = (result.embedding_ids, result.embeddings) if job.config.get("cache_embeddings", True) else None
+    RunStore(run_dir).write(result.records, job.config, cached)
+    log.info(
+        "%s: %d images (%d errors), %.0f visual tokens/image, encode p50 %.1f ms -> %s",
+        identity["config_label"], summary["n_images"], summary["n_errors"], summary["visual_tokens_mean"],
+        summary["encode_p50_ms"], run_dir,
+    )
+    print(f"records: {run_dir}")
+    lost = [r for r in result.records if r.kind == "image" and r.status != "ok"]
+    if lost and len(lost) / summary["n_images"] > job.config["max_error_fraction"]:
+        message = (
+            f"{len(lost)} of {summary['n_images']} images failed "
+            f"(max_error_fraction={job.config['max_error_fraction']}):\n"
+            + "\n".join(f"  {r.image_id}: {r.status} {r.message}" for r in lost)
+        )
+        return Outcome("lost_images", run_dir, message)
+    return Outcome("ok", run_dir)
+
+
+def run(overrides: Sequence[str]) -> Outcome:
+    """One configuration from command-line style overrides, in this process: the library form
+    of `python -m harness` (config errors raise `ConfigError`, load failures `LoadError`)."""
+    return execute(prepare_job(compose(overrides)))

@@ -1,0 +1,161 @@
+"""A job: one configuration resolved into the objects that will run it, before any model loads.
+
+Every entry point (`harness`, `harness.tokens`, `harness.mme_baseline`, sweeps) turns its
+config into a `Job` here, so all of them validate the same way and fail with the same one-line
+errors. A job's identity (record columns) and its resume key are read from the objects that
+run, not from the config text: `preprocess=native` and the explicit strategy it resolves to
+build the same Strategy, so they are the same job (same columns, same hash).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from harness.config import ConfigError
+from harness.data import build_dataset
+from harness.data.base import Dataset
+from harness.encoders import ENCODERS, Encoder
+from harness.identity import component_columns, config_hash, git_commit, package_versions
+from harness.preprocess import STRATEGIES, build_strategy
+from harness.preprocess.base import Strategy
+from harness.registry import UnknownChoiceError, check_kwargs
+from harness.runtime import Runtime
+
+# Options that change how a job runs or reports, never what it measures: not in the resume key.
+VOLATILE_KEYS = ("progress", "results_dir", "num_workers", "rerun", "max_error_fraction", "cache_embeddings")
+# Config groups that become objects; their key part is what the object reports.
+COMPONENT_KEYS = ("encoder", "preprocess", "dataset")
+# Top-level options that are encoder constructor arguments.
+ENCODER_RUN_OPTIONS = ("batch_views", "seed", "attn")
+
+
+def strategy_params(config: dict[str, Any], encoder_cls: type[Encoder]) -> dict[str, Any]:
+    """The strategy name and parameters: `native` becomes the encoder's own strategy; null
+    tile_size/mean/std take the encoder's; other nulls take the strategy's defaults."""
+    pp = {k: v for k, v in dict(config["preprocess"]).items() if v is not None}
+    if pp.get("name") == "native":
+        pp = {**encoder_cls.native_strategy_params, **pp, "name": encoder_cls.native_strategy}
+    # A strategy whose views have their own size (qwen_native) is not given the encoder's tile.
+    variable = pp.get("name") in STRATEGIES.names() and STRATEGIES.get(pp["name"]).variable_size
+    for key, default in (("tile_size", encoder_cls.tile_size), ("mean", encoder_cls.mean), ("std", encoder_cls.std)):
+        if not (key == "tile_size" and variable):
+            pp.setdefault(key, list(default) if isinstance(default, tuple) else default)
+    return pp
+
+
+@dataclass
+class Job:
+    """A validated configuration: everything but the model, which `Encoder(**encoder_kwargs)` builds."""
+
+    config: dict[str, Any]
+    runtime: Runtime
+    dataset: Dataset
+    strategy: Strategy
+    encoder_cls: type[Encoder]
+    encoder_kwargs: dict[str, Any]
+
+    @property
+    def study(self) -> str:
+        return str(self.config["study"])
+
+    @property
+    def study_dir(self) -> Path:
+        return Path(self.config["results_dir"]) / "runs" / self.study
+
+    def key(self) -> dict[str, Any]:
+        """What identifies this job's results: each component as its object reports it, plus the
+        other non-volatile options (device resolved)."""
+        rest = {k: v for k, v in self.config.items() if k not in (*VOLATILE_KEYS, *COMPONENT_KEYS, "device")}
+        return {
+            **rest,
+            "device": str(self.runtime.device),
+            "encoder": {"name": self.encoder_cls.name, **self.encoder_cls.options(**self.encoder_kwargs)},
+            "preprocess": {"name": self.strategy.name, **self.strategy.params()},
+            "dataset": {"name": self.dataset.name, **self.dataset.params()},
+        }
+
+    @cached_property
+    def config_hash(self) -> str:
+        return config_hash(self.key())
+
+    def identity(self, run_id: str, encoder_identity: dict[str, Any] | None = None) -> dict[str, Any]:
+        """The columns every row of this job's run carries. `encoder_identity` is the running
+        encoder's (`Encoder.identity()`); without one, what the encoder class says of these options."""
+        encoder = encoder_identity or self.encoder_cls.describe(self.encoder_cls.options(**self.encoder_kwargs))
+        return run_identity(
+            run_id=run_id, study=self.study, chash=self.config_hash, encoder=encoder,
+            strategy=self.strategy.identity(), dataset=self.dataset.identity(),
+            runtime={"device": str(self.runtime.device), "dtype": self.runtime.dtype_name},
+            options={k: self.config.get(k) for k in ("seed", "batch_views", "batch_images")},
+        )
+
+
+def run_identity(
+    *, run_id: str, study: Any, chash: str, encoder: dict[str, Any], strategy: dict[str, Any],
+    dataset: dict[str, Any], runtime: dict[str, Any], options: dict[str, Any],
+) -> dict[str, Any]:
+    """The one builder of a run's identity columns, for finished and failed runs alike."""
+    return {
+        "run_id": run_id, "study": study, "config_hash": chash, "git_commit": git_commit(), **package_versions(),
+        **encoder, **strategy, **dataset, **runtime, **options,
+        "config_label": f"{encoder.get('encoder')}/{strategy.get('strategy')}",
+    }
+
+
+def prepare_job(config: dict[str, Any]) -> Job:
+    """Build everything but the model, so that any config error surfaces before loading."""
+    try:
+        runtime = Runtime.resolve(config["device"], config["dtype"])
+        dataset_cfg = dict(config["dataset"])
+        dataset = build_dataset(dataset_cfg.pop("name"), **dataset_cfg)
+        encoder_cls = ENCODERS.get(config["encoder"]["name"])
+        pp = strategy_params(config, encoder_cls)
+        strategy = build_strategy(pp.pop("name"), **pp)
+        if not strategy.variable_size:
+            encoder_cls.check_tile_size(strategy.tile_size, strategy.name)
+        batch_images = config.get("batch_images")
+        if batch_images is not None and (isinstance(batch_images, bool) or not isinstance(batch_images, int)
+                                         or batch_images <= 0):
+            raise ConfigError(f"batch_images must be a positive integer or null; got {batch_images!r}")
+        encoder_kwargs = {k: v for k, v in config["encoder"].items() if k != "name"}
+        encoder_kwargs.update({k: config[k] for k in ENCODER_RUN_OPTIONS if k in config})
+        check_kwargs(encoder_cls, {**encoder_kwargs, "runtime": None}, f"encoder {encoder_cls.name!r}")
+        encoder_cls.check_options(**encoder_kwargs)
+        # An encoder/strategy pairing that cannot work fails here, before any model loads.
+        probe = strategy.plan(2 * strategy.tile_size, strategy.tile_size)
+        encoder_cls.check_layout(probe, encoder_kwargs.get("connector"))
+    except (ValueError, UnknownChoiceError) as exc:
+        raise ConfigError(str(exc)) from exc
+    return Job(config, runtime, dataset, strategy, encoder_cls, encoder_kwargs)
+
+
+def config_identity(config: dict[str, Any], run_id: str, chash: str) -> dict[str, Any]:
+    """Identity columns of a job that could not be prepared (a failed job in a sweep): the
+    same builder as `Job.identity`, fed with what the config text says."""
+    enc, pp, ds = (dict(config.get(k) or {}) for k in COMPONENT_KEYS)
+    encoder_cls: type[Encoder] | None
+    try:
+        encoder_cls = ENCODERS.get(str(enc.get("name")))
+    except UnknownChoiceError:
+        encoder_cls = None
+    if encoder_cls is not None:
+        with_defaults = {k: v for k, v in enc.items() if k in inspect.signature(encoder_cls).parameters}
+        encoder = encoder_cls.describe(encoder_cls.options(**with_defaults))
+    else:
+        encoder = {"encoder": enc.get("name"), "encoder_size": enc.get("size"), "weights": enc.get("weights")}
+    strategy = component_columns("strategy", pp.pop("name", None), {k: v for k, v in pp.items() if v is not None})
+    dataset = component_columns("dataset", ds.pop("name", None), ds)
+    return run_identity(
+        run_id=run_id, study=config.get("study"), chash=chash, encoder=encoder, strategy=strategy, dataset=dataset,
+        runtime={"device": config.get("device"), "dtype": config.get("dtype")},
+        options={k: config.get(k) for k in ("seed", "batch_views", "batch_images")},
+    )
+
+
+def fallback_hash(config: dict[str, Any]) -> str:
+    """The hash of a job that could not be prepared: its config without volatile keys."""
+    return config_hash({k: v for k, v in config.items() if k not in VOLATILE_KEYS})
