@@ -192,7 +192,7 @@ def test_tile_size_mismatch_is_refused() -> None:
 
 def test_unknown_options_name_valid_choices() -> None:
     cls = ENCODERS.get("clip_vit_l14_336")
-    with pytest.raises(ValueError, match="flat, internvl, llava_next, phi3_hd"):
+    with pytest.raises(ValueError, match="flat, internvl, llava_next, llava_onevision, phi3_hd, qwen_merger"):
         cls.check_options(connector="nope")
     with pytest.raises(ValueError, match="mean_patch, global_cls"):
         cls.check_options(pool="cls")
