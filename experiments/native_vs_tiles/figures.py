@@ -41,7 +41,7 @@ def cost_vs_size(images: pd.DataFrame, out: Path, column: str, ylabel: str, stem
         return []
     data = per_size(images, column)
     configs = sorted(data["config"].unique())
-    fig, ax = plt.subplots(figsize=(style.PAGE_WIDTH_IN * 0.62, 2.8))
+    fig, ax = plt.subplots(figsize=(style.PAGE_WIDTH_IN, 2.8))
     for config in configs:
         grp = data[data["config"] == config].sort_values("megapixels")
         encoder = config.split(" ")[0]
@@ -51,8 +51,8 @@ def cost_vs_size(images: pd.DataFrame, out: Path, column: str, ylabel: str, stem
     ax.set_xscale("log")
     ax.set_xlabel("image size (megapixels)")
     ax.set_ylabel(ylabel)
-    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
+    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))
+    fig.subplots_adjust(left=0.09, right=0.52, bottom=0.16, top=0.96)  # the legend takes the right half
     return style.save(fig, out, stem)
 
 
