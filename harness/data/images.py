@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from harness.preprocess.convert import to_rgb
+
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 
 
@@ -30,11 +32,10 @@ def _error_kind(exc: Exception) -> str:
     return "undecodable"
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB the way transformers' `convert_to_rgb` does it (alpha composited onto white), with
-    high-bit-depth greyscale (I;16, I, F) scaled to 8 bits first instead of clipped at 255."""
-    if image.mode == "RGB":
-        return image
+def decoded_to_rgb(image: Image.Image) -> Image.Image:
+    """A decoded file as 8-bit RGB: high-bit-depth greyscale (I;16, I, F) scaled to 8 bits first
+    (PIL's `convert` would clip it at 255), then the strategies' own conversion
+    (`harness.preprocess.convert.to_rgb`: alpha composited onto white, as transformers does)."""
     if image.mode.startswith("I;16") or image.mode in ("I", "F"):
         arr = np.asarray(image).astype(np.float64)
         if image.mode == "F":
@@ -42,13 +43,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         else:
             peak = 65535.0 if image.mode.startswith("I;16") or (arr.size and arr.max() > 255) else 255.0
         image = Image.fromarray(np.clip(np.rint(arr * (255.0 / peak)), 0, 255).astype(np.uint8), "L")
-    if image.mode == "P" and "transparency" not in image.info:
-        return image.convert("RGB")
-    if image.mode in ("L", "CMYK", "YCbCr", "LAB", "HSV", "1"):
-        return image.convert("RGB")
-    rgba = image.convert("RGBA")
-    background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    return Image.alpha_composite(background, rgba).convert("RGB")
+    return to_rgb(image)
 
 
 def open_image(
@@ -82,7 +77,7 @@ def open_image(
             with Image.open(fp) as im:
                 im.seek(0)
                 im.load()
-                return to_rgb(im).copy() if im.mode == "RGB" else to_rgb(im)
+                return decoded_to_rgb(im).copy() if im.mode == "RGB" else decoded_to_rgb(im)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageLoadError(label, "too_large", str(exc)) from exc
     except ImageLoadError:

@@ -34,8 +34,9 @@ class MMEItem(NamedTuple):
     category: str
     questions: list[tuple[str, str]]
     where: Path | tuple[int, int]
-TEXT_COLUMNS = ("question_id", "question", "answer", "category")
 
+
+TEXT_COLUMNS = ("question_id", "question", "answer", "category")
 
 
 def _pair(image_id: str, rows: list[tuple[str, str]], where: str) -> list[tuple[str, str]]:
@@ -61,7 +62,7 @@ class _ParquetRows:
             starts, total = [], 0
             for g in range(meta.num_row_groups):
                 starts.append(total)
-                total += meta.rowgroup_of(g).num_rows
+                total += meta.row_group(g).num_rows
             self.row_group_starts.append([*starts, total])
         self._cache_key: tuple[int, int] | None = None
         self._cache: Any = None
@@ -93,7 +94,7 @@ class _ParquetRows:
         group = bisect.bisect_right(starts, row) - 1
         if self._cache_key != (file_index, group):
             self._cache = None  # drop the old row group before reading the next
-            table = pq.ParquetFile(self.files[file_index]).read_rowgroup_of(group, columns=["image"])
+            table = pq.ParquetFile(self.files[file_index]).read_row_group(group, columns=["image"])
             self._cache = table.column("image").combine_chunks()
             self._cache_key = (file_index, group)
         return _bytes_or_path(self._cache[row - starts[group]].as_py())

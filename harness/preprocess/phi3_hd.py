@@ -26,7 +26,7 @@ from harness.types import Layout
 
 
 @STRATEGIES.register("phi3_hd")
-class Phi3HD(Strategy):
+class Phi3HDTransform(Strategy):
     arithmetic = "torchvision"  # ToTensor + Normalize, as the remote code
 
     def __init__(self, *, num_crops: int = 16, pad_to_max_crops: bool = True, **common) -> None:
