@@ -36,7 +36,8 @@ QWEN2_5_VIT = dict(
 )
 QWEN2_5_VIT_TINY = {**QWEN2_5_VIT, "depth": 4, "hidden_size": 32, "intermediate_size": 64, "num_heads": 4,
                     "fullatt_block_indexes": [1, 3]}
-UNIT = QwenMerger.UNIT
+UNIT = QwenMerger.UNIT  # patch 14 x spatial merge 2
+PATCH, MERGE, TEMPORAL = (QWEN2_5_VIT[k] for k in ("patch_size", "spatial_merge_size", "temporal_patch_size"))
 # Qwen/Qwen2.5-VL-3B-Instruct, -7B-Instruct (Qwen2_5_VLForConditionalGeneration): the ViT with its
 # merger. Hub files name it `visual.*`; transformers 5 saves `model.visual.*`: both are read.
 QWEN2_5_VL = KeyMap("qwen2_5_vl", prefixes=(("model.visual.", "backbone."), ("visual.", "backbone.")))
@@ -97,8 +98,8 @@ class QwenViT(Encoder):
     def run_backbone(self, pixels: torch.Tensor) -> torch.Tensor:
         """Merged tokens `[N, (H/28)*(W/28), D]` of N same-size views (one packed call)."""
         n, _, h, w = pixels.shape
-        grid = torch.tensor([[1, h // 14, w // 14]] * n, device=pixels.device)
-        merged, _ = self.run_packed(patchify(pixels, 14, 2, 2), grid)
+        grid = torch.tensor([[1, h // PATCH, w // PATCH]] * n, device=pixels.device)
+        merged, _ = self.run_packed(patchify(pixels, PATCH, MERGE, TEMPORAL), grid)
         return merged.reshape(n, -1, merged.shape[-1])
 
     def run_packed(self, rows: torch.Tensor, grid_thw: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -117,10 +118,10 @@ class QwenViT(Encoder):
         rows, grids, per_view = [], [], []
         for views in batch:
             px = views.pixel_values.to(rt.device, dtype=rt.dtype, non_blocking=True)
-            rows.append(patchify(px, 14, 2, 2))
+            rows.append(patchify(px, PATCH, MERGE, TEMPORAL))
             k, _, h, w = px.shape
-            grids += [(1, h // 14, w // 14)] * k
-            per_view += [(h // 14) * (w // 14)] * k
+            grids += [(1, h // PATCH, w // PATCH)] * k
+            per_view += [(h // PATCH) * (w // PATCH)] * k
         rows_all = torch.cat(rows)
         rt.synchronize()
         t1 = time.perf_counter()
@@ -143,13 +144,14 @@ class QwenViT(Encoder):
         for views, layout in zip(batch, layouts, strict=True):
             k = views.pixel_values.shape[0]
             n_patch = sum(per_view[view_index : view_index + k])
+            n_merged = n_patch // MERGE**2
             content_patch = sum(per_view[view_index : view_index + layout.n_views])
-            feats = merged_all[offset_tokens : offset_tokens + n_patch // 4].reshape(k, n_patch // 4 // k, -1)
+            feats = merged_all[offset_tokens : offset_tokens + n_merged].reshape(k, n_merged // k, -1)
             tokens = self.connector(feats, layout)
             # Window order keeps each view's patches contiguous: the content views come first.
             pooled = patches_all[offset_patches : offset_patches + content_patch].float().mean(dim=0)
             outputs.append(EncoderOutput(tokens=tokens.float().cpu(), pooled=pooled.cpu()))
-            offset_tokens += n_patch // 4
+            offset_tokens += n_merged
             offset_patches += n_patch
             view_index += k
         rt.synchronize()
