@@ -1,15 +1,17 @@
 """Preprocessing speed: each strategy against its reference on the same synthetic images.
 
-For every strategy, the same images go through our `apply` and through the reference
+For every strategy, the same images go through our `apply` (with Pillow's resize, backend
+`pil`, and with its torch reimplementation, backend `torch`) and through the reference
 (transformers' PIL processor, or the Phi-3 remote-code transcription), interleaved image by
-image so that machine load affects both alike. Prints ms/image for both, the speed-up, the
-max |difference| of the pixel values (0 means bit-identical), and plan() sizes per second.
+image so that machine load affects all alike. Prints ms/image, the speed-ups, the max
+|difference| of the pixel values (0 means bit-identical), and plan() sizes per second.
 
-Bit-identical output means both sides run the same PIL resample (`Image.resize`), so the
-bench also times those calls on each side and prints the speed-up of everything else
-(`rest`): the part of preprocessing this package can make faster.
+With backend `pil` both sides run the same PIL resample (`Image.resize`), so the bench also
+times those calls on each side and prints the speed-up of everything else (`rest`). A second
+table times the resample alone: every `Image.resize` call the strategies make, by Pillow and
+by `harness.preprocess.resample` (torch), same inputs, bit-identical outputs checked.
 
-    python bench/bench_preprocess.py [--n 200] [--quick]
+    python bench/bench_preprocess.py [--n 200] [--quick] [--threads N]
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the checkout's harness, not an installed one
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -29,6 +32,7 @@ from harness.data.synthetic import Synthetic
 from harness.preprocess import build_strategy
 from harness.preprocess._references import transformers_reference
 from harness.preprocess.normalization import IMAGENET_MEAN, IMAGENET_STD
+from harness.preprocess.resample import resize as torch_resize
 
 CONFIGS = [
     ("resize", {"tile_size": 448, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}, "GotOcr2ImageProcessorPil"),
@@ -68,12 +72,14 @@ class ResampleClock:
 def time_strategies(images: list, configs: list) -> list[dict]:
     rows = []
     for name, params, ref_name in configs:
-        strategy = build_strategy(name, **params)
+        strategy = build_strategy(name, backend="pil", **params)
+        torch_strategy = build_strategy(name, backend="torch", **params)
         reference = transformers_reference(strategy)
         reference(images[0])
         strategy.apply(images[0])  # warm-up (imports, caches)
-        t_ours = t_ref = r_ours = r_ref = 0.0
-        max_diff = 0.0
+        torch_strategy.apply(images[0])
+        t_ours = t_ref = r_ours = r_ref = t_torch = 0.0
+        max_diff = max_diff_torch = 0.0
         for image in images:
             with ResampleClock() as clock_ref:
                 t0 = time.perf_counter()
@@ -83,6 +89,10 @@ def time_strategies(images: list, configs: list) -> list[dict]:
                 t2 = time.perf_counter()
                 ours = strategy.apply(image).pixel_values
                 t3 = time.perf_counter()
+            t4 = time.perf_counter()
+            ours_torch = torch_strategy.apply(image).pixel_values
+            t_torch += time.perf_counter() - t4
+            max_diff_torch = max(max_diff_torch, float((ours_torch - ref).abs().max()))
             t_ref += t1 - t0
             t_ours += t3 - t2
             r_ref += clock_ref.seconds
@@ -96,7 +106,53 @@ def time_strategies(images: list, configs: list) -> list[dict]:
             "strategy": label, "reference": ref_name, "ours_ms": 1e3 * t_ours / n, "ref_ms": 1e3 * t_ref / n,
             "speedup": t_ref / t_ours, "max_abs_diff": max_diff, "ours_resample_ms": 1e3 * r_ours / n,
             "ref_resample_ms": 1e3 * r_ref / n, "rest_speedup": (t_ref - r_ref) / max(t_ours - r_ours, 1e-9),
+            "torch_ms": 1e3 * t_torch / n, "torch_speedup": t_ref / t_torch, "max_abs_diff_torch": max_diff_torch,
         })
+    return rows
+
+
+def resample_calls(images: list, configs: list) -> dict[str, list[tuple[Image.Image, tuple[int, int], int]]]:
+    """Every `Image.resize` call each strategy (backend pil) makes on these images."""
+    calls: dict[str, list] = {}
+    real = Image.Image.resize
+    for name, params, _ in configs:
+        label = name + "".join(f" {k}={v}" for k, v in params.items() if k not in ("mean", "std"))
+        found: list = []
+
+        def record(image: Image.Image, size, resample=None, *args, found=found, **kwargs) -> Image.Image:
+            found.append((image, tuple(size), resample))
+            return real(image, size, resample, *args, **kwargs)
+
+        Image.Image.resize = record  # type: ignore[method-assign]
+        try:
+            strategy = build_strategy(name, backend="pil", **params)
+            for image in images:
+                strategy.apply(image)
+        finally:
+            Image.Image.resize = real  # type: ignore[method-assign]
+        calls[label] = found
+    return calls
+
+
+def time_resamples(calls: dict[str, list]) -> list[dict]:
+    """Pillow's resize against the torch one on the same calls, interleaved; outputs compared."""
+    rows = []
+    for label, found in calls.items():
+        t_pil = t_torch = 0.0
+        identical = True
+        for image, size, resample in found:
+            pixels = torch.from_numpy(np.array(image))
+            t0 = time.perf_counter()
+            expected = image.resize(size, resample)
+            t1 = time.perf_counter()
+            got = torch_resize(pixels, size, resample)
+            t2 = time.perf_counter()
+            t_pil += t1 - t0
+            t_torch += t2 - t1
+            identical &= bool(np.array_equal(got.numpy(), np.asarray(expected)))
+        rows.append({"strategy": label, "calls": len(found), "pil_ms": 1e3 * t_pil / max(len(found), 1),
+                     "torch_ms": 1e3 * t_torch / max(len(found), 1), "ratio": t_pil / max(t_torch, 1e-9),
+                     "identical": identical})
     return rows
 
 
@@ -119,21 +175,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200, help="number of synthetic images (default 200)")
     parser.add_argument("--quick", action="store_true", help="24 images, 20,000 plan sizes")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     n = 24 if args.quick else args.n
     data = Synthetic(num_images=n, seed=0, max_side=2000)
     images = [data[i].load() for i in range(n)]  # samples are lazy: decode once, outside the timing
     sizes = sorted({im.size for im in images})
     print(f"# preprocess bench: {n} synthetic images, {len(sizes)} sizes from {sizes[0]} to {sizes[-1]}; "
           f"torch threads {torch.get_num_threads()}", flush=True)
-    header = (f"{'strategy':32s} {'reference':42s} {'ours ms':>8s} {'ref ms':>8s} {'speedup':>8s} "
-              f"{'resample ours/ref ms':>21s} {'rest speedup':>12s} {'max|diff|':>10s}")
+    print("\n## resample alone: every Image.resize call of each strategy, Pillow vs torch (same inputs)")
+    print(f"{'strategy':32s} {'calls':>6s} {'pil ms':>8s} {'torch ms':>9s} {'pil/torch':>9s} {'identical':>9s}")
+    for row in time_resamples(resample_calls(images, CONFIGS)):
+        print(f"{row['strategy']:32s} {row['calls']:6d} {row['pil_ms']:8.2f} {row['torch_ms']:9.2f} "
+              f"{row['ratio']:8.2f}x {row['identical']!s:>9s}", flush=True)
+    print("\n## apply: ours with backend pil and torch against the reference (ms/image)")
+    header = (f"{'strategy':32s} {'reference':42s} {'pil ms':>8s} {'torch ms':>9s} {'ref ms':>8s} "
+              f"{'pil x':>7s} {'torch x':>7s} {'resample ours/ref ms':>21s} {'rest x':>7s} "
+              f"{'max|diff| pil/torch':>20s}")
     print(header, flush=True)
     for row in time_strategies(images, CONFIGS):
         resample = f"{row['ours_resample_ms']:.2f}/{row['ref_resample_ms']:.2f}"
-        print(f"{row['strategy']:32s} {row['reference']:42s} {row['ours_ms']:8.2f} {row['ref_ms']:8.2f} "
-              f"{row['speedup']:7.2f}x {resample:>21s} {row['rest_speedup']:11.2f}x {row['max_abs_diff']:10.2e}",
-              flush=True)
+        diffs = f"{row['max_abs_diff']:.0e}/{row['max_abs_diff_torch']:.0e}"
+        print(f"{row['strategy']:32s} {row['reference']:42s} {row['ours_ms']:8.2f} {row['torch_ms']:9.2f} "
+              f"{row['ref_ms']:8.2f} {row['speedup']:6.2f}x {row['torch_speedup']:6.2f}x {resample:>21s} "
+              f"{row['rest_speedup']:6.2f}x {diffs:>20s}", flush=True)
     print()
     for label, rate in plan_rate(20_000 if args.quick else 200_000):
         print(f"plan() {label:60s} {rate:12,.0f} sizes/s")

@@ -23,6 +23,7 @@ from harness.identity import component_columns, config_hash, git_commit, package
 from harness.preprocess import STRATEGIES, build_strategy
 from harness.preprocess.base import Strategy
 from harness.registry import UnknownChoiceError, check_kwargs
+from harness.runner import resolve_num_workers
 from harness.runtime import Runtime
 
 # Options that change how a job runs or reports, never what it measures: not in the resume key.
@@ -128,6 +129,7 @@ def prepare_job(config: dict[str, Any]) -> Job:
         # An encoder/strategy pairing that cannot work fails here, before any model loads.
         probe = strategy.plan(2 * strategy.tile_size, strategy.tile_size)
         encoder_cls.check_layout(probe, encoder_kwargs.get("connector"))
+        resolve_num_workers(config.get("num_workers", 0), runtime.device.type == "cuda")  # "auto" or an int >= 0
     except (ValueError, UnknownChoiceError) as exc:
         raise ConfigError(str(exc)) from exc
     return Job(config, runtime, dataset, strategy, encoder_cls, encoder_kwargs)

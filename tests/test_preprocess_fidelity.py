@@ -51,9 +51,12 @@ def random_image(width: int, height: int, seed: int = 0) -> Image.Image:
 IMAGES = {size: random_image(*size) for size in SIZES}
 
 
+# The torch resampler is slower than Pillow on the CPU (docs/resampling.md): its full run is slow.
+@pytest.mark.parametrize("backend", ["pil", pytest.param("torch", marks=pytest.mark.slow)])
 @pytest.mark.parametrize(("name", "params"), CONFIGS, ids=[f"{n}-{p}" for n, p in CONFIGS])
-def test_pixels_equal_the_reference(name: str, params: dict) -> None:
-    strategy = build_strategy(name, **params)
+def test_pixels_equal_the_reference(name: str, params: dict, backend: str) -> None:
+    """With Pillow's resize, and with its torch reimplementation (harness.preprocess.resample)."""
+    strategy = build_strategy(name, backend=backend, **params)
     reference = transformers_reference(strategy)
     for size in PHI3_SIZES if name == "phi3_hd" else SIZES:
         image = IMAGES[size]
@@ -66,7 +69,8 @@ def test_pixels_equal_the_reference(name: str, params: dict) -> None:
 
 def test_llava_and_internvl_at_another_tile_size() -> None:
     """Scaled pinpoints / tiles equal transformers configured with the scaled values."""
-    for strategy in (build_strategy("llava_anyres", tile_size=224), build_strategy("internvl_dynamic", tile_size=224)):
+    for strategy in (build_strategy("llava_anyres", tile_size=224), build_strategy("internvl_dynamic", tile_size=224),
+                     build_strategy("internvl_dynamic", tile_size=224, backend="torch")):
         reference = transformers_reference(strategy)
         for size in [(1, 1), (700, 300), (1920, 1080), (224, 448)]:
             image = IMAGES[size] if size in IMAGES else random_image(*size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
@@ -10,12 +11,33 @@ import torch
 from PIL import Image
 
 from harness.identity import component_columns
+from harness.preprocess import resample
 from harness.preprocess.convert import to_rgb
 from harness.preprocess.normalization import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, normalization_table
 from harness.types import Layout, Views
 
 BICUBIC = Image.Resampling.BICUBIC
 BILINEAR = Image.Resampling.BILINEAR
+# Who computes `Image.resize`'s pixels (identical either way, see docs/resampling.md): Pillow
+# itself, or `harness.preprocess.resample` in torch; "auto" = the faster one measured on
+# the CPU, Pillow (bench/bench_preprocess.py).
+RESAMPLE_BACKENDS = ("auto", "pil", "torch")
+
+
+def resized_pixels(image: Image.Image, size: tuple[int, int], filter: int, backend: str = "auto") -> np.ndarray:
+    """uint8 `[h, w, 3]` of `image.resize(size, filter)` (an RGB image) from the chosen backend;
+    the image's own pixels when the size already matches (as PIL, which then returns a copy)."""
+    size = (int(size[0]), int(size[1]))
+    if image.size == size:
+        return np.asarray(image)
+    if backend in ("auto", "pil"):
+        return np.asarray(image.resize(size, filter))
+    if backend != "torch":
+        raise ValueError(f"unknown resample backend {backend!r}; valid: {', '.join(RESAMPLE_BACKENDS)}")
+    with warnings.catch_warnings():  # PIL's array is read-only; torch only reads it
+        warnings.simplefilter("ignore", UserWarning)
+        pixels = torch.from_numpy(np.asarray(image))
+    return resample.resize(pixels, size, filter).numpy()
 
 
 class Strategy(ABC):
@@ -26,7 +48,8 @@ class Strategy(ABC):
     Subclasses take their parameters as keyword arguments; `tile_size`, `mean` and `std`
     are common to all and default (None) to the reference model's values, which the runner
     replaces with the encoder's when the config leaves them null. `exif_transpose` applies
-    the EXIF orientation before anything else (off, as in the references).
+    the EXIF orientation before anything else (off, as in the references). `backend` says
+    who computes the resizes (`RESAMPLE_BACKENDS`; same pixels, so not part of `params`).
     """
 
     name: ClassVar[str]
@@ -46,6 +69,7 @@ class Strategy(ABC):
         mean: tuple[float, float, float] | None = None,
         std: tuple[float, float, float] | None = None,
         exif_transpose: bool = False,
+        backend: str = "auto",
     ) -> None:
         tile_size = self.default_tile_size if tile_size is None else tile_size
         if isinstance(tile_size, bool) or int(tile_size) != tile_size or int(tile_size) <= 0:
@@ -58,6 +82,9 @@ class Strategy(ABC):
         if any(s <= 0 for s in self.std):
             raise ValueError(f"std must be positive, got {self.std}")
         self.exif_transpose = bool(exif_transpose)
+        if backend not in RESAMPLE_BACKENDS:
+            raise ValueError(f"unknown preprocess backend {backend!r}; valid: {', '.join(RESAMPLE_BACKENDS)}")
+        self.backend = backend
         self._table = normalization_table(self.mean, self.std, self.arithmetic)
         # The same table for two neighbouring pixels read as one uint16: half the lookups.
         byte_pairs = np.arange(65536, dtype=np.uint16).view(np.uint8).reshape(-1, 2)
@@ -75,6 +102,10 @@ class Strategy(ABC):
         (k = n_views); phi3_hd makes its global view from the normalised canvas, as the
         original does, so its crops are the tiles only.
         """
+
+    def resize(self, image: Image.Image, size: tuple[int, int], filter: int = BICUBIC) -> np.ndarray:
+        """uint8 `[h, w, 3]`: what `image.resize(size, filter)` gives, from this strategy's backend."""
+        return resized_pixels(image, size, filter, self.backend)
 
     def params(self) -> dict[str, Any]:
         """The parameters that identify this strategy in records."""

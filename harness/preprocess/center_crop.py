@@ -41,7 +41,6 @@ class CenterCrop(Strategy):
 
     def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:
         s = self.tile_size
-        resized = image if image.size == layout.resized_size else image.resize(layout.resized_size, BICUBIC)
         left, top = self.crop_offset(layout)
-        arr = np.asarray(resized)[top : top + s, left : left + s]
+        arr = self.resize(image, layout.resized_size, BICUBIC)[top : top + s, left : left + s]
         return np.ascontiguousarray(arr.transpose(2, 0, 1))[None]

@@ -17,7 +17,6 @@ from PIL import Image
 from harness.preprocess import STRATEGIES
 from harness.preprocess.base import BICUBIC, Strategy, check_image_size, tiles_chw
 from harness.preprocess.normalization import IMAGENET_MEAN, IMAGENET_STD
-from harness.preprocess.resize import squash
 from harness.types import Layout
 
 
@@ -78,8 +77,7 @@ class InternVLDynamic(Strategy):
         s = self.tile_size
         rows, cols = layout.grid
         out = np.empty((layout.n_views, 3, s, s), dtype=np.uint8)
-        resized = image if image.size == layout.canvas_size else image.resize(layout.canvas_size, BICUBIC)
-        tiles_chw(np.asarray(resized), rows, cols, s, out[: rows * cols])
+        tiles_chw(self.resize(image, layout.canvas_size, BICUBIC), rows, cols, s, out[: rows * cols])
         if layout.has_global:
-            tiles_chw(squash(image, s), 1, 1, s, out[-1:])
+            tiles_chw(self.resize(image, (s, s), BICUBIC), 1, 1, s, out[-1:])
         return out

@@ -21,7 +21,6 @@ from PIL import Image
 
 from harness.preprocess import STRATEGIES
 from harness.preprocess.base import BICUBIC, Strategy, check_image_size, tiles_chw
-from harness.preprocess.resize import squash
 from harness.types import Layout
 
 PINPOINT_UNIT = 336
@@ -101,12 +100,12 @@ class LlavaAnyres(Strategy):
         rows, cols = layout.grid
         (canvas_w, canvas_h), (left, top, right, bottom) = layout.canvas_size, layout.content_box
         out = np.empty((layout.n_views, 3, s, s), dtype=np.uint8)
-        tiles_chw(squash(image, s), 1, 1, s, out[:1])
-        resized = image if image.size == layout.resized_size else image.resize(layout.resized_size, BICUBIC)
+        tiles_chw(self.resize(image, (s, s), BICUBIC), 1, 1, s, out[:1])
+        resized = self.resize(image, layout.resized_size, BICUBIC)
         if (right - left, bottom - top) == (canvas_w, canvas_h):
-            canvas = np.asarray(resized)
+            canvas = resized
         else:
             canvas = np.zeros((canvas_h, canvas_w, 3), dtype=np.uint8)
-            canvas[top:bottom, left:right] = np.asarray(resized)
+            canvas[top:bottom, left:right] = resized
         tiles_chw(canvas, rows, cols, s, out[1:])
         return out

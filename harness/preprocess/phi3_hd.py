@@ -82,10 +82,9 @@ class Phi3HDTransform(Strategy):
         left, top = layout.content_box[:2]
         if transposed:
             image, (w, h), top = image.transpose(Image.Transpose.TRANSPOSE), (h, w), left
-        resized = image if image.size == (w, h) else image.resize((w, h), BILINEAR)
         padded_h = layout.canvas_size[0] if transposed else layout.canvas_size[1]
         canvas = np.full((padded_h, w, 3), 255, dtype=np.uint8)
-        canvas[top : top + h] = np.asarray(resized)
+        canvas[top : top + h] = self.resize(image, (w, h), BILINEAR)
         return canvas.transpose(1, 0, 2) if transposed else canvas
 
     def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:

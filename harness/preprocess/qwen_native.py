@@ -103,9 +103,8 @@ class QwenNative(Strategy):
         )
 
     def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:
-        w, h = layout.view_wh
-        resized = image if image.size == (w, h) else image.resize((w, h), BICUBIC)
-        return np.ascontiguousarray(np.asarray(resized).transpose(2, 0, 1)[None])
+        resized = self.resize(image, layout.view_wh, BICUBIC)
+        return np.ascontiguousarray(resized.transpose(2, 0, 1)[None])
 
     def patches(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """The reference's flat patch rows of this strategy's views (see `patchify`)."""

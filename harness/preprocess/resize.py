@@ -14,12 +14,6 @@ from harness.preprocess.base import BICUBIC, Strategy, check_image_size, tiles_c
 from harness.types import Layout
 
 
-def squash(image: Image.Image, size: int) -> np.ndarray:
-    """Bicubic squash to size x size (PIL returns a copy when the size already matches)."""
-    resized = image if image.size == (size, size) else image.resize((size, size), BICUBIC)
-    return np.asarray(resized)
-
-
 @STRATEGIES.register("resize")
 class Resize(Strategy):
 
@@ -34,5 +28,5 @@ class Resize(Strategy):
     def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:
         s = self.tile_size
         out = np.empty((1, 3, s, s), dtype=np.uint8)
-        tiles_chw(squash(image, s), 1, 1, s, out)
+        tiles_chw(self.resize(image, (s, s), BICUBIC), 1, 1, s, out)
         return out

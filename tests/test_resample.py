@@ -1,0 +1,163 @@
+"""The torch resampler equals Pillow's `Image.resize` bit for bit (docs/resampling.md).
+
+Pillow itself is the reference: random noise images (every tap matters), exact equality of
+every byte, on random size pairs, extreme ratios, 1-px sides, up and down, and both pass
+orders. The quick set runs always; the sweep over thousands of pairs is `slow`.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from harness.preprocess import build_strategy
+from harness.preprocess.base import resized_pixels
+from harness.preprocess.resample import coefficients, resize, vertical_first
+
+FILTERS = [Image.Resampling.BILINEAR, Image.Resampling.BICUBIC]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the CPU is shared and the sizes are small (faster, same pixels)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def noise(width: int, height: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+def check(in_size: tuple[int, int], out_size: tuple[int, int], resample: int, seed: int = 0) -> None:
+    pixels = noise(*in_size, seed)
+    expected = np.asarray(Image.fromarray(pixels).resize(out_size, resample))
+    got = resize(torch.from_numpy(pixels), out_size, resample).numpy()
+    assert got.shape == expected.shape, (in_size, out_size, resample)
+    if not np.array_equal(got, expected):
+        bad = int((got != expected).sum())
+        raise AssertionError(f"{in_size} -> {out_size} filter {resample}: {bad} bytes differ")
+
+
+def random_pairs(n: int, seed: int, max_side: int) -> list[tuple[tuple[int, int], tuple[int, int], int]]:
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        w, h = rng.randint(1, max_side), rng.randint(1, max_side)
+        kind = rng.random()
+        if kind < 0.15:  # one side kept: a single pass
+            out = (w, rng.randint(1, max_side)) if rng.random() < 0.5 else (rng.randint(1, max_side), h)
+        elif kind < 0.3:  # extreme ratios and 1-px sides
+            out = (rng.choice([1, 2, 3, w * 7 + 1]), rng.choice([1, 2, h * 5 + 3]))
+        else:
+            out = (rng.randint(1, max_side), rng.randint(1, max_side))
+        pairs.append(((w, h), out, rng.choice(FILTERS)))
+    return pairs
+
+
+QUICK = [
+    ((1, 1), (1, 1)), ((1, 1), (7, 3)), ((7, 3), (1, 1)), ((1, 50), (30, 1)), ((50, 1), (1, 30)),
+    ((2000, 3), (448, 448)), ((3, 2000), (336, 9)), ((640, 480), (448, 336)), ((480, 640), (336, 448)),
+    ((100, 300), (99, 120)), ((300, 100), (120, 99)), ((13, 400), (336, 10338)), ((257, 255), (256, 256)),
+]
+
+
+@pytest.mark.parametrize("resample", FILTERS)
+@pytest.mark.parametrize(("in_size", "out_size"), QUICK)
+def test_hand_picked_pairs(in_size: tuple[int, int], out_size: tuple[int, int], resample: int) -> None:
+    check(in_size, out_size, resample)
+
+
+def test_random_pairs_quick() -> None:
+    for i, (in_size, out_size, resample) in enumerate(random_pairs(120, seed=1, max_side=160)):
+        check(in_size, out_size, resample, seed=i)
+
+
+@pytest.mark.slow
+def test_random_pairs_sweep() -> None:
+    """Thousands of pairs, small and large, every kind of ratio."""
+    for i, (in_size, out_size, resample) in enumerate(random_pairs(3000, seed=2, max_side=300)):
+        check(in_size, out_size, resample, seed=i)
+    for i, (in_size, out_size, resample) in enumerate(random_pairs(60, seed=3, max_side=2500)):
+        check(in_size, out_size, resample, seed=i)
+
+
+def test_both_pass_orders_occur_and_match() -> None:
+    """Shapes on each side of Pillow 13's rule, and its boundary (H - h == 2 (W - w))."""
+    cases = [((160, 160), (119, 77)), ((160, 160), (119, 78)), ((160, 160), (119, 79)), ((160, 100), (149, 77)),
+             ((160, 100), (149, 78)), ((120, 120), (60, 5)), ((90, 300), (100, 40)), ((300, 90), (40, 100))]
+    orders = set()
+    for in_size, out_size in cases:
+        orders.add(vertical_first(in_size, out_size))
+        for resample in FILTERS:
+            check(in_size, out_size, resample)
+    assert orders == {True, False}
+    assert vertical_first((160, 160), (119, 77)) and not vertical_first((160, 160), (119, 78))  # 83 > 82; 82 = 82
+
+
+def test_coefficients_match_hand_worked_bilinear_halving() -> None:
+    """4 -> 2 bilinear: support 2 px, so output 0 (centre 1.0) reads pixels 0..2 at distances
+    0.5, 0.5, 1.5 -> weights 0.75, 0.75, 0.25, normalised by their sum 1.75, times 2**22."""
+    first, count, fixed = coefficients(4, 2, Image.Resampling.BILINEAR)
+    # center 1.0: taps x=0..2 at distances 0.5/2, 0.5/2, 1.5/2 -> weights .75, .75, .25 / 1.75
+    assert list(first) == [0, 1] and list(count) == [3, 3]
+    unit = 1 << 22
+    expected = [round(w / 1.75 * unit) for w in (0.75, 0.75, 0.25)]
+    assert list(fixed[0, :3]) == expected and list(fixed[1, :3]) == expected[::-1]
+
+
+def test_errors_name_what_is_valid() -> None:
+    with pytest.raises(ValueError, match="BILINEAR"):
+        coefficients(10, 5, Image.Resampling.LANCZOS)
+    with pytest.raises(ValueError, match="uint8"):
+        resize(torch.zeros((4, 4, 3)), (2, 2), Image.Resampling.BICUBIC)
+    with pytest.raises(ValueError, match="positive"):
+        resize(torch.zeros((4, 4, 3), dtype=torch.uint8), (0, 2), Image.Resampling.BICUBIC)
+    with pytest.raises(ValueError, match="auto, pil, torch"):
+        build_strategy("resize", backend="cv2")
+
+
+def test_backends_agree_in_every_strategy() -> None:
+    """A few sizes through each strategy: the torch backend gives Pillow's pixels (the full
+    comparison with the transformers references is the slow part of test_preprocess_fidelity)."""
+    image = Image.fromarray(noise(301, 177, 5))
+    tall = Image.fromarray(noise(90, 260, 6))
+    for name in ("resize", "center_crop", "internvl_dynamic", "llava_anyres", "phi3_hd"):
+        pil, ours = build_strategy(name, backend="pil"), build_strategy(name, backend="torch")
+        assert ours.params() == pil.params()  # same pixels: the backend does not identify a run
+        for im in (image, tall):
+            assert torch.equal(ours.apply(im).pixel_values, pil.apply(im).pixel_values), (name, im.size)
+
+
+def test_same_size_returns_the_pixels() -> None:
+    image = Image.fromarray(noise(20, 10, 7))
+    for backend in ("pil", "torch"):
+        assert np.array_equal(resized_pixels(image, (20, 10), Image.Resampling.BICUBIC, backend), np.asarray(image))
+    assert torch.equal(resize(torch.from_numpy(noise(5, 4, 1)), (5, 4), 3), torch.from_numpy(noise(5, 4, 1)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_equals_pillow() -> None:
+    for i, (in_size, out_size, resample) in enumerate(random_pairs(200, seed=4, max_side=600)):
+        pixels = noise(*in_size, i)
+        expected = np.asarray(Image.fromarray(pixels).resize(out_size, resample))
+        got = resize(torch.from_numpy(pixels).cuda(), out_size, resample).cpu().numpy()
+        assert np.array_equal(got, expected), (in_size, out_size, resample)
+
+
+def test_num_workers_auto() -> None:
+    from harness.runner import resolve_num_workers
+
+    assert resolve_num_workers("auto", cuda=True, cores=16) == 8
+    assert resolve_num_workers("auto", cuda=True, cores=2) == 1
+    assert resolve_num_workers("auto", cuda=False, cores=2) == 0
+    assert resolve_num_workers("auto", cuda=False, cores=16) == 4
+    assert resolve_num_workers(3, cuda=False) == 3
+    for bad in (-1, "many", 1.5, True):
+        with pytest.raises(ValueError, match="'auto'"):
+            resolve_num_workers(bad, cuda=False)
