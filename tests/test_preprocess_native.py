@@ -23,7 +23,7 @@ SIZES = [
     (4000, 20), (20, 4000), (1, 200), (200, 1), (1003, 997), (2048, 2048),
 ]
 BUDGETS = [{}, {"min_pixels": 256 * 28 * 28, "max_pixels": 1280 * 28 * 28}, {"max_pixels": 64 * 28 * 28},
-           {"min_pixels": 4 * 28 * 28, "max_pixels": 16 * 28 * 28}]
+           {"min_pixels": 4 * 28 * 28, "max_pixels": 16 * 28 * 28}, {"backend": "torch"}]
 
 
 def reference(params: dict) -> Qwen2VLImageProcessorPil:
@@ -102,7 +102,8 @@ ONEVISION_SIZES = [(1, 1), (13, 4000), (4000, 13), (384, 384), (385, 384), (768,
                    (704, 396), (100, 200), (2304, 2304), (3000, 2000), (3, 5), (1152, 384)]
 
 
-@pytest.mark.parametrize("params", [{"mean": (0.5,) * 3, "std": (0.5,) * 3}, {}, {"tile_size": 336}])
+@pytest.mark.parametrize("params", [{"mean": (0.5,) * 3, "std": (0.5,) * 3}, {}, {"tile_size": 336},
+                                    {"backend": "torch"}])
 def test_llava_onevision_pixels_equal_the_reference(params: dict) -> None:
     from harness.preprocess._references import transformers_reference
 
