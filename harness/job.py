@@ -30,6 +30,9 @@ from harness.runtime import Runtime
 VOLATILE_KEYS = ("progress", "results_dir", "num_workers", "rerun", "max_error_fraction", "cache_embeddings")
 # Config groups that become objects; their key part is what the object reports.
 COMPONENT_KEYS = ("encoder", "preprocess", "dataset")
+# Options added after runs were recorded whose null means "as before": left out of the key while
+# null, so that those runs keep their hashes (resume still finds them).
+NULL_AS_BEFORE = ("batch_images",)
 # Top-level options that are encoder constructor arguments.
 ENCODER_RUN_OPTIONS = ("batch_views", "seed", "attn")
 
@@ -70,7 +73,8 @@ class Job:
     def key(self) -> dict[str, Any]:
         """What identifies this job's results: each component as its object reports it, plus the
         other non-volatile options (device resolved)."""
-        rest = {k: v for k, v in self.config.items() if k not in (*VOLATILE_KEYS, *COMPONENT_KEYS, "device")}
+        rest = {k: v for k, v in self.config.items() if k not in (*VOLATILE_KEYS, *COMPONENT_KEYS, "device")
+                and not (k in NULL_AS_BEFORE and v is None)}
         return {
             **rest,
             "device": str(self.runtime.device),

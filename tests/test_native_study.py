@@ -60,3 +60,15 @@ def test_tiny_run_writes_per_image_rows_and_figures(tmp_path: Path) -> None:
     assert "tokens_vs_image_size.png" in written and "latency_vs_image_size.pdf" in written
     assert "memory_vs_image_size.png" not in written  # CPU: no device peaks
     assert read_tables(tmp_path / "tables", "native_vs_tiles").images.shape[0] == 4
+
+
+def test_batch_images_keys_the_job_only_when_set() -> None:
+    """Null (the default) leaves earlier runs' resume keys as they were; a value is a new job."""
+    from harness.config import ConfigError
+
+    base = ["encoder.size=tiny", "encoder.weights=random"]
+    default, one = prepare_job(compose(base)), prepare_job(compose([*base, "batch_images=1"]))
+    assert "batch_images" not in default.key() and one.key()["batch_images"] == 1
+    assert default.config_hash != one.config_hash
+    with pytest.raises(ConfigError, match="batch_images"):
+        prepare_job(compose([*base, "batch_images=0"]))
