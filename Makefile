@@ -9,7 +9,7 @@ LAUNCHER ?= basic
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint bench sweep tables figures report mme-baseline clean
+.PHONY: help install demo test test-fast lint bench sweep status tables figures report mme-baseline clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ lint: install ## ruff
 
 sweep: install ## run a study: make sweep STUDY=tiling_budget [LAUNCHER=basic|joblib|submitit_local|slurm]
 	$(PY) -m harness.sweep $(STUDY) --launcher $(LAUNCHER) $(ARGS)
+
+status: install ## per study, which jobs are done, failed or missing: make status [STUDY=tiling_budget]
+	$(PY) -m harness.status $(if $(filter command line,$(origin STUDY)),$(STUDY)) $(ARGS)
 
 tables: install ## one tidy table per study (Parquet, CSV, Markdown, LaTeX) under results/tables
 	$(PY) -m harness.report results/runs --tables-only

@@ -19,7 +19,7 @@ from harness.identity import new_run_id
 from harness.job import Job, config_identity, fallback_hash, prepare_job
 from harness.metrics.run_quality import quality_records
 from harness.runner import Runner
-from harness.store import RunStore, completed_run
+from harness.store import RunStore, claim_config
 from harness.types import Record
 
 log = logging.getLogger("harness")
@@ -72,13 +72,25 @@ def write_failure(config: dict[str, Any], exc: BaseException, job: Job | None = 
 
 def execute(job: Job) -> Outcome:
     """Run one prepared job and write its records. A job whose records are complete already is
-    skipped (unless `rerun=true`). Load failures raise `LoadError`."""
-    if not job.config.get("rerun", False):
-        done = completed_run(job.study_dir, job.config_hash)
+    skipped (unless `rerun=true`). The configuration's lock is held from that lookup to the
+    publication, so the same job started twice at once computes once: the second waits, then
+    skips. Load failures raise `LoadError`."""
+
+    def waiting(owner: dict[str, Any]) -> None:
+        log.info("%s is being computed by pid %s on %s; waiting for it", job.config_hash, owner.get("pid"),
+                 owner.get("host"))
+
+    with claim_config(job.study_dir, job.config_hash, rerun=bool(job.config.get("rerun", False)),
+                      on_wait=waiting) as done:
         if done is not None:
             log.info("skip %s: records complete in %s (rerun=true runs it again)", job.config_hash, done)
             print(f"records: {done} (skipped, complete)")
             return Outcome("skipped", done)
+        return _compute(job)
+
+
+def _compute(job: Job) -> Outcome:
+    """Load the model, run, write the run folder (the caller holds the configuration's lock)."""
     run_id = new_run_id(job.config_hash)
     try:
         encoder = job.encoder_cls(runtime=job.runtime, **job.encoder_kwargs)
@@ -91,6 +103,7 @@ def execute(job: Job) -> Outcome:
     runner = Runner(
         job.dataset, job.strategy, encoder, identity,
         num_workers=job.config["num_workers"], progress=job.config["progress"],
+        timing_repeats=int(job.config.get("timing_repeats", 1)),
         batch_images=job.config.get("batch_images"),
     )
     result = runner.run()

@@ -16,6 +16,7 @@ Run-level quality metrics are records `kind=metric` with columns `metric` and `v
 from __future__ import annotations
 
 import argparse
+import os
 import runpy
 import sys
 from pathlib import Path
@@ -25,19 +26,21 @@ import pandas as pd
 from harness import style
 from harness.metrics.compare import compare_groups
 from harness.metrics.run_quality import metric_columns, quality_table
+from harness.paper import mme_paper_table, paper_table
 from harness.report_figures import draw_any_study, read_tables
-from harness.store import find_failed, find_runs, load_records
+from harness.store import find_failed, find_runs, load_readable
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
 IDENTITY_COLUMNS = [
-    "study", "config_hash", "status", "encoder", "encoder_size", "weights", "strategy", "strategy_params",
-    "dataset", "dataset_params", "device", "dtype", "seed", "batch_views",
+    "study", "config_hash", "status", "encoder", "encoder_size", "weights", "connector", "attn", "pool", "strategy",
+    "strategy_params", "dataset", "dataset_params", "device", "dtype", "seed", "batch_views",
 ]
 MEASURE_COLUMNS = [
-    "n_images", "n_ok", "n_errors", "visual_tokens_mean", "views_total", "preprocess_p50_ms", "encode_p50_ms",
-    "encode_p95_ms", "encode_images_per_s", "encode_views_per_s", "peak_rss_mb", "peak_allocated_mb",
-    "peak_reserved_mb", "weights_mb",
+    "n_images", "n_ok", "n_errors", "visual_tokens_mean", "views_total", "preprocess_p50_ms", "encode_p5_ms",
+    "encode_p25_ms", "encode_p50_ms", "encode_p75_ms", "encode_p95_ms", "encode_images_per_s", "encode_views_per_s",
+    "peak_rss_mb", "peak_allocated_mb", "peak_reserved_mb", "weights_mb", "timing_repeats", "load_start_load_1m",
+    "load_end_load_1m", "load_start_other_harness", "load_end_other_harness", "timed_under_load",
 ]
 NOT_STUDY_TABLES = {"summary", "quality", "compare", "token_atlas"}  # tables across studies, or not of runs
 TRAILING_COLUMNS = ["attempts", "message", "run_id", "run_dir"]
@@ -142,55 +145,84 @@ def compare_table(table: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
 
 
-LATEX_COLUMNS = ["encoder", "encoder_size", "weights", "strategy", "status", "category", "score", "n_images",
-                 "visual_tokens_mean", "encode_p50_ms", "encode_images_per_s", "peak_allocated_mb", "peak_rss_mb"]
+def to_latex(table: pd.DataFrame, study: str, mme_rows: pd.DataFrame | None = None) -> str:
+    """The paper-ready LaTeX of a study table, or of its MME scores when `mme_rows` is given
+    (`harness.paper`)."""
+    if mme_rows is not None:
+        return mme_paper_table(mme_rows, table, study)
+    return paper_table(table, study)
 
 
-def to_latex(table: pd.DataFrame) -> str:
-    """A booktabs LaTeX table (pandas Styler, `hrules=True`) of the columns a paper shows:
-    configuration, status, tokens, latency, memory, quality metrics; 4 significant digits."""
-    pp = [c for c in table.columns if c.startswith("pp_") and c != "pp_tile_size"]
-    metrics = [c for c in table.columns if c.startswith("metric:")]
-    cols = [c for c in LATEX_COLUMNS[:4] + pp + LATEX_COLUMNS[4:] + metrics if c in table.columns]
-    shown = table[cols]
-    numeric = [c for c in cols if pd.api.types.is_float_dtype(shown[c])]
-    styler = shown.style.hide(axis="index").format(escape="latex", na_rep="--")
-    styler = styler.format("{:.4g}", subset=numeric, na_rep="--").format_index(escape="latex", axis=1)
-    align = "".join("r" if pd.api.types.is_numeric_dtype(shown[c]) else "l" for c in cols)
-    return styler.to_latex(hrules=True, column_format=align)
-
-
-def write_tables(table: pd.DataFrame, out_dir: Path, stem: str, latex: bool = False) -> list[Path]:
+def write_tables(table: pd.DataFrame, out_dir: Path, stem: str, latex: str | None = None) -> list[Path]:
+    """`<stem>.parquet/.csv/.md` (and `.tex`), each written whole to a temporary name first and
+    renamed into place only when all are written: a failed or interrupted report leaves the
+    previous tables, never a mix or a truncated file."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / f"{stem}.parquet", out_dir / f"{stem}.csv", out_dir / f"{stem}.md"]
-    table.to_parquet(paths[0], index=False)
-    table.to_csv(paths[1], index=False)
-    paths[2].write_text(table.to_markdown(index=False, floatfmt=".4g") + "\n")
-    if latex:
-        paths.append(out_dir / f"{stem}.tex")
-        paths[-1].write_text(to_latex(table))
-    return paths
+    writers = {
+        "parquet": lambda p: table.to_parquet(p, index=False),
+        "csv": lambda p: table.to_csv(p, index=False),
+        "md": lambda p: p.write_text(table.to_markdown(index=False, floatfmt=".4g") + "\n"),
+    }
+    if latex is not None:
+        writers["tex"] = lambda p: p.write_text(latex)
+    staged = []
+    try:
+        for ext, write in writers.items():
+            part = out_dir / f".{stem}.{ext}.{os.getpid()}.part"
+            staged.append((part, out_dir / f"{stem}.{ext}"))
+            write(part)
+    except BaseException:
+        for part, _ in staged:
+            part.unlink(missing_ok=True)
+        raise
+    for part, path in staged:
+        os.replace(part, path)
+    return [path for _, path in staged]
+
+
+def runs_home(root: str | Path) -> Path | None:
+    """The folder named `runs` that holds `root` (or is it), if any: `results/runs/quickstart`
+    -> `results/runs`."""
+    root = Path(root).resolve()
+    return next((p for p in (root, *root.parents) if p.name == "runs"), None)
+
+
+def default_out(run_roots: list[str]) -> Path:
+    """Where tables and figures go unless --out says: next to the runs (the folder holding the
+    `runs` folder they are in, else the given folder itself). Runs in different places need --out."""
+    outs = {(home.parent if (home := runs_home(r)) else Path(r).resolve()) for r in run_roots}
+    if len(outs) != 1:
+        raise ValueError(f"runs in different folders ({', '.join(sorted(map(str, outs)))}); pass --out")
+    return outs.pop()
 
 
 def build_tables(run_roots: list[str], out: Path) -> dict[str, pd.DataFrame]:
-    """Every study's tables under `<out>/tables/`; returns the study tables."""
-    done, failed = find_runs(*run_roots), find_failed(*run_roots)
-    records = load_records([*done, *failed])
-    if records.empty:
+    """The tables of the studies under `run_roots` in `<out>/tables/`, and the cross-study
+    tables (summary, quality, compare) rebuilt from every study of the runs folders they are in
+    (so reporting one study never cuts the others out). Returns the study tables."""
+    homes = [str(home) for r in run_roots if (home := runs_home(r)) is not None]
+    given = {*find_runs(*run_roots), *find_failed(*run_roots)}
+    everything = sorted({*given, *find_runs(*homes), *find_failed(*homes)})
+    records, damaged = load_readable(everything)
+    for run_dir, why in damaged.items():
+        print(f"warning: skipped damaged run {run_dir}: {why}", file=sys.stderr)
+    if records.empty or not (given - set(damaged)):
         return {}
-    tables = study_tables(records)
+    mine = records[records["run_dir"].isin([str(d) for d in given])]
+    tables = study_tables(mine)
     for study, table in tables.items():
-        write_tables(table, out / "tables", study, latex=True)
-        mme = mme_subtask_rows(records, table)
+        write_tables(table, out / "tables", study, latex=to_latex(table, study))
+        mme = mme_subtask_rows(mine, table)
         if not mme.empty:
-            write_tables(mme, out / "tables", f"{study}_mme", latex=True)
+            write_tables(mme, out / "tables", f"{study}_mme", latex=to_latex(table, study, mme))
         compare = compare_table(table)
         if not compare.empty:
             write_tables(compare, out / "tables", f"{study}_compare")
         images = image_table(records, table)
         if not images.empty:
             write_tables(images, out / "tables", f"{study}_images")
-    finished = records[records["run_dir"].isin([str(d) for d in done])]
+    finished = records[records["run_complete"]]
+    done = sorted({Path(d) for d in finished["run_dir"]})
     write_tables(summary_table(finished), out / "tables", "summary")
     quality = quality_table(finished)  # every finished run's quality metrics, across studies
     if not quality.empty:
@@ -199,6 +231,24 @@ def build_tables(run_roots: list[str], out: Path) -> dict[str, pd.DataFrame]:
     if not compare.empty:
         write_tables(compare, out / "tables", "compare")
     return tables
+
+
+def load_warnings(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """One line per study whose finished configurations include runs timed under load (another
+    harness process, or a load average well above what the run brings): their latency is not
+    comparable with the others'."""
+    from harness.report_figures import config_labels
+
+    lines = []
+    for study, table in tables.items():
+        if "timed_under_load" not in table:
+            continue
+        flagged = table["timed_under_load"].fillna(False).astype(bool)
+        if flagged.any():
+            names = "; ".join(config_labels(table)[flagged])
+            lines.append(f"warning: {study}: {int(flagged.sum())} configuration(s) timed under load, latency not "
+                         f"comparable (rerun=true on a quiet machine): {names}")
+    return lines
 
 
 def figure_scripts() -> list[Path]:
@@ -246,18 +296,25 @@ def build_figures(out: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="harness-report", description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="*", default=["results/runs"], help="run folders or folders that hold them")
-    parser.add_argument("--out", default="results", help="where tables/ and figures/ go (default: results)")
+    parser.add_argument("--out", help="where tables/ and figures/ go (default: next to the runs folder, "
+                        "e.g. results/ for results/runs)")
     only = parser.add_mutually_exclusive_group()
     only.add_argument("--tables-only", action="store_true", help="build tables, not figures")
     only.add_argument("--figures-only", action="store_true", help="build figures from existing tables")
     args = parser.parse_args(argv)
-    out = Path(args.out)
+    try:
+        out = Path(args.out) if args.out else default_out(args.runs)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if not args.figures_only:
         tables = build_tables(args.runs, out)
         if not tables:
             print(f"error: no finished or failed runs under {', '.join(args.runs)}", file=sys.stderr)
             return 2
         both = pd.concat(tables.values(), ignore_index=True)
+        for line in load_warnings(tables):
+            print(line, file=sys.stderr)
         with pd.option_context("display.width", 160, "display.max_columns", 20):
             print(both[[c for c in TERMINAL_COLUMNS if c in both]].to_string(index=False, float_format="%.4g"))
         print(f"\n{len(both)} configurations in {len(tables)} stud{'y' if len(tables) == 1 else 'ies'}. "

@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from harness import style
+from harness.mme.subtasks import SUBTASKS
 
 METRIC_PREFIX = "metric:"
 QUALITY_PREFERENCE = ("knn", "probe", "retrieval", "recall")
@@ -37,19 +38,117 @@ def _lacks(table: pd.DataFrame, columns: tuple[str, ...], figure: str) -> bool:
     return bool(missing)
 
 
+# What can tell two configurations of a study apart, in label order (pp_* and dataset.* added).
+LABEL_FIELDS = ("encoder", "encoder_size", "weights", "connector", "attn", "pool", "strategy", "dataset", "device",
+                "dtype", "seed", "batch_views")
+ALWAYS_SHOWN = ("encoder", "strategy")
+
+
+def _value(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def label_fields(table: pd.DataFrame) -> pd.DataFrame:
+    """The identity fields of each row: LABEL_FIELDS, every `pp_<param>`, and each key of
+    `dataset_params` as `dataset.<key>`, as text (missing as `-`)."""
+    cols = [c for c in LABEL_FIELDS if c in table.columns]
+    cols += sorted(c for c in table.columns if c.startswith("pp_"))
+    fields = table[cols].copy()
+    if "dataset_params" in table.columns:
+        params = [json.loads(p) if isinstance(p, str) and p else {} for p in table["dataset_params"]]
+        for key in sorted({k for p in params for k in p}):
+            fields[f"dataset.{key}"] = [p.get(key) for p in params]
+    return fields.apply(lambda col: col.map(lambda v: "-" if v is None or (isinstance(v, float) and v != v)
+                                             else _value(v)))
+
+
+def varying_fields(table: pd.DataFrame) -> list[str]:
+    """The identity fields that take more than one value in the table (always encoder, strategy)."""
+    fields = label_fields(table)
+    return [c for c in fields.columns if c in ALWAYS_SHOWN or fields[c].nunique() > 1]
+
+
+def telling_fields(table: pd.DataFrame, leave_out: tuple[str, ...] = ()) -> list[str]:
+    """The varying fields, besides encoder and strategy, that tell apart rows the fields before
+    them do not (see `config_labels`)."""
+    fields = label_fields(table)
+    shown: list[str] = []
+    key = fields[[c for c in ALWAYS_SHOWN if c in fields]].astype(str).agg("|".join, axis=1)
+    for col in varying_fields(table):
+        if col in ALWAYS_SHOWN or col in leave_out:
+            continue
+        if fields[col].groupby(key).nunique().max() > 1:  # splits rows that read alike so far
+            shown.append(col)
+            key = key + "|" + fields[col]
+    return shown
+
+
+def config_labels(table: pd.DataFrame, leave_out: tuple[str, ...] = (), unique: bool = True) -> pd.Series:
+    """One label per row: `encoder / strategy (field=value, ...)` naming the fields that vary
+    within the table (dataset parameters included), less `leave_out`. A field is named when it
+    tells apart rows that the fields before it (LABEL_FIELDS order, then strategy parameters,
+    then dataset parameters) do not, so one that follows from them (an encoder's tile size)
+    stays out. Two configurations (config hashes) that still read the same get their hash
+    appended (`unique`), so a label is never shared."""
+    fields = label_fields(table)
+    shown = telling_fields(table, leave_out)
+
+    def name(c: str) -> str:
+        return c.removeprefix("pp_")
+
+    def label(row: pd.Series) -> str:
+        head = " / ".join(row[c] for c in ALWAYS_SHOWN if c in row.index)
+        parts = [f"{name(c)}={row[c]}" for c in shown if row[c] != "-"]  # `-`: not a parameter of this row
+        return head + (f" ({', '.join(parts)})" if parts else "")
+
+    labels = pd.Series([label(row) for _, row in fields.iterrows()], index=table.index, dtype=object)
+    if unique and "config_hash" in table.columns:
+        hashes = table["config_hash"].astype(str)
+        shared = labels.groupby(labels).transform(lambda s: hashes[s.index].nunique() > 1).astype(bool)
+        if shared.any():
+            distinct = sorted(set(hashes[shared]))
+            width = next(n for n in range(6, 65) if len({h[:n] for h in distinct}) == len(distinct))
+            labels[shared] = labels[shared] + " #" + hashes[shared].str[:width]
+    return labels
+
+
 def _run_labels(table: pd.DataFrame) -> dict[str, str]:
-    """run_id -> `encoder / strategy (params)`, naming only the strategy parameters that differ
-    between the table's runs (so labels stay short enough to read on a heatmap axis)."""
+    """run_id -> its configuration's label (`config_labels`)."""
     if "run_id" not in table:
         return {}
-    varying = [c for c in sorted(table.columns) if c.startswith("pp_") and c != "pp_tile_size"
-               and table[c].astype(str).nunique() > 1]
-    labels = {}
-    for _, row in table.iterrows():
-        params = [f"{c[3:]}={row[c]:g}" if isinstance(row[c], float) else f"{c[3:]}={row[c]}"
-                  for c in varying if pd.notna(row[c])]
-        labels[row["run_id"]] = f"{row['encoder']} / {row['strategy']}" + (f" ({', '.join(params)})" if params else "")
-    return labels
+    return dict(zip(table["run_id"], config_labels(table), strict=True))
+
+
+def _series(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame, list[str]]]:
+    """Lines of a figure: rows that differ only in strategy parameters (a budget sweep) form one
+    series, named by everything else that varies; returns (series label, rows, the strategy
+    parameters that vary within it, for labelling its points)."""
+    pp = [c for c in table.columns if c.startswith("pp_")]
+    series = config_labels(table, leave_out=tuple(pp), unique=False)
+    fields = label_fields(table)
+    single = config_labels(table)
+    out = []
+    for name in sorted(series.unique()):
+        rows = table[series == name]
+        if fields.loc[rows.index, pp].assign(_all=0).duplicated().any():  # differ in something unshown
+            out += [(single[i], rows.loc[[i]], []) for i in rows.index]
+            continue
+        within = [c for c in pp if fields.loc[rows.index, c].nunique() > 1]
+        out.append((name, rows, within))
+    return out
+
+
+def _point_labels(ax: plt.Axes, x: pd.Series, y: pd.Series, rows: pd.DataFrame, params: list[str]) -> None:
+    """Write the varying strategy parameters next to each point of a series."""
+    if not params:
+        return
+    fields = label_fields(rows)
+    for xi, yi, idx in zip(x, y, rows.index, strict=True):
+        text = ", ".join(f"{c.removeprefix('pp_')}={fields.loc[idx, c]}" if len(params) > 1 else fields.loc[idx, c]
+                         for c in params)
+        ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=5)
 
 
 def tokens_vs_aspect(atlas: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -136,7 +235,9 @@ def quality_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 
 def latency_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Encode latency (p50 per image) against visual tokens per image, one point per configuration."""
+    """Encode latency (p50 per image; bars p25-p75 when recorded) against visual tokens per
+    image. One line per series (configurations differing only in strategy parameters, each
+    point labelled with them); runs timed under load drawn hollow."""
     if _lacks(table, ("encoder", "strategy", "visual_tokens_mean", "encode_p50_ms"), "latency_vs_tokens"):
         return []
     ok = _ok(table).dropna(subset=["visual_tokens_mean", "encode_p50_ms"])
@@ -146,12 +247,21 @@ def latency_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     encoders = sorted(ok["encoder"].unique())
     strategies = sorted(ok["strategy"].unique())
     fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 2.6))
-    for (encoder, strategy), grp in ok.groupby(["encoder", "strategy"], sort=True):
+    for name, grp, params in _series(ok):
         grp = grp.sort_values("visual_tokens_mean")
-        ax.plot(grp["visual_tokens_mean"], grp["encode_p50_ms"], color=style.color_of(encoder, encoders),
-                marker=style.marker_of(strategy, strategies), label=f"{encoder} / {strategy}")
+        color = style.color_of(grp["encoder"].iloc[0], encoders)
+        marker = style.marker_of(grp["strategy"].iloc[0], strategies)
+        x, y = grp["visual_tokens_mean"], grp["encode_p50_ms"]
+        ax.plot(x, y, color=color, marker=marker, label=name)
+        if {"encode_p25_ms", "encode_p75_ms"} <= set(grp.columns) and grp["encode_p25_ms"].notna().any():
+            err = np.vstack([(y - grp["encode_p25_ms"]).clip(lower=0), (grp["encode_p75_ms"] - y).clip(lower=0)])
+            ax.errorbar(x, y, yerr=err, fmt="none", ecolor=color, elinewidth=0.8, capsize=2)
+        if "timed_under_load" in grp.columns:
+            loaded = grp["timed_under_load"].fillna(False).astype(bool)
+            ax.scatter(x[loaded], y[loaded], facecolors="white", edgecolors=color, marker=marker, zorder=3)
+        _point_labels(ax, x, y, grp, params)
     ax.set_xlabel("visual tokens per image (mean)")
-    ax.set_ylabel("encode latency p50 (ms / image)")
+    ax.set_ylabel("encode latency p50 (ms / image)" + (", bars p25-p75" if "encode_p25_ms" in ok.columns else ""))
     ax.legend(frameon=False)
     fig.tight_layout()
     return style.save(fig, out_dir, "latency_vs_tokens")
@@ -159,7 +269,7 @@ def latency_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
 
 def memory_vs_views(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Peak memory against crops per image: device memory on CUDA runs, else resident memory
-    (sampled, approximate)."""
+    (sampled, approximate). One line per series, points labelled as in `latency_vs_tokens`."""
     if _lacks(table, ("encoder", "strategy", "views_total", "n_images", "peak_rss_mb"), "memory_vs_views"):
         return []
     ok = _ok(table).copy()
@@ -173,10 +283,11 @@ def memory_vs_views(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     encoders = sorted(ok["encoder"].unique())
     strategies = sorted(ok["strategy"].unique())
     fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 2.6))
-    for (encoder, strategy), grp in ok.groupby(["encoder", "strategy"], sort=True):
+    for name, grp, params in _series(ok):
         grp = grp.sort_values("views_per_image")
-        ax.plot(grp["views_per_image"], grp[col], color=style.color_of(encoder, encoders),
-                marker=style.marker_of(strategy, strategies), label=f"{encoder} / {strategy}")
+        ax.plot(grp["views_per_image"], grp[col], color=style.color_of(grp["encoder"].iloc[0], encoders),
+                marker=style.marker_of(grp["strategy"].iloc[0], strategies), label=name)
+        _point_labels(ax, grp["views_per_image"], grp[col], grp, params)
     ax.set_xlabel("crops per image (mean)")
     ax.set_ylabel("peak device memory (MiB)" if use_device else "peak resident memory (MiB, approx.)")
     ax.legend(frameon=False)
@@ -219,14 +330,22 @@ def cka_heatmap(compare: pd.DataFrame, table: pd.DataFrame, out_dir: Path, metri
     return style.save(fig, out_dir, f"{metric}_heatmap")
 
 
-def mme_bars(mme: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """MME score per subtask (rows category, score, and encoder/strategy), grouped bars."""
+def mme_bars(mme: pd.DataFrame, out_dir: Path, table: pd.DataFrame | None = None) -> list[Path]:
+    """MME score per subtask (official order), one bar per run, labelled by its configuration
+    (`config_labels` of the study table when given, else of the MME rows themselves)."""
     if mme.empty:
         print("skip mme_bars: empty MME table")
         return []
     mme = mme.copy()
-    mme["config"] = mme["encoder"] + " / " + mme["strategy"] if "strategy" in mme else mme["encoder"]
-    pivot = mme.pivot_table(index="category", columns="config", values="score", aggfunc="mean", sort=True)
+    labels = _run_labels(table) if table is not None and "run_id" in table else {}
+    if "run_id" in mme and not set(mme["run_id"]) <= set(labels):
+        runs = mme.drop_duplicates("run_id")
+        labels = dict(zip(runs["run_id"], config_labels(runs), strict=True))
+    key = mme["run_id"] if "run_id" in mme else mme["encoder"]
+    mme["config"] = key.map(lambda r: labels.get(r, str(r)))
+    pivot = mme.pivot_table(index="category", columns="config", values="score", aggfunc="first", sort=True)
+    order = [c for c in SUBTASKS if c in pivot.index] + sorted(c for c in pivot.index if c not in SUBTASKS)
+    pivot = pivot.loc[order]
     configs = list(pivot.columns)
     width = 0.8 / len(configs)
     fig, ax = plt.subplots(figsize=(style.PAGE_WIDTH_IN, 2.6))
@@ -272,7 +391,7 @@ def draw_any_study(tables: StudyTables, out: Path) -> list[Path]:
     if not tables.compare.empty:
         paths += cka_heatmap(tables.compare, tables.main, out)
     if not tables.mme.empty:
-        paths += mme_bars(tables.mme, out)
+        paths += mme_bars(tables.mme, out, tables.main)
     return paths
 
 

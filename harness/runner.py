@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from harness.data.base import Dataset
 from harness.data.images import ImageLoadError
 from harness.encoders.base import Encoder
-from harness.metrics.latency import summarize_ms
+from harness.metrics.latency import machine_load, summarize_ms, under_load
 from harness.metrics.memory import PeakMemory, is_out_of_memory, release_cached_memory
 from harness.preprocess.base import Strategy
 from harness.types import EncoderOutput, Record, Views
@@ -109,6 +109,7 @@ class Runner:
         num_workers: int | str = 0,
         warmup_batches: int = 1,
         progress: bool = True,
+        timing_repeats: int = 1,
         batch_images: int | None = None,
     ) -> None:
         self.dataset = dataset
@@ -119,6 +120,9 @@ class Runner:
         self.num_workers = resolve_num_workers(num_workers, getattr(device, "type", "cpu") == "cuda")
         self.warmup_batches = warmup_batches
         self.progress = progress
+        self.timing_repeats = int(timing_repeats)
+        if self.timing_repeats < 1:
+            raise ValueError(f"timing_repeats must be an integer >= 1; got {timing_repeats!r}")
         if batch_images is not None and int(batch_images) <= 0:
             raise ValueError(f"batch_images must be positive or null, got {batch_images}")
         self.batch_images = None if batch_images is None else int(batch_images)
@@ -160,6 +164,7 @@ class Runner:
         pooled: list[np.ndarray] = []
         batch_index = 0
         self.oom_retries = 0
+        load_start = machine_load("load_start")
         wall0 = time.perf_counter()
         bar = tqdm(total=len(self.dataset), unit="img", desc=self.identity.get("config_label", "run"),
                    disable=not self.progress, dynamic_ncols=True)
@@ -189,7 +194,9 @@ class Runner:
                 bar.update(len(batch))
         bar.close()
         wall_s = time.perf_counter() - wall0
-        records.append(self._run_record(records, wall_s, mem.result))
+        load = {**load_start, **machine_load("load_end")}
+        load["timed_under_load"] = under_load(load_start, load, own_processes=1 + self.num_workers)
+        records.append(self._run_record(records, wall_s, {**mem.result, **load}))
         matrix = np.stack(pooled).astype(np.float32) if pooled else np.zeros((0, 0), np.float32)
         return RunResult(records=records, embedding_ids=ids, embeddings=matrix, embedding_labels=labels)
 
@@ -202,6 +209,10 @@ class Runner:
         mem.batch_start()
         try:
             outputs, stage_s = self.encoder.encode([p.views for p in batch])  # type: ignore[misc]
+            if self.timing_repeats > 1:  # the same call again; each stage's median time is kept
+                times = [stage_s] + [self.encoder.encode([p.views for p in batch])[1]  # type: ignore[misc]
+                                     for _ in range(self.timing_repeats - 1)]
+                stage_s = {k: float(np.median([t[k] for t in times])) for k in stage_s}
             return [(batch, outputs, stage_s, mem.batch_end(), "")]
         except Exception as exc:  # only OOM is handled, the rest re-raised
             if not is_out_of_memory(exc):
@@ -274,6 +285,7 @@ class Runner:
             "n_warmup_images": len(warm),
             "timing_includes_warmup": includes_warmup,
             "oom_retries": getattr(self, "oom_retries", 0),
+            "timing_repeats": self.timing_repeats,
             "n_oom": sum(r.status == "error:oom" for r in records),
             "visual_tokens_mean": float(np.mean([v["visual_tokens"] for v in ok])) if ok else float("nan"),
             "visual_tokens_total": int(sum(v["visual_tokens"] for v in ok)),

@@ -7,6 +7,10 @@ finished or partial (a stale `.tmp-*` folder is ignored by every reader and by r
 A job that fails writes a `FAILED` folder instead: `records.parquet` with one `kind=run`
 row (`status=error:<kind>`, the message), the config and `error.txt` (the traceback). Resume
 looks only for `COMPLETE`, so it retries failed configurations; tables keep them, marked.
+
+One configuration is computed by one process at a time: `claim_config` takes its lock
+(`.<hash>.lock` in the study folder) before the resume lookup, so a second process started
+together waits and then finds the first one's result; locks of dead processes are broken.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from collections.abc import Iterable
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -150,3 +156,164 @@ def load_records(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
     frames = [RunStore(d).records().assign(run_dir=str(d), run_complete=(Path(d) / COMPLETE).exists())
               for d in run_dirs]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def damage(run_dir: str | Path) -> str | None:
+    """Why a run folder cannot be read (a truncated `records.parquet`, an `embeddings.npz`
+    that is not an archive of ids and a matrix with one row per id), or None when it reads.
+    The whole files are read: a damaged tail is found here, not halfway through a report."""
+    store = RunStore(run_dir)
+    try:
+        records = store.records()
+    except Exception as exc:  # noqa: BLE001 - any reader error means the same: unreadable
+        return f"{RECORDS} unreadable ({type(exc).__name__}: {exc})"
+    if "kind" not in records.columns:
+        return f"{RECORDS} has no `kind` column"
+    if (store.run_dir / EMBEDDINGS).exists():
+        try:
+            ids, matrix = store.embeddings()
+        except Exception as exc:  # noqa: BLE001 - zip, pickle or key errors alike
+            return f"{EMBEDDINGS} unreadable ({type(exc).__name__}: {exc})"
+        if matrix.ndim != 2 or len(ids) != len(matrix):
+            return f"{EMBEDDINGS} holds {len(ids)} ids for an array of shape {matrix.shape}"
+    return None
+
+
+def load_readable(run_dirs: Iterable[str | Path]) -> tuple[pd.DataFrame, dict[Path, str]]:
+    """Records of the run folders that read (see `damage`), and {folder: why} for the others,
+    so that one damaged run costs its own rows, never a whole report."""
+    good, damaged = [], {}
+    for run_dir in map(Path, run_dirs):
+        why = damage(run_dir)
+        if why is None:
+            good.append(run_dir)
+        else:
+            damaged[run_dir] = why
+    return load_records(good), damaged
+
+
+# --- one computation per configuration ------------------------------------------------------
+
+LOCK_SUFFIX = ".lock"
+
+
+class ConfigBusy(RuntimeError):
+    """Another live process holds this configuration's lock (and we were told not to wait)."""
+
+
+def _lock_path(study_dir: Path, chash: str) -> Path:
+    return study_dir / f".{chash}{LOCK_SUFFIX}"
+
+
+def _process_start(pid: int) -> float | None:
+    """Start time of a live process (pid reuse check), None when there is no such process."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:
+        return None
+    except psutil.Error:  # exists but unreadable (another user): alive, start unknown
+        return -1.0
+
+
+def _owner() -> dict[str, Any]:
+    import socket
+
+    return {"pid": os.getpid(), "host": socket.gethostname(), "start": _process_start(os.getpid())}
+
+
+def lock_holder_alive(owner: dict[str, Any]) -> bool:
+    """Whether the process a lock names still runs. Only a lock of this host can be checked
+    (pid and start time); a lock of another host is taken as alive."""
+    import socket
+
+    if owner.get("host") != socket.gethostname():
+        return True
+    start = _process_start(int(owner.get("pid", -1)))
+    if start is None:
+        return False
+    return start == -1.0 or owner.get("start") in (None, start)
+
+
+def _read_owner(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return {}  # being written, or garbage: an owner we cannot check
+
+
+def _break_stale(path: Path, seen: dict[str, Any]) -> None:
+    """Remove a dead process's lock without removing a live one that replaced it meanwhile: move
+    it aside (atomic), and put it back (link, never overwriting) if it is not the one we judged."""
+    aside = path.with_name(f"{path.name}.stale-{os.getpid()}")
+    try:
+        os.replace(path, aside)
+    except FileNotFoundError:
+        return
+    if _read_owner(aside) != seen:
+        try:
+            os.link(aside, path)
+        except FileExistsError:
+            pass
+    aside.unlink(missing_ok=True)
+
+
+@contextmanager
+def config_lock(
+    study_dir: str | Path, chash: str, *, wait: bool = True, timeout_s: float | None = None,
+    poll_s: float = 0.2, on_wait: Any = None,
+) -> Iterator[Path]:
+    """Hold the lock of one configuration (`<study_dir>/.<hash>.lock`, hard-linked into place
+    exclusively, holding pid, host and process start) while computing it. A lock whose process is dead
+    (same host, pid gone or reused) is broken. When a live process holds it: wait (polling;
+    `on_wait(owner)` is called once) until it is released, or raise ConfigBusy if `wait` is
+    false or `timeout_s` passes. An unreadable lock counts as live (the message names it)."""
+    study_dir = Path(study_dir)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    path = _lock_path(study_dir, chash)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    told = False
+    mine = path.with_name(f"{path.name}.{os.getpid()}")
+    mine.write_text(json.dumps(_owner()))  # linked into place whole: a lock is never seen half-written
+    try:
+        while True:
+            try:
+                os.link(mine, path)
+                break
+            except FileExistsError:
+                pass
+            owner = _read_owner(path)
+            if owner is None:
+                continue  # released between our two looks
+            if owner and not lock_holder_alive(owner):
+                _break_stale(path, owner)
+                continue
+            if not wait or (deadline is not None and time.monotonic() >= deadline):
+                raise ConfigBusy(f"configuration {chash} is being computed by {owner or 'an unknown owner'} "
+                                 f"(lock {path}; remove it if no such process runs)")
+            if not told and on_wait is not None:
+                on_wait(owner)
+                told = True
+            time.sleep(poll_s)
+    finally:
+        mine.unlink(missing_ok=True)
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+@contextmanager
+def claim_config(
+    study_dir: str | Path, chash: str, *, rerun: bool = False, wait: bool = True, timeout_s: float | None = None,
+    on_wait: Any = None,
+) -> Iterator[Path | None]:
+    """The resume step under the configuration's lock: yields the complete run folder to skip
+    to, or None when the caller must compute (the lock is held until the block ends, so a
+    second process started together waits, then finds the first one's result). `rerun` computes
+    even when a complete run exists. With `wait=False` a busy configuration raises ConfigBusy."""
+    with config_lock(study_dir, chash, wait=wait, timeout_s=timeout_s, on_wait=on_wait):
+        yield None if rerun else completed_run(study_dir, chash)

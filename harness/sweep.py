@@ -11,8 +11,12 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import threading
+import time
+from pathlib import Path
 
 from harness.config import choices, experiment
+from harness.store import find_failed, find_runs
 
 
 def study_experiments(study: str) -> list[str]:
@@ -41,16 +45,85 @@ def commands(study: str, launcher: str, extra: list[str]) -> list[list[str]]:
     return out
 
 
+class Progress:
+    """One overall line for a sweep: jobs finished (complete or failed folders of the study
+    that appeared since the start, plus those done before) out of the study's jobs, with an
+    ETA from the pace so far. Polls the study folder from a background thread."""
+
+    def __init__(self, study_dir: Path, total: int, done_before: int, every_s: float = 2.0) -> None:
+        self.study_dir, self.total, self.done_before, self.every_s = study_dir, total, done_before, every_s
+        self.start = time.monotonic()
+        self.before = self._finished()
+        self.shown = -1
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _finished(self) -> set[Path]:
+        return set(find_runs(self.study_dir)) | set(find_failed(self.study_dir)) if self.study_dir.is_dir() else set()
+
+    def line(self) -> tuple[int, str]:
+        """(jobs done, the progress line)."""
+        new = len(self._finished() - self.before)
+        done = min(self.total, self.done_before + new)
+        elapsed = time.monotonic() - self.start
+        left = self.total - done
+        eta = "finished" if not left else (f"ETA {_duration(elapsed / new * left)}" if new else "ETA ?")
+        return done, (f"[sweep] {done}/{self.total} jobs done ({self.done_before} before this sweep), "
+                      f"elapsed {_duration(elapsed)}, {eta}")
+
+    def show(self, force: bool = False) -> None:
+        done, line = self.line()
+        if force or done != self.shown:
+            print(line, file=sys.stderr, flush=True)
+            self.shown = done
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every_s):
+            self.show()
+
+    def __enter__(self) -> Progress:
+        self.show(force=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.show()  # the last count, unless the poller just said it
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("study", help="study name (the `study:` of experiment configs)")
     parser.add_argument("--launcher", default="basic", help="basic, joblib, submitit_local, slurm")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="list the study's jobs and which a run would skip (complete already); run nothing")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. encoder.size=tiny")
     args = parser.parse_intermixed_args(argv)
+    cmds = commands(args.study, args.launcher, args.overrides)
+    from harness.status import JobState, job_lines, results_dir, study_states, summary_line
+
+    states = study_states(args.study, args.overrides)
+    if args.dry_run:
+        rerun = any(o.split("=", 1)[0] == "rerun" and o.split("=", 1)[1].lower() == "true" for o in args.overrides)
+
+        def action(job: JobState) -> str:
+            return f"{'skip (complete)' if job.state == 'done' and not rerun else f'run ({job.state})':<18}"
+
+        print("\n".join(job_lines(states, show_done=True, action=action)))
+        print(summary_line(args.study, states))
+        return 0
+    study_dir = results_dir(args.overrides) / "runs" / args.study
     status = 0
-    for cmd in commands(args.study, args.launcher, args.overrides):
-        print("+", " ".join(cmd[1:]), flush=True)
-        status = max(status, subprocess.call(cmd))
+    with Progress(study_dir, len(states), sum(1 for j in states if j.state == "done")):
+        for cmd in cmds:
+            print("+", " ".join(cmd[1:]), flush=True)
+            status = max(status, subprocess.call(cmd))
     return status
 
 

@@ -130,3 +130,26 @@ def test_bad_folder_end_to_end(bad_dir, tmp_path):
     _, df2 = _records(tmp_path / "tolerant")
     images2 = df2[df2["kind"] == "image"]
     assert dict(zip(images2["image_id"], images2["status"], strict=True)) == BAD_EXPECTED
+
+
+def test_image_folder_symlinks(tmp_path):
+    """A dangling link becomes an error row naming the link; a linked subfolder is listed once,
+    a link looping back to an ancestor adds nothing and does not hang."""
+    root = tmp_path / "imgs"
+    (root / "real").mkdir(parents=True)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    Image.new("RGB", (8, 8)).save(root / "real" / "a.png")
+    Image.new("RGB", (8, 8)).save(outside / "b.png")
+    (root / "linked").symlink_to(outside, target_is_directory=True)
+    (root / "real" / "loop").symlink_to(root, target_is_directory=True)
+    (root / "alias").symlink_to(root / "real", target_is_directory=True)
+    (root / "gone.jpg").symlink_to(tmp_path / "deleted.jpg")
+    ds = build_dataset("image_folder", path=str(root))
+    ids = [ds[i].id for i in range(len(ds))]
+    # real/ and alias/ are one folder: listed once, under its real name
+    assert ids == ["gone.jpg", "linked/b.png", "real/a.png"]
+    assert ds[1].load().size == (8, 8)
+    with pytest.raises(ImageLoadError, match="dangling symbolic link") as info:
+        ds[0].load()
+    assert info.value.kind == "missing" and "gone.jpg" in str(info.value)

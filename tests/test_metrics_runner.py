@@ -140,3 +140,54 @@ def test_cuda_peaks_are_per_batch_and_run_max(monkeypatch):
     assert [b["batch_peak_allocated_mb"] for b in batches] == [300, 700, 200]
     assert [b["batch_peak_reserved_mb"] for b in batches] == [400, 800, 300]
     assert mem.result["peak_allocated_mb"] == 700 and mem.result["peak_reserved_mb"] == 800
+
+
+def test_latency_spread_percentiles_hand_worked():
+    """numpy's linear interpolation on 1..11 ms: p5 1.5, p25 3.5, p50 6, p75 8.5, p95 10.5."""
+    from harness.metrics.latency import summarize_ms
+
+    got = summarize_ms([float(v) for v in range(11, 0, -1)] + [float("nan")], "encode")
+    assert got == {"encode_p5_ms": 1.5, "encode_p25_ms": 3.5, "encode_p50_ms": 6.0, "encode_p75_ms": 8.5,
+                   "encode_p95_ms": 10.5, "encode_mean_ms": 6.0}
+
+
+def test_timing_repeats_encode_each_batch_n_times_and_keep_the_median(monkeypatch: pytest.MonkeyPatch):
+    """With timing_repeats=3 each batch is encoded 3 times; the stage times recorded are the
+    median of the three (here a fake clock: 5, 1, 3 ms -> 3 ms), the embeddings the first call's."""
+    runner = _runner(batch_views=16, warmup_batches=0)
+    runner.timing_repeats = 3
+    real = runner.encoder.encode
+    clock = iter([5.0, 1.0, 3.0] * 10)
+    calls = []
+
+    def encode(views):
+        outputs, stage_s = real(views)
+        calls.append(len(views))
+        return outputs, {**stage_s, "backbone": next(clock) / 1e3}
+
+    monkeypatch.setattr(runner.encoder, "encode", encode)
+    result = runner.run()
+    assert calls == [N_IMAGES] * 3
+    images = [r.values for r in result.records if r.kind == "image"]
+    assert sum(v["encode_ms"] for v in images) == pytest.approx(3.0)
+    assert result.records[-1].values["timing_repeats"] == 3
+    reference = _runner(batch_views=16, warmup_batches=0).run()
+    assert abs(result.embeddings - reference.embeddings).max() < 1e-5
+
+
+def test_machine_load_recorded_and_other_harness_processes_flag_the_run(monkeypatch: pytest.MonkeyPatch):
+    from harness.metrics import latency
+
+    run = _runner(batch_views=16).run().records[-1].values
+    for key in ("load_start_load_1m", "load_end_load_1m", "load_start_other_harness", "load_end_other_harness"):
+        assert key in run
+    monkeypatch.setattr(latency, "other_harness_processes", lambda: 2)
+    loaded = _runner(batch_views=16).run().records[-1].values
+    assert loaded["load_start_other_harness"] == 2 and loaded["timed_under_load"] is True
+    quiet = {"load_start_load_1m": 0.5, "load_start_cpu_count": 4, "load_start_other_harness": 0}
+    busy = {"load_end_load_1m": 9.0, "load_end_cpu_count": 4, "load_end_other_harness": 0}
+    assert not latency.under_load(quiet, {"load_end_load_1m": 1.0, "load_end_cpu_count": 4})
+    assert latency.under_load(quiet, busy)  # 9 - 1 own > 0.5 * 4 cores
+    assert latency.is_harness_command(["/x/python", "-m", "harness.sweep", "quickstart"])
+    assert latency.is_harness_command(["/x/bin/harness-run", "encoder=clip_vit_l14_336"])
+    assert not latency.is_harness_command(["/x/python", "-m", "pytest", "harness"])

@@ -14,6 +14,7 @@ from harness.mme.scoring import (
     pairwise_accuracy,
     parse_answer,
     read_eval_tool_dir,
+    read_predictions,
     score,
     threshold_predictions,
 )
@@ -180,3 +181,26 @@ def test_cli_bad_input(tmp_path, capsys):
     assert main([str(tmp_path)]) == 2
     assert "expected 4 tab-separated fields" in capsys.readouterr().err
     assert main([str(tmp_path / "x.xlsx")]) == 2
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_predictions_read_as_text(tmp_path, suffix):
+    """`None`, `NA`, `null` are answers the official tool sees as text (`None` parses as `no`),
+    never missing values scored `other`; ids stay strings."""
+    rows = [("existence/1", "No", "None"), ("existence/1", "Yes", "NA"),
+            ("existence/2", "No", "null"), ("existence/2", "No", "nan")]
+    path = tmp_path / f"pred{suffix}"
+    if suffix == ".csv":
+        path.write_text("question_id,category,answer,prediction\n"
+                        + "".join(f"{q},existence,{a},{p}\n" for q, a, p in rows))
+    else:
+        import json
+
+        path.write_text("".join(json.dumps({"question_id": q, "category": "existence", "answer": a,
+                                            "prediction": p}) + "\n" for q, a, p in rows))
+    frame = read_predictions(path)
+    assert list(frame["prediction"]) == ["None", "NA", "null", "nan"]
+    result = score(frame)["subtasks"]["existence"]
+    # None -> no (right); NA, null, nan -> other (wrong); read as missing, all four were `other`
+    assert [parse_answer(p) for _, _, p in rows] == ["no", "other", "other", "other"]
+    assert result["acc"] == 25.0 and result["other_num"] == 3

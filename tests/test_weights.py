@@ -317,3 +317,38 @@ def test_llava_next_tower_alone_under_the_flat_connector(tmp_path: Path) -> None
     for k, v in want.items():
         if not k.endswith("position_ids"):
             assert torch.equal(got[k], v), k
+
+
+@pytest.mark.parametrize("server", ["silent", "closed"])
+def test_hub_id_without_cache_or_network_fails_fast(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: str
+) -> None:
+    """Not offline by setting, but the hub does not answer (a port that accepts and never
+    replies, or nothing listening): the offline message within a few seconds, not after
+    huggingface_hub's ~50 s of retries."""
+    import socket
+    import time
+
+    from huggingface_hub import constants
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    if server == "silent":
+        listener.listen(1)
+    else:
+        listener.close()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    encoder_cls = ENCODERS.get("clip_vit_l14_336")  # imports transformers: not part of the wait
+    start = time.monotonic()
+    try:
+        with pytest.raises(WeightsError) as info:
+            encoder_cls(size="full", weights="pretrained", runtime=CPU)
+    finally:
+        listener.close()
+    assert time.monotonic() - start < 8
+    msg = str(info.value)
+    assert "openai/clip-vit-large-patch14-336" in msg and "hub cannot be reached" in msg
+    assert "weights=<that folder>" in msg and "weights=random" in msg

@@ -24,7 +24,7 @@ def draw(tables: StudyTables, out: Path) -> list[Path]:
     if tables.mme.empty:
         print("skip mme_bars: no cross_strategy_mme table")
     else:
-        paths += mme_bars(tables.mme, out)
+        paths += mme_bars(tables.mme, out, tables.main)
     return paths
 
 

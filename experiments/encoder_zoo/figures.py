@@ -22,7 +22,7 @@ def draw(tables: StudyTables, out: Path) -> list[Path]:
     if tables.mme.empty:
         print("skip mme_bars: no encoder_zoo_mme table (runs wrote no per-subtask MME scores)")
     else:
-        paths += mme_bars(tables.mme, out)
+        paths += mme_bars(tables.mme, out, tables.main)
     if tables.compare.empty:
         print("skip cka_heatmap: no encoder_zoo_compare table")
     else:

@@ -1,8 +1,15 @@
 """Any folder of images, searched recursively, in sorted order; optionally labelled by the
-first-level subfolder (`root/<label>/.../image.jpg`)."""
+first-level subfolder (`root/<label>/.../image.jpg`).
+
+Symbolic links: a linked subfolder is followed, each real folder once (a link back to a
+folder already listed, a loop or an alias, adds nothing); a dangling link with an image
+extension is listed, so that it becomes an error row (`missing`) instead of vanishing.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -14,6 +21,46 @@ from harness.data.selection import select
 from harness.types import Sample
 
 LABEL_MODES = ("none", "subfolder")
+log = logging.getLogger("harness")
+
+
+def list_images(root: Path, extensions: tuple[str, ...], recursive: bool = True) -> tuple[list[str], list[str]]:
+    """Relative posix paths of the files (and dangling links) with one of `extensions`, sorted,
+    and the linked folders not entered because their real folder was listed already.
+
+    Real subfolders are listed first, then linked ones (sorted), so a file reached both ways
+    keeps its real path; each real folder is entered once (by device and inode)."""
+    found: list[str] = []
+    repeated: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    links: list[tuple[str, Path]] = []
+
+    def walk(folder: Path, rel: str) -> None:
+        stat = folder.stat()
+        if (stat.st_dev, stat.st_ino) in seen:
+            repeated.append(rel)
+            return
+        seen.add((stat.st_dev, stat.st_ino))
+        with os.scandir(folder) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            path = f"{rel}/{entry.name}" if rel else entry.name
+            if entry.is_dir():  # follows links
+                if not recursive:
+                    continue
+                if entry.is_symlink():
+                    links.append((path, Path(entry.path)))
+                else:
+                    walk(Path(entry.path), path)
+            elif os.path.splitext(entry.name)[1].lower() in extensions and (entry.is_file() or entry.is_symlink()):
+                found.append(path)
+
+    walk(root, "")
+    while links:  # breadth-first over links, shallowest and then alphabetically first wins
+        links.sort(key=lambda item: (item[0].count("/"), item[0]))
+        rel, path = links.pop(0)
+        walk(path, rel)
+    return sorted(found), sorted(repeated)
 
 
 @DATASETS.register("image_folder")
@@ -41,12 +88,10 @@ class ImageFolder(Dataset):
         self.labels = labels
         self.limit, self.seed = limit, seed
         self.max_image_pixels = max_image_pixels
-        pattern = "**/*" if self.recursive else "*"
-        files = sorted(
-            p.relative_to(self.root).as_posix()
-            for p in self.root.glob(pattern)
-            if p.suffix.lower() in self.extensions and p.is_file()
-        )
+        files, repeated = list_images(self.root, self.extensions, self.recursive)
+        if repeated:
+            log.warning("image_folder: %d linked folder(s) lead to folders listed already, not entered again: %s",
+                        len(repeated), ", ".join(repeated[:5]))
         if not files:
             raise ValueError(
                 f"image_folder: no images with extensions {', '.join(self.extensions)} under {self.root}"

@@ -5,6 +5,7 @@ becomes either a correct image or an error naming the file and the reason."""
 from __future__ import annotations
 
 import io
+import os
 import warnings
 from pathlib import Path
 
@@ -67,7 +68,8 @@ def open_image(
             if fp.stat().st_size == 0:
                 raise ImageLoadError(label, "empty", "zero-byte file")
         except FileNotFoundError as exc:
-            raise ImageLoadError(label, "missing", "file not found") from exc
+            why = f"dangling symbolic link to {os.readlink(fp)}" if fp.is_symlink() else "file not found"
+            raise ImageLoadError(label, "missing", why) from exc
     previous_limit = Image.MAX_IMAGE_PIXELS
     if max_pixels is not None:
         Image.MAX_IMAGE_PIXELS = int(max_pixels)

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import urllib.error
+import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ if TYPE_CHECKING:
     from harness.encoders.base import Encoder
 
 INDEX = "model.safetensors.index.json"
+HUB_PROBE_TIMEOUT_S = 3.0  # how long a hub id without a cached copy waits for the hub to answer
 SINGLE = "model.safetensors"
 
 
@@ -102,17 +106,70 @@ class Checkpoint:
         return by_file
 
 
-def _offline_error(source: str, exc: Exception) -> WeightsError:
+def _offline_error(source: str, why: str) -> WeightsError:
     return WeightsError(
         f"weights {source!r}: not in the local Hugging Face cache and the hub cannot be reached "
-        f"({type(exc).__name__}); download it where there is network (`hf download {source}`) and pass "
+        f"({why}); download it where there is network (`hf download {source}`) and pass "
         f"weights=<that folder>, or use weights=random"
     )
 
 
+def hub_unreachable(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> str | None:
+    """Why the hub endpoint does not answer within `timeout_s` (name lookup included), or None
+    when it answers at all (any HTTP status). One probe instead of huggingface_hub's own
+    retries, which take about 50 s per job without network."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            urllib.request.urlopen(urllib.request.Request(constants.ENDPOINT, method="HEAD"), timeout=timeout_s)
+            outcome.append(None)
+        except urllib.error.HTTPError:
+            outcome.append(None)  # it answered
+        except (OSError, ValueError) as exc:
+            outcome.append(f"{constants.ENDPOINT}: {type(exc).__name__}: {getattr(exc, 'reason', exc)}")
+
+    thread = threading.Thread(target=probe, daemon=True)
+    thread.start()
+    thread.join(timeout_s)
+    return outcome[0] if outcome else f"{constants.ENDPOINT}: no answer within {timeout_s:g} s"
+
+
+def _fetch(source: str, maps: list[KeyMap], local_only: bool) -> Path:
+    """The folder of `source`'s index and the shards holding vision tensors (or its single
+    file), from the cache alone when `local_only`."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    def download(filename: str) -> Path:
+        return Path(hf_hub_download(repo_id=source, filename=filename, local_files_only=local_only))
+
+    try:
+        index = download(INDEX)
+    except EntryNotFoundError:  # also LocalEntryNotFoundError (not cached): a cached single file may do
+        try:
+            return download(SINGLE).parent
+        except LocalEntryNotFoundError:
+            raise
+        except EntryNotFoundError as exc:
+            raise WeightsError(
+                f"weights {source!r}: the hub repo has neither {INDEX} nor {SINGLE} (pickle checkpoints are not "
+                f"read); convert it to safetensors and pass weights=<folder>"
+            ) from exc
+    weight_map = json.loads(index.read_text())["weight_map"]
+    for shard in sorted({f for k, f in weight_map.items() if any(m.selects(k) for m in maps)}):
+        download(shard)
+    return index.parent
+
+
 def resolve(source: str, maps: list[KeyMap]) -> Path:
-    """A local folder as is; a hub id through the Hugging Face cache, fetching only the index
-    and the shards that hold vision tensors."""
+    """A local folder as is; a hub id from the Hugging Face cache when everything it needs is
+    there (no network), else fetched from the hub (only the index and the shards that hold
+    vision tensors) after a probe of a few seconds, so that no network fails fast."""
     path = Path(source).expanduser()
     if path.is_dir():
         return path
@@ -120,29 +177,18 @@ def resolve(source: str, maps: list[KeyMap]) -> Path:
         raise WeightsError(
             f"weights {source!r}: not a folder and not a hub id; use random, pretrained, a hub id or a local folder"
         )
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError, OfflineModeIsEnabled
 
     try:
-        try:
-            index = Path(hf_hub_download(source, INDEX))
-        except EntryNotFoundError:  # also LocalEntryNotFoundError (offline): a cached single file may do
-            try:
-                return Path(hf_hub_download(source, SINGLE)).parent
-            except LocalEntryNotFoundError:
-                raise
-            except EntryNotFoundError as exc:
-                raise WeightsError(
-                    f"weights {source!r}: the hub repo has neither {INDEX} nor {SINGLE} (pickle checkpoints are not "
-                    f"read); convert it to safetensors and pass weights=<folder>"
-                ) from exc
-        weight_map = json.loads(index.read_text())["weight_map"]
-        shards = sorted({f for k, f in weight_map.items() if any(m.selects(k) for m in maps)})
-        for shard in shards:
-            hf_hub_download(source, shard)
-        return index.parent
+        return _fetch(source, maps, local_only=True)
+    except LocalEntryNotFoundError as exc:
+        why = hub_unreachable()
+        if why is not None:
+            raise _offline_error(source, why) from exc
+    try:
+        return _fetch(source, maps, local_only=False)
     except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError, OSError) as exc:
-        raise _offline_error(source, exc) from exc
+        raise _offline_error(source, type(exc).__name__) from exc
 
 
 def resolve_encoder_weights(encoder_cls: type[Encoder], weights: str) -> Path:

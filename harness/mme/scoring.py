@@ -10,6 +10,7 @@ never by row order.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -224,10 +225,31 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if path.is_dir():
         return read_eval_tool_dir(path)
-    readers = {".parquet": pd.read_parquet, ".csv": pd.read_csv, ".jsonl": lambda p: pd.read_json(p, lines=True)}
+    readers = {".parquet": pd.read_parquet, ".csv": _read_csv_text, ".jsonl": _read_jsonl_text}
     if path.suffix not in readers:
         raise ValueError(f"unknown predictions format {path.suffix!r}; use one of {', '.join(readers)} or a folder")
     return readers[path.suffix](path).fillna({"prediction": ""}).astype({"prediction": str})
+
+
+def _read_csv_text(path: Path) -> pd.DataFrame:
+    """Every field as the text in the file: pandas would read `None`, `NA`, `null`, `nan` ... as
+    missing (then scored `other`), where the official tool sees the string (`None` parses `no`;
+    docs/mme.md, the parser table)."""
+    return pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False)
+
+
+def _read_jsonl_text(path: Path) -> pd.DataFrame:
+    """One JSON object per line, values as written: no type or date inference (pandas'
+    `read_json` would turn `"1"` into 1 and date-like ids into timestamps). A JSON `null`
+    prediction is an empty answer."""
+    rows = []
+    for n, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{n}: not a JSON object: {exc.msg}") from exc
+    return pd.DataFrame(rows, dtype=object)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,165 @@
+"""Paper-ready LaTeX tables: human column names with units, three significant figures, a
+caption saying what is held fixed, a label, and only the identity columns that vary plus the
+results. The MME table in the paper's layout: subtasks in the official order, each group's
+total (perception, cognition) after its subtasks (docs/mme.md).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from harness.mme.subtasks import GROUPS
+from harness.report_figures import ALWAYS_SHOWN, config_labels, label_fields, telling_fields
+
+SIGNIFICANT = 3
+# column -> header (units in parentheses); anything else: its name with spaces
+HEADERS = {
+    "encoder": "Encoder", "encoder_size": "Size", "weights": "Weights", "connector": "Connector", "attn": "Attention",
+    "pool": "Pooling", "strategy": "Strategy", "dataset": "Dataset", "device": "Device", "dtype": "Precision",
+    "seed": "Seed", "batch_views": "Crops per call", "status": "Status", "n_images": "Images",
+    "visual_tokens_mean": "Visual tokens", "encode_p50_ms": "Encode p50 (ms/img)",
+    "encode_iqr_ms": "Encode p25--p75 (ms/img)", "encode_images_per_s": "Throughput (img/s)",
+    "peak_allocated_mb": "Peak GPU memory (MiB)", "peak_rss_mb": "Peak RSS (MiB)",
+    "pp_max_tiles": "Max tiles", "pp_min_tiles": "Min tiles", "pp_num_crops": "Crops", "pp_thumbnail": "Thumbnail",
+    "pp_tile_size": "Tile (px)", "pp_pinpoint_order": "Pinpoint order", "pp_pad_to_max_crops": "Pad crops",
+}
+RESULTS = ("visual_tokens_mean", "encode_p50_ms", "encode_iqr_ms", "encode_images_per_s", "peak_allocated_mb",
+           "peak_rss_mb")
+METRIC_HEADERS = {"knn": "kNN acc.", "probe": "Linear probe acc.", "effective_rank": "Effective rank",
+                  "uniformity": "Uniformity", "alignment": "Alignment"}
+
+
+def significant(value: Any, digits: int = SIGNIFICANT) -> str:
+    """`value` to `digits` significant figures in plain notation (integer digits are never
+    dropped: 1234.5 -> 1235, 9.374 -> 9.37, 0.012345 -> 0.0123); missing -> `--`."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "--"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return str(value)
+    if value == 0:
+        return "0"
+    decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    return f"{value:.{decimals}f}"
+
+
+def header(column: str) -> str:
+    if column in HEADERS:
+        return HEADERS[column]
+    if column.startswith("metric:"):
+        name = column.removeprefix("metric:")
+        return next((h for k, h in METRIC_HEADERS.items() if name.startswith(k)), name.replace("_", " "))
+    if column.startswith("dataset."):
+        return "Dataset " + column.removeprefix("dataset.").replace("_", " ")
+    return column.removeprefix("pp_").replace("_", " ").capitalize()
+
+
+def _escape(text: str) -> str:
+    for char, repl in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
+                       ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"),
+                       ("^", r"\textasciicircum{}")):
+        text = text.replace(char, repl)
+    return text.replace(r"\textbackslash\{\}", r"\textbackslash{}")
+
+
+def _tabular(frame: pd.DataFrame, numeric: list[str], caption: str, label: str,
+             groups: list[tuple[str, int]] | None = None, headers: list[str] | None = None) -> str:
+    """A booktabs table environment; `groups` (name, span) adds a header row over the columns;
+    `headers` replaces the column names (they may repeat, e.g. `Total` per group)."""
+    align = "".join("r" if c in numeric else "l" for c in frame.columns)
+    lines = [r"\begin{table}[t]", r"\centering", rf"\caption{{{_escape(caption)}}}", rf"\label{{{label}}}",
+             rf"\begin{{tabular}}{{{align}}}", r"\toprule"]
+    if groups:
+        cells, rules, col = [], [], 1
+        for name, span in groups:
+            if name:
+                cells.append(rf"\multicolumn{{{span}}}{{c}}{{{_escape(name)}}}")
+                rules.append(rf"\cmidrule(lr){{{col}-{col + span - 1}}}")
+            else:
+                cells += [""] * span
+            col += span
+        lines += [" & ".join(cells) + r" \\", " ".join(rules)]
+    lines.append(" & ".join(_escape(str(c)) for c in (headers or list(frame.columns))) + r" \\")
+    lines.append(r"\midrule")
+    for _, row in frame.iterrows():
+        lines.append(" & ".join(_escape(str(v)) for v in row) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def _fixed(table: pd.DataFrame, shown: list[str]) -> str:
+    """What every row shares, for the caption: `dtype float32, device cpu, num images 24`."""
+    fields = label_fields(table)
+    parts = []
+    for col in fields.columns:
+        values = fields[col].unique()
+        if col not in shown and len(values) == 1 and values[0] != "-" and col not in ("pp_mean", "pp_std"):
+            parts.append(f"{header(col).lower()} {values[0]}")
+    return ", ".join(parts)
+
+
+def paper_table(table: pd.DataFrame, study: str) -> str:
+    """The study table for a paper: encoder, strategy and the identity columns that tell its
+    rows apart (as in the figure labels), then the results present
+    (tokens, latency p50 and p25--p75, throughput, memory, quality metrics), status only when a
+    configuration failed; three significant figures; caption with what is fixed."""
+    table = table.reset_index(drop=True)
+    if "encode_p25_ms" in table and "encode_p75_ms" in table:
+        table = table.assign(encode_iqr_ms=[
+            "--" if pd.isna(a) or pd.isna(b) else f"{significant(a)}--{significant(b)}"
+            for a, b in zip(table["encode_p25_ms"], table["encode_p75_ms"], strict=True)])
+    ident = [c for c in ALWAYS_SHOWN if c in table] + telling_fields(table)
+    fields = label_fields(table)
+    metrics = sorted(c for c in table.columns if c.startswith("metric:") and table[c].notna().any())
+    results = [c for c in (*RESULTS, *metrics) if c in table.columns and table[c].notna().any()]
+    failed = "status" in table and (table["status"] != "ok").any()
+    columns = {header(c): fields[c] for c in ident}
+    if failed:
+        columns[header("status")] = table["status"]
+    numeric = []
+    for col in results:
+        columns[header(col)] = table[col].map(significant) if col != "encode_iqr_ms" else table[col]
+        numeric.append(header(col))
+    frame = pd.DataFrame(columns)
+    fixed = _fixed(table, ident)
+    caption = f"{study}: {len(table)} configurations" + (f"; fixed: {fixed}" if fixed else "") + \
+        f". Numbers to {SIGNIFICANT} significant figures; latency per image, after warm-up."
+    return _tabular(frame, numeric, caption, f"tab:{study}")
+
+
+def mme_paper_frame(mme_rows: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (labelled by its configuration), the MME subtask scores in the official
+    order with each group's total after its subtasks; a total only when its group is complete."""
+    labels = dict(zip(table["run_id"], config_labels(table), strict=True)) if "run_id" in table else {}
+    rows = {}
+    for run_id, grp in mme_rows.groupby("run_id", sort=False):
+        scores = dict(zip(grp["category"], grp["score"], strict=True))
+        row: dict[str, float] = {}
+        for group, names in GROUPS.items():
+            row.update({n: scores.get(n, float("nan")) for n in names})
+            complete = all(n in scores for n in names)
+            row[f"{group} total"] = sum(scores[n] for n in names) if complete else float("nan")
+        rows[labels.get(run_id, str(run_id))] = row
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def mme_paper_table(mme_rows: pd.DataFrame, table: pd.DataFrame, study: str) -> str:
+    frame = mme_paper_frame(mme_rows, table)
+    keep = [c for c in frame.columns if frame[c].notna().any()]
+    frame = frame[keep]
+    shown = pd.DataFrame({"configuration": frame.index})
+    headers, numeric = ["Configuration"], []
+    groups: list[tuple[str, int]] = [("", 1)]
+    for group, names in GROUPS.items():
+        cols = [c for c in [*names, f"{group} total"] if c in frame.columns]
+        for c in cols:
+            shown[c] = frame[c].map(significant).to_numpy()
+            headers.append("Total" if c.endswith(" total") else c.replace("_", " "))
+            numeric.append(c)
+        if cols:
+            groups.append((group, len(cols)))
+    caption = (f"{study}: MME scores (accuracy + accuracy+, max 200 per subtask) in the official subtask order; "
+               "a group total only when all its subtasks were scored.")
+    return _tabular(shown, numeric, caption, f"tab:{study}-mme", groups, headers)
