@@ -17,7 +17,7 @@ from typing import Any
 warnings.filterwarnings("ignore", message=r"(?s).*is validated against ConfigStore schema", category=UserWarning)
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
-GROUPS = ("encoder", "preprocess", "dataset", "experiment", "hydra/launcher")
+GROUPS = ("encoder", "preprocess", "dataset", "vlm", "experiment", "hydra/launcher")
 
 
 class ConfigError(ValueError):

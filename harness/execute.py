@@ -98,17 +98,27 @@ def _compute(job: Job) -> Outcome:
         raise LoadError(str(exc)) from exc
     except Exception as exc:
         raise LoadError(f"{type(exc).__name__}: {exc}") from exc
+    answerer = None
+    if job.answerer_cls is not None:
+        try:
+            answerer = job.answerer_cls(runtime=job.runtime, **job.answerer_kwargs)
+        except WeightsError as exc:
+            raise LoadError(str(exc)) from exc
+        except Exception as exc:
+            raise LoadError(f"{type(exc).__name__}: {exc}") from exc
     weights_mb = sum(p.numel() * p.element_size() for p in encoder.model.parameters()) / 2**20
-    identity = job.identity(run_id, encoder.identity())
+    identity = job.identity(run_id, encoder.identity(), answerer.identity() if answerer else None)
     runner = Runner(
         job.dataset, job.strategy, encoder, identity,
         num_workers=job.config["num_workers"], progress=job.config["progress"],
-        timing_repeats=int(job.config.get("timing_repeats", 1)),
+        timing_repeats=int(job.config.get("timing_repeats", 1)), answerer=answerer,
         batch_images=job.config.get("batch_images"),
     )
     result = runner.run()
-    summary = result.records[-1].values
+    summary = next(r for r in result.records if r.kind == "run").values
     summary["weights_mb"] = weights_mb  # model weights, apart from the peaks measured while running
+    if answerer is not None:  # the language model's, apart from the encoder's
+        summary["lm_weights_mb"] = sum(p.numel() * p.element_size() for p in answerer.lm.parameters()) / 2**20
     result.records.extend(quality_records(result.embeddings, result.embedding_labels, identity))
     run_dir = job.study_dir / run_id
     cached = (result.embedding_ids, result.embeddings) if job.config.get("cache_embeddings", True) else None

@@ -10,7 +10,7 @@ build the same Strategy, so they are the same job (same columns, same hash).
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from harness.preprocess.base import Strategy
 from harness.registry import UnknownChoiceError, check_kwargs
 from harness.runner import resolve_num_workers
 from harness.runtime import Runtime
+from harness.vlm import VLMS, Answerer
 
 # Options that change how a job runs or reports, never what it measures: not in the resume key.
 VOLATILE_KEYS = ("progress", "results_dir", "num_workers", "rerun", "max_error_fraction", "cache_embeddings")
@@ -61,6 +62,8 @@ class Job:
     strategy: Strategy
     encoder_cls: type[Encoder]
     encoder_kwargs: dict[str, Any]
+    answerer_cls: type[Answerer] | None = None  # vlm=none: encoder only
+    answerer_kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def study(self) -> str:
@@ -73,9 +76,13 @@ class Job:
     def key(self) -> dict[str, Any]:
         """What identifies this job's results: each component as its object reports it, plus the
         other non-volatile options (device resolved)."""
-        rest = {k: v for k, v in self.config.items() if k not in (*VOLATILE_KEYS, *COMPONENT_KEYS, "device")
+        rest = {k: v for k, v in self.config.items()
+                if k not in (*VOLATILE_KEYS, *COMPONENT_KEYS, "device", "vlm")
                 and not (k in NULL_AS_BEFORE and v is None)}
+        vlm = {} if self.answerer_cls is None else {
+            "vlm": self.answerer_cls.key_of(self.answerer_cls.options(**self.answerer_kwargs))}
         return {
+            **vlm,
             **rest,
             "device": str(self.runtime.device),
             "encoder": {"name": self.encoder_cls.name, **self.encoder_cls.options(**self.encoder_kwargs)},
@@ -87,16 +94,23 @@ class Job:
     def config_hash(self) -> str:
         return config_hash(self.key())
 
-    def identity(self, run_id: str, encoder_identity: dict[str, Any] | None = None) -> dict[str, Any]:
+    def identity(self, run_id: str, encoder_identity: dict[str, Any] | None = None,
+                 answerer_identity: dict[str, Any] | None = None) -> dict[str, Any]:
         """The columns every row of this job's run carries. `encoder_identity` is the running
-        encoder's (`Encoder.identity()`); without one, what the encoder class says of these options."""
+        encoder's (`Encoder.identity()`); without one, what the encoder class says of these options.
+        Likewise `answerer_identity` (`Answerer.identity()`) when the job has a VLM."""
         encoder = encoder_identity or self.encoder_cls.describe(self.encoder_cls.options(**self.encoder_kwargs))
-        return run_identity(
+        ident = run_identity(
             run_id=run_id, study=self.study, chash=self.config_hash, encoder=encoder,
             strategy=self.strategy.identity(), dataset=self.dataset.identity(),
             runtime={"device": str(self.runtime.device), "dtype": self.runtime.dtype_name},
             options={k: self.config.get(k) for k in ("seed", "batch_views", "batch_images")},
         )
+        if self.answerer_cls is not None:
+            ident.update(answerer_identity or self.answerer_cls.describe(
+                self.answerer_cls.options(**self.answerer_kwargs)))
+            ident["config_label"] += f"+{self.answerer_cls.name}"
+        return ident
 
 
 def run_identity(
@@ -134,9 +148,38 @@ def prepare_job(config: dict[str, Any]) -> Job:
         probe = strategy.plan(2 * strategy.tile_size, strategy.tile_size)
         encoder_cls.check_layout(probe, encoder_kwargs.get("connector"))
         resolve_num_workers(config.get("num_workers", 0), runtime.device.type == "cuda")  # "auto" or an int >= 0
+        answerer_cls, answerer_kwargs = prepare_answerer(config, encoder_cls, encoder_kwargs)
     except (ValueError, UnknownChoiceError) as exc:
         raise ConfigError(str(exc)) from exc
-    return Job(config, runtime, dataset, strategy, encoder_cls, encoder_kwargs)
+    return Job(config, runtime, dataset, strategy, encoder_cls, encoder_kwargs, answerer_cls, answerer_kwargs)
+
+
+def prepare_answerer(
+    config: dict[str, Any], encoder_cls: type[Encoder], encoder_kwargs: dict[str, Any]
+) -> tuple[type[Answerer] | None, dict[str, Any]]:
+    """The VLM answerer class and its kwargs (`vlm=none`: none), checked before any model
+    loads: its connector, the connector's width against the LM's hidden size, and the
+    checkpoint's config, LM tensors and tokenizer (a WeightsError names what is missing)."""
+    vlm = dict(config.get("vlm") or {"name": "none"})
+    name = vlm.pop("name")
+    if name == "none":
+        return None, {}
+    cls = VLMS.get(name)
+    kwargs = {**vlm, "attn": config.get("attn", "sdpa"), "seed": config["seed"]}
+    check_kwargs(cls, {**kwargs, "runtime": None}, f"vlm {name!r}")
+    cls.check_options(**kwargs)
+    connector = encoder_kwargs.get("connector") or encoder_cls.native_connector
+    if connector != cls.connector:
+        raise ConfigError(f"vlm={name} takes the {cls.connector!r} connector's tokens; encoder {encoder_cls.name!r} "
+                          f"uses {connector!r}: set encoder.connector={cls.connector}")
+    if kwargs["weights"] != "random":
+        cls.open_checkpoint(kwargs["weights"]).check(kwargs["attn"])
+    width = int(encoder_kwargs.get("out_dim") or encoder_cls.lm_dim[encoder_kwargs.get("size", "full")])
+    hidden = cls.hidden_size_for(kwargs["weights"], kwargs["size"])
+    if width != hidden:
+        raise ConfigError(f"connector {connector!r} makes {width}-wide tokens but vlm={name}'s language model "
+                          f"({kwargs['weights']}) is {hidden} wide: set encoder.out_dim={hidden} or matching sizes")
+    return cls, kwargs
 
 
 def config_identity(config: dict[str, Any], run_id: str, chash: str) -> dict[str, Any]:

@@ -35,12 +35,16 @@ EXPERIMENTS_DIR = REPO_ROOT / "experiments"
 IDENTITY_COLUMNS = [
     "study", "config_hash", "status", "encoder", "encoder_size", "weights", "connector", "attn", "pool", "strategy",
     "strategy_params", "dataset", "dataset_params", "device", "dtype", "seed", "batch_views",
+    "vlm", "vlm_weights", "vlm_size", "vlm_protocol", "vlm_max_new_tokens",
 ]
 MEASURE_COLUMNS = [
     "n_images", "n_ok", "n_errors", "visual_tokens_mean", "views_total", "preprocess_p50_ms", "encode_p5_ms",
     "encode_p25_ms", "encode_p50_ms", "encode_p75_ms", "encode_p95_ms", "encode_images_per_s", "encode_views_per_s",
     "peak_rss_mb", "peak_allocated_mb", "peak_reserved_mb", "weights_mb", "timing_repeats", "load_start_load_1m",
     "load_end_load_1m", "load_start_other_harness", "load_end_other_harness", "timed_under_load",
+    # with a VLM (harness.vlm): answering costs and whether every question was answered
+    "n_questions", "n_question_errors", "answers_complete", "mme_complete", "prompt_tokens_mean", "new_tokens_mean",
+    "prefill_p50_ms", "prefill_p95_ms", "decode_answer_p50_ms", "kv_cache_mb_max", "lm_weights_mb",
 ]
 NOT_STUDY_TABLES = {"summary", "quality", "compare", "token_atlas"}  # tables across studies, or not of runs
 TRAILING_COLUMNS = ["attempts", "message", "run_id", "run_dir"]

@@ -23,6 +23,8 @@ from harness.metrics.latency import machine_load, summarize_ms, under_load
 from harness.metrics.memory import PeakMemory, is_out_of_memory, release_cached_memory
 from harness.preprocess.base import Strategy
 from harness.types import EncoderOutput, Record, Views
+from harness.vlm.base import Answerer
+from harness.vlm.records import answer_summary, question_error, question_record
 
 
 @dataclass
@@ -38,6 +40,7 @@ class Prepared:
     preprocess_ms: float
     error_kind: str | None = None
     error: str = ""
+    questions: list[tuple[str, str]] = field(default_factory=list)
 
 
 class _PreprocessedDataset(torch.utils.data.Dataset):
@@ -51,24 +54,25 @@ class _PreprocessedDataset(torch.utils.data.Dataset):
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> Prepared:
-        sample_id, label, category = f"#{index}", None, None
+        sample_id, label, category, questions = f"#{index}", None, None, []
         decode_ms = preprocess_ms = float("nan")
         try:
             t0 = time.perf_counter()
             sample = self.dataset[index]
-            sample_id, label, category = sample.id, sample.label, sample.category
+            sample_id, label, category, questions = sample.id, sample.label, sample.category, sample.questions
             image = sample.load()
             t1 = time.perf_counter()
             decode_ms = (t1 - t0) * 1e3
             views = self.strategy.apply(image)
             preprocess_ms = (time.perf_counter() - t1) * 1e3
         except ImageLoadError as exc:
-            return Prepared(index, sample_id, label, category, None, decode_ms, preprocess_ms, exc.kind, str(exc))
+            return Prepared(index, sample_id, label, category, None, decode_ms, preprocess_ms, exc.kind, str(exc),
+                            questions)
         except Exception as exc:  # noqa: BLE001 - one bad image must not end the run
             kind = "preprocess" if decode_ms == decode_ms else "load"
             msg = f"{sample_id}: {type(exc).__name__}: {exc}"
-            return Prepared(index, sample_id, label, category, None, decode_ms, preprocess_ms, kind, msg)
-        return Prepared(index, sample_id, label, category, views, decode_ms, preprocess_ms)
+            return Prepared(index, sample_id, label, category, None, decode_ms, preprocess_ms, kind, msg, questions)
+        return Prepared(index, sample_id, label, category, views, decode_ms, preprocess_ms, questions=questions)
 
 
 def _identity_collate(items: list[Prepared]) -> list[Prepared]:
@@ -110,6 +114,7 @@ class Runner:
         warmup_batches: int = 1,
         progress: bool = True,
         timing_repeats: int = 1,
+        answerer: Answerer | None = None,
         batch_images: int | None = None,
     ) -> None:
         self.dataset = dataset
@@ -123,6 +128,7 @@ class Runner:
         self.timing_repeats = int(timing_repeats)
         if self.timing_repeats < 1:
             raise ValueError(f"timing_repeats must be an integer >= 1; got {timing_repeats!r}")
+        self.answerer = answerer  # a VLM's language model answers each image's questions (harness.vlm)
         if batch_images is not None and int(batch_images) <= 0:
             raise ValueError(f"batch_images must be positive or null, got {batch_images}")
         self.batch_images = None if batch_images is None else int(batch_images)
@@ -172,15 +178,17 @@ class Runner:
             for batch in self._batches():
                 if batch[0].views is None:
                     records.append(self._error_record(batch[0]))
+                    records.extend(self._question_errors(batch[0]))
                     bar.update(1)
                     continue
                 warmup = batch_index < self.warmup_batches
                 for part, outputs, stage_s, batch_mem, error in self._encode_fitting(batch, mem):
                     if outputs is None:  # one image that alone does not fit
                         item = part[0]
-                        records.append(self._error_record(Prepared(
-                            item.index, item.sample_id, item.label, item.category, None, item.decode_ms,
-                            item.preprocess_ms, "oom", error)))
+                        failed = Prepared(item.index, item.sample_id, item.label, item.category, None, item.decode_ms,
+                                          item.preprocess_ms, "oom", error, item.questions)
+                        records.append(self._error_record(failed))
+                        records.extend(self._question_errors(failed))
                         continue
                     total_pixels = sum(p.views.layout.executed_pixels for p in part)  # type: ignore[union-attr]
                     for item, out in zip(part, outputs, strict=True):
@@ -190,13 +198,18 @@ class Runner:
                         ids.append(item.sample_id)
                         labels.append(item.label)
                         pooled.append(out.pooled.numpy())
+                        records.extend(self._answers(item, out))
                 batch_index += 1
                 bar.update(len(batch))
         bar.close()
         wall_s = time.perf_counter() - wall0
         load = {**load_start, **machine_load("load_end")}
         load["timed_under_load"] = under_load(load_start, load, own_processes=1 + self.num_workers)
-        records.append(self._run_record(records, wall_s, {**mem.result, **load}))
+        run = self._run_record([r for r in records if r.kind == "image"], wall_s, {**mem.result, **load})
+        answers, metrics = answer_summary(records, self.identity)
+        run.values.update(answers)
+        records.append(run)
+        records.extend(metrics)
         matrix = np.stack(pooled).astype(np.float32) if pooled else np.zeros((0, 0), np.float32)
         return RunResult(records=records, embedding_ids=ids, embeddings=matrix, embedding_labels=labels)
 
@@ -225,6 +238,33 @@ class Runner:
         self.oom_retries += 1
         half = (len(batch) + 1) // 2
         return self._encode_fitting(batch[:half], mem) + self._encode_fitting(batch[half:], mem)
+
+    def _answers(self, item: Prepared, out: EncoderOutput) -> list[Record]:
+        """Each question of the image answered from its one encoding; a question that fails
+        (out of memory, ...) becomes an error row and the run goes on."""
+        if self.answerer is None:
+            return []
+        rows = []
+        for k, (question, truth) in enumerate(item.questions):
+            try:
+                answer = self.answerer.answer(out.tokens, question)
+            except Exception as exc:  # noqa: BLE001 - one bad question must not end the run
+                kind = "oom" if is_out_of_memory(exc) else "answer"
+                message = f"{item.sample_id}: {type(exc).__name__}: {str(exc)[:300]}"
+                rows.append(question_error(self.identity, item.sample_id, item.category, k, question, truth,
+                                           f"error:{kind}", message))
+                if kind == "oom":
+                    release_cached_memory(self.encoder.runtime.device)
+                continue
+            rows.append(question_record(self.identity, item.sample_id, item.category, k, question, truth, answer))
+        return rows
+
+    def _question_errors(self, item: Prepared) -> list[Record]:
+        """The questions of an image that could not be encoded: error rows, never answers."""
+        if self.answerer is None:
+            return []
+        return [question_error(self.identity, item.sample_id, item.category, k, q, a, f"error:{item.error_kind}",
+                               item.error) for k, (q, a) in enumerate(item.questions)]
 
     def _image_record(
         self, item: Prepared, out: EncoderOutput, stage_s: dict[str, float], total_pixels: int, warmup: bool

@@ -123,7 +123,8 @@ class Record:
     """One flat row of results.
 
     `kind` is "image" (one per image), "run" (one summary per run), "metric" (run-level
-    quality metrics) or "question" (one per MME question, e.g. from `harness.mme.baseline`).
+    quality metrics) or "question" (one per question: a VLM's answer from `harness.vlm`,
+    or the CLIP baseline's from `harness.mme.baseline`).
     `identity` holds the run/config identity shared by every row of a run; `values` the
     measurements. `to_row()` flattens both into one dict for the store.
     """

@@ -1,0 +1,280 @@
+"""An answerer: a VLM family's language model plus an evaluation protocol. It puts one image's
+visual tokens `[T, D]` (from any encoder x strategy, `Encoder.encode`) at the prompt's image
+positions and generates greedily with a KV cache.
+
+A family module sets the class constants (connector, placeholder, key map, presets, special
+tokens and chat template for random weights) and implements `messages` (the chat turns of one
+question) and `expand` (the prompt with its placeholder turned into exactly T image positions).
+Sources of each family's layout: docs/vlm_protocols.md.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedTokenizerBase
+
+from harness.encoders.weights import KeyMap
+from harness.runtime import Runtime
+from harness.vlm.checkpoint import LMCheckpoint, build_text_config
+from harness.vlm.protocols import Protocol, get_protocol
+
+LM_SIZES = ("tiny", "full")
+
+
+@dataclass
+class Answer:
+    """One question answered. `prompt` is the text given to the chat template's output with the
+    image placeholder written once; `token_ids` the new tokens (EOS included when generated)."""
+
+    prompt: str
+    response: str
+    prediction: str
+    visual_tokens: int
+    prompt_tokens: int
+    new_tokens: int
+    prefill_ms: float
+    decode_ms: float
+    kv_cache_mb: float
+    token_ids: list[int] = field(default_factory=list)
+    first_logits: torch.Tensor | None = field(default=None, repr=False)
+
+
+@dataclass
+class Prompt:
+    """A tokenized prompt: ids `[L]` and the boolean mask of its image positions."""
+
+    text: str
+    ids: torch.Tensor
+    image_mask: torch.Tensor
+
+
+class Answerer(ABC):
+    """Base class of the VLM families (see the module docstring)."""
+
+    name: ClassVar[str]
+    connector: ClassVar[str]
+    keymap: ClassVar[KeyMap]
+    presets: ClassVar[dict[str, dict[str, Any]]]
+    hf_id: ClassVar[str]
+
+    def __init__(
+        self, *, weights: str = "random", size: str = "tiny", protocol: str = "official",
+        max_new_tokens: int | None = None, runtime: Runtime, attn: str = "sdpa", seed: int = 0,
+    ) -> None:
+        self.check_options(weights=weights, size=size, protocol=protocol, max_new_tokens=max_new_tokens)
+        self.weights, self.size, self.runtime, self.attn = weights, size, runtime, attn
+        self.protocol: Protocol = get_protocol(protocol)
+        self.max_new_tokens = int(max_new_tokens or self.protocol.max_new_tokens)
+        if weights == "random":
+            self.checkpoint = None
+            self.config = self.random_config(size, attn)
+            torch.manual_seed(seed)
+            model = AutoModelForCausalLM.from_config(self.config)
+            self.tokenizer = self.random_tokenizer()
+            self.template: str | None = self.tokenizer.chat_template
+            self.weights_source = "random"
+            eos: list[int] = []
+        else:
+            self.checkpoint = self.open_checkpoint(weights)
+            self.config = self.checkpoint.check(attn)
+            with torch.device(runtime.device):
+                model = AutoModelForCausalLM.from_config(self.config)
+            self.checkpoint.load_into(model, self.config)
+            self.tokenizer = self.checkpoint.tokenizer()
+            self.template = self.checkpoint.chat_template(self.tokenizer)
+            self.weights_source = str(self.checkpoint.folder)
+            eos = self.checkpoint.generation_eos()
+        self.lm = model.to(runtime.device, runtime.dtype).eval()
+        # transformers >= 5.2x names the KV cache argument `cache` (`past_key_values` before)
+        self._cache_arg = "cache" if "cache" in inspect.signature(self.lm.forward).parameters else "past_key_values"
+        self.eos_ids = set(eos or self._config_eos() or [self.tokenizer.eos_token_id])
+        self.check_tokenizer()
+
+    # --- to implement ---------------------------------------------------------------------
+    @abstractmethod
+    def messages(self, text: str) -> list[dict[str, Any]]:
+        """The chat turns of one question (`text` is the protocol's prompt)."""
+
+    @abstractmethod
+    def expand(self, prompt: str, n_visual: int) -> str:
+        """The prompt with its single placeholder replaced by what the family's processor puts
+        there, holding exactly `n_visual` image positions."""
+
+    @abstractmethod
+    def image_positions(self, ids: torch.Tensor) -> torch.Tensor:
+        """Boolean mask of the image positions in tokenized ids."""
+
+    @classmethod
+    @abstractmethod
+    def random_tokenizer(cls) -> PreTrainedTokenizerBase:
+        """The family's special tokens and chat template on a byte-level vocabulary."""
+
+    @abstractmethod
+    def check_tokenizer(self) -> None:
+        """Raise ValueError when the tokenizer lacks the family's special tokens."""
+
+    # --- options and identity ---------------------------------------------------------------
+    @classmethod
+    def check_options(cls, *, weights: str = "random", size: str = "tiny", protocol: str = "official",
+                      max_new_tokens: int | None = None, **_: Any) -> None:
+        if size not in LM_SIZES:
+            raise ValueError(f"vlm.size must be one of {', '.join(LM_SIZES)}; got {size!r}")
+        get_protocol(protocol)
+        if max_new_tokens is not None and int(max_new_tokens) < 1:
+            raise ValueError(f"vlm.max_new_tokens must be >= 1 (or null: the protocol's); got {max_new_tokens}")
+        if not weights:
+            raise ValueError("vlm.weights must be random, pretrained, a hub id or a checkpoint folder")
+
+    @classmethod
+    def open_checkpoint(cls, weights: str) -> LMCheckpoint:
+        return LMCheckpoint(cls.hf_id if weights == "pretrained" else weights, cls.keymap)
+
+    @classmethod
+    def random_config(cls, size: str, attn: str = "sdpa") -> PretrainedConfig:
+        return build_text_config(dict(cls.presets[size]), attn)
+
+    @classmethod
+    def hidden_size_for(cls, weights: str, size: str) -> int:
+        """The LM width a connector must produce, read before any tensor is (config only)."""
+        if weights == "random":
+            return int(cls.random_config(size).hidden_size)
+        return int(cls.open_checkpoint(weights).text_config().hidden_size)
+
+    @classmethod
+    def options(cls, **given: Any) -> dict[str, Any]:
+        """Every option with the class defaults filled in (`runtime` aside)."""
+        params = inspect.signature(cls).parameters.values()
+        out = {p.name: p.default for p in params if p.name != "runtime" and p.default is not inspect.Parameter.empty}
+        out.update(given)
+        return out
+
+    @classmethod
+    def key_of(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """What identifies this answerer's results (the resume key's `vlm` part): the size only
+        matters for random weights, a null max_new_tokens is the protocol's."""
+        random = options["weights"] == "random"
+        return {
+            "name": cls.name, "weights": options["weights"], "size": options["size"] if random else None,
+            "protocol": options["protocol"],
+            "max_new_tokens": int(options["max_new_tokens"] or get_protocol(options["protocol"]).max_new_tokens),
+        }
+
+    @classmethod
+    def describe(cls, options: dict[str, Any]) -> dict[str, Any]:
+        """Record columns of this answerer with these options (what a job says before loading)."""
+        key = cls.key_of(options)
+        return {"vlm": cls.name, "vlm_weights": key["weights"], "vlm_size": key["size"] or "checkpoint",
+                "vlm_protocol": key["protocol"], "vlm_max_new_tokens": key["max_new_tokens"]}
+
+    def params(self) -> dict[str, Any]:
+        return self.key_of({"weights": self.weights, "size": self.size, "protocol": self.protocol.name,
+                            "max_new_tokens": self.max_new_tokens})
+
+    def identity(self) -> dict[str, Any]:
+        """Record columns of this running answerer, including where its weights came from."""
+        return {
+            **self.describe({"weights": self.weights, "size": self.size, "protocol": self.protocol.name,
+                             "max_new_tokens": self.max_new_tokens}),
+            "vlm_weights_source": self.weights_source, "vlm_lm": self.config.model_type,
+            "vlm_hidden_size": int(self.config.hidden_size),
+        }
+
+    def _config_eos(self) -> list[int]:
+        eos = getattr(self.config, "eos_token_id", None)
+        return [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
+
+    # --- prompting ----------------------------------------------------------------------
+    def render(self, question: str) -> str:
+        """The exact text given to the tokenizer, the image placeholder written once."""
+        text = self.protocol.prompt(question, self.name)
+        return self.tokenizer.apply_chat_template(
+            self.messages(text), chat_template=self.template, tokenize=False, add_generation_prompt=True)
+
+    def token_ids(self, text: str, n_visual: int) -> list[int]:
+        """As transformers' processors do: expand the placeholder in the text, then tokenize;
+        the chat template's own BOS is not doubled."""
+        expanded = self.expand(text, n_visual)
+        bos = self.tokenizer.bos_token
+        add_special = not (bos is not None and text.startswith(bos))
+        return list(self.tokenizer(expanded, add_special_tokens=add_special)["input_ids"])
+
+    def tokenize(self, question: str, n_visual: int) -> Prompt:
+        """The rendered prompt, its ids with exactly `n_visual` image positions, and their mask."""
+        text = self.render(question)
+        ids = torch.tensor(self.token_ids(text, n_visual), dtype=torch.long)
+        mask = self.image_positions(ids)
+        if int(mask.sum()) != n_visual:
+            raise ValueError(f"{self.name}: the prompt holds {int(mask.sum())} image positions for {n_visual} "
+                             f"visual tokens")
+        return Prompt(text, ids, mask)
+
+    def embed(self, prompt: Prompt, visual: torch.Tensor) -> torch.Tensor:
+        """`[1, L, D]` input embeddings: the token embeddings with the visual tokens at the
+        image positions (negative placeholder ids are never looked up)."""
+        device = self.runtime.device
+        ids = prompt.ids.to(device)
+        embeds = self.lm.get_input_embeddings()(ids.clamp_min(0))
+        mask = prompt.image_mask.to(device)
+        embeds[mask] = visual.to(device, embeds.dtype)
+        return embeds[None]
+
+    # --- generation ---------------------------------------------------------------------
+    @torch.inference_mode()
+    def answer(self, visual: torch.Tensor, question: str, *, keep_logits: bool = False) -> Answer:
+        """Answer one question about an image whose visual tokens are `visual` `[T, D]`."""
+        if visual.shape[-1] != self.config.hidden_size:
+            raise ValueError(f"{self.name}: visual tokens are {visual.shape[-1]} wide, the language model takes "
+                             f"{self.config.hidden_size}")
+        rt = self.runtime
+        prompt = self.tokenize(question, int(visual.shape[0]))
+        rt.synchronize()
+        t0 = time.perf_counter()
+        embeds = self.embed(prompt, visual)
+        # an all-ones mask, grown by one per step, as `generate` passes it (same attention path)
+        mask = torch.ones((1, embeds.shape[1] + self.max_new_tokens), dtype=torch.long, device=rt.device)
+        length = embeds.shape[1]
+        out = self.lm(inputs_embeds=embeds, attention_mask=mask[:, :length], use_cache=True, logits_to_keep=1)
+        logits = out.logits[0, -1]
+        token = int(logits.argmax())
+        rt.synchronize()
+        t1 = time.perf_counter()
+        first = logits.float().cpu() if keep_logits else None
+        tokens = [token]
+        cache = _cache_of(out)
+        step = torch.empty((1, 1), dtype=torch.long, device=rt.device)
+        while len(tokens) < self.max_new_tokens and token not in self.eos_ids:
+            step.fill_(token)
+            length += 1
+            out = self.lm(input_ids=step, attention_mask=mask[:, :length], use_cache=True, **{self._cache_arg: cache})
+            cache = _cache_of(out)
+            token = int(out.logits[0, -1].argmax())
+            tokens.append(token)
+        rt.synchronize()
+        t2 = time.perf_counter()
+        response = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        return Answer(
+            prompt=prompt.text, response=response, prediction=self.protocol.parse(response),
+            visual_tokens=int(visual.shape[0]), prompt_tokens=int(prompt.ids.numel()), new_tokens=len(tokens),
+            prefill_ms=(t1 - t0) * 1e3, decode_ms=(t2 - t1) * 1e3,
+            kv_cache_mb=self.kv_cache_bytes(int(prompt.ids.numel()) + len(tokens) - 1) / 2**20,
+            token_ids=tokens, first_logits=first,
+        )
+
+    def kv_cache_bytes(self, positions: int) -> int:
+        """Keys and values of every layer for `positions` cached positions."""
+        c = self.config
+        heads = getattr(c, "num_key_value_heads", None) or c.num_attention_heads
+        head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
+        width = torch.empty((), dtype=self.runtime.dtype).element_size()
+        return 2 * c.num_hidden_layers * heads * head_dim * positions * width
+
+
+def _cache_of(output: Any) -> Any:
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
