@@ -82,12 +82,14 @@ def build_atlas(spec: dict[str, Any], log: Callable[[str], None] = print) -> pd.
     aspects, widths, heights = size_grid(int(spec["min_side"]), int(spec["max_side"]), int(spec["n_sizes"]))
     ref = int(np.argmin(np.abs(np.geomspace(spec["min_side"], spec["max_side"], spec["n_sizes"]) - REFERENCE_SIDE)))
     frames = []
-    for encoder_name in spec["encoders"]:
+    for entry in spec["encoders"]:
+        # `name` (its connector from `connectors`, else native) or `name@connector`
+        encoder_name, _, connector = str(entry).partition("@")
         try:
             encoder_cls = ENCODERS.get(encoder_name)
-            count = token_counter(encoder_name, (spec.get("connectors") or {}).get(encoder_name))
-        except UnknownChoiceError as exc:
-            log(f"skip encoder {encoder_name}: {exc}")
+            count = token_counter(encoder_name, connector or (spec.get("connectors") or {}).get(encoder_name))
+        except (UnknownChoiceError, ValueError) as exc:
+            log(f"skip encoder {entry}: {exc}")
             continue
         for strategy_name, param_sets in spec["strategies"].items():
             if strategy_name not in STRATEGIES.names():
@@ -95,21 +97,22 @@ def build_atlas(spec: dict[str, Any], log: Callable[[str], None] = print) -> pd.
                 continue
             for params in param_sets or [{}]:
                 try:
-                    strategy = build_strategy(strategy_name, tile_size=encoder_cls.tile_size, **params)
+                    tile = {} if STRATEGIES.get(strategy_name).variable_size else {"tile_size": encoder_cls.tile_size}
+                    strategy = build_strategy(strategy_name, **tile, **params)
                 except ValueError as exc:
-                    log(f"skip {encoder_name} x {strategy_name} {params}: {exc}")
+                    log(f"skip {entry} x {strategy_name} {params}: {exc}")
                     continue
                 t0 = time.perf_counter()
                 try:
                     tokens, views = token_grid(strategy.plan, count, widths, heights)
                 except ValueError as exc:  # e.g. the Phi-3 HD connector needs a phi3_hd layout
-                    log(f"skip {encoder_name} x {strategy_name} {params}: {exc}")
+                    log(f"skip {entry} x {strategy_name} {params}: {exc}")
                     continue
                 seconds = time.perf_counter() - t0
-                log(f"{encoder_name} x {strategy_name} {json.dumps(params, sort_keys=True)}: "
+                log(f"{entry} x {strategy_name} {json.dumps(params, sort_keys=True)}: "
                     f"{tokens.size} sizes in {seconds:.2f} s")
                 frames.append(pd.DataFrame({
-                    "encoder": encoder_name,
+                    "encoder": entry,
                     "strategy": strategy_name,
                     "strategy_params": json.dumps(params, sort_keys=True),
                     "aspect_ratio": aspects,

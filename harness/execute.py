@@ -158,6 +158,7 @@ def _compute(job: Job) -> Outcome:
         job.dataset, job.strategy, encoder, identity,
         num_workers=job.config["num_workers"], progress=job.config["progress"],
         timing_repeats=int(job.config.get("timing_repeats", 1)), answerer=answerer,
+        batch_images=job.config.get("batch_images"),
     )
     result = runner.run()
     summary = next(r for r in result.records if r.kind == "run").values

@@ -22,7 +22,7 @@ from harness.data.base import Dataset
 from harness.encoders import ENCODERS, Encoder
 from harness.folders import check_name
 from harness.identity import component_columns, config_hash, git_commit, package_versions
-from harness.preprocess import build_strategy
+from harness.preprocess import STRATEGIES, build_strategy
 from harness.preprocess.base import Strategy
 from harness.reduce import Reducer, build_reducer
 from harness.registry import UnknownChoiceError, check_kwargs
@@ -34,6 +34,9 @@ from harness.vlm import VLMS, Answerer
 VOLATILE_KEYS = ("progress", "results_dir", "num_workers", "rerun", "max_error_fraction", "cache_embeddings")
 # Config groups that become objects; their key part is what the object reports.
 COMPONENT_KEYS = ("encoder", "preprocess", "dataset", "reduce")
+# Options added after runs were recorded whose null means "as before": left out of the key while
+# null, so that those runs keep their hashes (resume still finds them).
+NULL_AS_BEFORE = ("batch_images",)
 # Top-level options that are encoder constructor arguments.
 ENCODER_RUN_OPTIONS = ("batch_views", "seed", "attn")
 
@@ -44,8 +47,11 @@ def strategy_params(config: dict[str, Any], encoder_cls: type[Encoder]) -> dict[
     pp = {k: v for k, v in dict(config["preprocess"]).items() if v is not None}
     if pp.get("name") == "native":
         pp = {**encoder_cls.native_strategy_params, **pp, "name": encoder_cls.native_strategy}
+    # A strategy whose views have their own size (qwen_native) is not given the encoder's tile.
+    variable = pp.get("name") in STRATEGIES.names() and STRATEGIES.get(pp["name"]).variable_size
     for key, default in (("tile_size", encoder_cls.tile_size), ("mean", encoder_cls.mean), ("std", encoder_cls.std)):
-        pp.setdefault(key, list(default) if isinstance(default, tuple) else default)
+        if not (key == "tile_size" and variable):
+            pp.setdefault(key, list(default) if isinstance(default, tuple) else default)
     return pp
 
 
@@ -75,7 +81,8 @@ class Job:
         """What identifies this job's results: each component as its object reports it, plus the
         other non-volatile options (device resolved)."""
         rest = {k: v for k, v in self.config.items()
-                if k not in (*VOLATILE_KEYS, *COMPONENT_KEYS, "device", "vlm")}
+                if k not in (*VOLATILE_KEYS, *COMPONENT_KEYS, "device", "vlm")
+                and not (k in NULL_AS_BEFORE and v is None)}
         vlm = {} if self.answerer_cls is None else {
             "vlm": self.answerer_cls.key_of(self.answerer_cls.options(**self.answerer_kwargs))}
         return {
@@ -108,7 +115,7 @@ class Job:
             strategy=self.strategy.identity(), dataset=self.dataset.identity(),
             reduce=self.reducer.identity() if self.reducer else {},
             runtime={"device": str(self.runtime.device), "dtype": self.runtime.dtype_name},
-            options={k: self.config.get(k) for k in ("seed", "batch_views")},
+            options={k: self.config.get(k) for k in ("seed", "batch_views", "batch_images")},
         )
         if self.answerer_cls is not None:
             ident.update(answerer_identity or self.answerer_cls.describe(
@@ -151,11 +158,12 @@ def prepare_job(config: dict[str, Any]) -> Job:
         encoder_cls = ENCODERS.get(config["encoder"]["name"])
         pp = strategy_params(config, encoder_cls)
         strategy = build_strategy(pp.pop("name"), **pp)
-        if strategy.tile_size != encoder_cls.tile_size:
-            raise ConfigError(
-                f"strategy {strategy.name!r} makes {strategy.tile_size}px tiles but encoder "
-                f"{encoder_cls.name!r} takes {encoder_cls.tile_size}px; leave preprocess.tile_size null"
-            )
+        if not strategy.variable_size:
+            encoder_cls.check_tile_size(strategy.tile_size, strategy.name)
+        batch_images = config.get("batch_images")
+        if batch_images is not None and (isinstance(batch_images, bool) or not isinstance(batch_images, int)
+                                         or batch_images <= 0):
+            raise ConfigError(f"batch_images must be a positive integer or null; got {batch_images!r}")
         encoder_kwargs = {k: v for k, v in config["encoder"].items() if k != "name"}
         encoder_kwargs.update({k: config[k] for k in ENCODER_RUN_OPTIONS if k in config})
         check_kwargs(encoder_cls, {**encoder_kwargs, "runtime": None}, f"encoder {encoder_cls.name!r}")
@@ -233,7 +241,7 @@ def config_identity(config: dict[str, Any], run_id: str, chash: str) -> dict[str
         run_id=run_id, study=config.get("study"), chash=chash, encoder=encoder, strategy=strategy, dataset=dataset,
         reduce=reduce,
         runtime={"device": config.get("device"), "dtype": config.get("dtype")},
-        options={k: config.get(k) for k in ("seed", "batch_views")},
+        options={k: config.get(k) for k in ("seed", "batch_views", "batch_images")},
     )
 
 

@@ -4,7 +4,8 @@ Reads run folders only (never runs a model). Tables (`make tables`): for every s
 tidy row per configuration (config hash): the newest complete run, or, when a configuration
 never completed, its newest failure (kept, `status=error:<kind>`, with the message). Written
 as Parquet, CSV, Markdown and LaTeX (booktabs) under `<out>/tables/<study>.*`, plus
-`<study>_mme.*` (per-subtask MME scores) and `<study>_compare.*` (pairwise CKA and friends)
+`<study>_mme.*` (per-subtask MME scores), `<study>_compare.*` (pairwise CKA and friends) and
+`<study>_images.*` (one row per measured image: size, views, tokens, latency, batch peaks)
 when the runs have them. Figures (`make figures`): every `experiments/*/figures.py`, each
 reading only `<out>/tables/`, writing PDF + PNG under `<out>/figures/<study>/`.
 
@@ -103,6 +104,24 @@ def study_tables(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
         sort = [c for c in ["encoder", "strategy", *pp_cols, "seed", "config_hash"] if c in grp.columns]
         out[str(study)] = grp[cols].sort_values(sort, na_position="first").reset_index(drop=True)
     return out
+
+
+IMAGE_COLUMNS = ["width", "height", "view_width", "view_height", "executed_views", "visual_tokens", "preprocess_ms",
+                 "encode_ms", "total_ms", "batch_images", "batch_peak_allocated_mb", "warmup"]
+
+
+def image_table(records: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """The measured images (kind=image, status ok) of the table's runs, one row each, with the
+    run's encoder, strategy and parameters: cost against image size needs per-image rows."""
+    if "run_id" not in table or "kind" not in records:
+        return pd.DataFrame()
+    rows = records[(records["kind"] == "image") & (records["status"] == "ok") & records["run_id"].isin(table["run_id"])]
+    cols = [c for c in IMAGE_COLUMNS if c in rows.columns]
+    if rows.empty or "visual_tokens" not in cols:
+        return pd.DataFrame()
+    run_cols = [c for c in table.columns if c in ("run_id", "config_hash", "encoder", "encoder_size", "connector",
+                                                  "strategy", "device", "dtype") or c.startswith("pp_")]
+    return rows[["run_id", "image_id", *cols]].merge(table[run_cols], on="run_id").reset_index(drop=True)
 
 
 def mme_subtask_rows(records: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
@@ -209,6 +228,9 @@ def build_tables(run_roots: list[str], out: Path) -> dict[str, pd.DataFrame]:
         compare = compare_table(table)
         if not compare.empty:
             write_tables(compare, out / "tables", f"{study}_compare")
+        images = image_table(records, table)
+        if not images.empty:
+            write_tables(images, out / "tables", f"{study}_images")
     finished = records[records["run_complete"]]
     done = sorted({Path(d) for d in finished["run_dir"]})
     write_tables(summary_table(finished), out / "tables", "summary")
@@ -266,7 +288,7 @@ def build_figures(out: Path) -> int:
     scripted = {script.parent.name for script in figure_scripts()}
     for path in sorted((out / "tables").glob("*.parquet")):
         study = path.stem
-        if study in scripted or study in NOT_STUDY_TABLES or study.endswith(("_mme", "_compare")):
+        if study in scripted or study in NOT_STUDY_TABLES or study.endswith(("_mme", "_compare", "_images")):
             continue
         tables = read_tables(out / "tables", study)
         if tables is None or "encoder" not in tables.main:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -368,6 +368,7 @@ class StudyTables:
     main: pd.DataFrame
     mme: pd.DataFrame
     compare: pd.DataFrame
+    images: pd.DataFrame = field(default_factory=pd.DataFrame)  # one row per measured image
 
 
 def read_tables(tables_dir: Path, study: str) -> StudyTables | None:
@@ -378,7 +379,7 @@ def read_tables(tables_dir: Path, study: str) -> StudyTables | None:
     main = read(study)
     if main.empty:
         return None
-    return StudyTables(main, read(f"{study}_mme"), read(f"{study}_compare"))
+    return StudyTables(main, read(f"{study}_mme"), read(f"{study}_compare"), read(f"{study}_images"))
 
 
 def draw_any_study(tables: StudyTables, out: Path) -> list[Path]:

@@ -120,6 +120,7 @@ class Runner:
         progress: bool = True,
         timing_repeats: int = 1,
         answerer: Answerer | None = None,
+        batch_images: int | None = None,
     ) -> None:
         self.dataset = dataset
         self.strategy = strategy
@@ -133,6 +134,9 @@ class Runner:
         if self.timing_repeats < 1:
             raise ValueError(f"timing_repeats must be an integer >= 1; got {timing_repeats!r}")
         self.answerer = answerer  # a VLM's language model answers each image's questions (harness.vlm)
+        if batch_images is not None and int(batch_images) <= 0:
+            raise ValueError(f"batch_images must be positive or null, got {batch_images}")
+        self.batch_images = None if batch_images is None else int(batch_images)
 
     def _prepared(self) -> Iterator[Prepared]:
         loader = torch.utils.data.DataLoader(
@@ -148,8 +152,8 @@ class Runner:
             yield from items
 
     def _batches(self) -> Iterator[list[Prepared]]:
-        """Group prepared images so that each encoder call gets about `batch_views` crops;
-        errors are passed through alone."""
+        """Group prepared images so that each encoder call gets about `batch_views` crops (and
+        at most `batch_images` images); errors are passed through alone."""
         pending: list[Prepared] = []
         n_views = 0
         for item in self._prepared():
@@ -158,7 +162,7 @@ class Runner:
                 continue
             pending.append(item)
             n_views += item.views.pixel_values.shape[0]
-            if n_views >= self.encoder.batch_views:
+            if n_views >= self.encoder.batch_views or len(pending) == self.batch_images:
                 yield pending
                 pending, n_views = [], 0
         if pending:
@@ -191,9 +195,9 @@ class Runner:
                         records.append(self._error_record(failed))
                         records.extend(self._question_errors(failed))
                         continue
-                    total_views = sum(p.views.pixel_values.shape[0] for p in part)  # type: ignore[union-attr]
+                    total_pixels = sum(p.views.layout.executed_pixels for p in part)  # type: ignore[union-attr]
                     for item, out in zip(part, outputs, strict=True):
-                        record = self._image_record(item, out, stage_s, total_views, warmup)
+                        record = self._image_record(item, out, stage_s, total_pixels, warmup)
                         record.values.update(batch_index=batch_index, batch_images=len(part), **batch_mem)
                         records.append(record)
                         ids.append(item.sample_id)
@@ -268,7 +272,7 @@ class Runner:
                                item.error) for k, (q, a) in enumerate(item.questions)]
 
     def _image_record(
-        self, item: Prepared, out: EncoderOutput, stage_s: dict[str, float], total_views: int, warmup: bool
+        self, item: Prepared, out: EncoderOutput, stage_s: dict[str, float], total_pixels: int, warmup: bool
     ) -> Record:
         layout = item.views.layout  # type: ignore[union-attr]
         expected = self.encoder.num_tokens(layout)
@@ -282,8 +286,9 @@ class Runner:
                 f"{self.encoder.name}: forward gave {out.num_tokens} tokens for {item.sample_id}, "
                 f"num_tokens(layout) says {expected}"
             )
-        # Batch stage times are shared among its images in proportion to their crops.
-        share = layout.executed_views / total_views
+        # Batch stage times are shared among its images in proportion to their crops' pixels
+        # (their crops, when every crop has the tile size).
+        share = layout.executed_pixels / total_pixels
         h2d_ms, enc_ms, conn_ms = (stage_s[k] * share * 1e3 for k in ("h2d", "backbone", "connector"))
         values = {
             "label": item.label,
@@ -294,6 +299,8 @@ class Runner:
             "grid_cols": layout.grid[1],
             "n_views": layout.n_views,
             "executed_views": layout.executed_views,
+            "view_width": layout.view_wh[0],
+            "view_height": layout.view_wh[1],
             "visual_tokens": out.num_tokens,
             "decode_ms": item.decode_ms,
             "preprocess_ms": item.preprocess_ms,

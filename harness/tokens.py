@@ -49,6 +49,7 @@ def count(overrides: Sequence[str], sizes: list[tuple[int, int]]) -> list[dict[s
             row = {
                 "size": f"{w}x{h}", "rows": layout.grid[0], "cols": layout.grid[1], "views": layout.n_views,
                 "executed_views": layout.executed_views, "visual_tokens": n,
+                "view": "{}x{}".format(*layout.view_wh),  # JSON only: the size of each encoded view
             }
             if n is None:  # adaptive reduction: decided per image, within bounds
                 lo, hi = encoder_cls.token_bounds(layout, connector, job.reducer)

@@ -68,17 +68,34 @@ class Layout:
     global_position: str | None  # "first" | "last" | None
     n_views: int
     executed_views: int
+    # Views of variable size (native resolution, e.g. qwen_native): every view is
+    # `view_size` (width, height) instead of tile_size x tile_size; `patch_grid` is the
+    # reference's (t, h, w) grid of patches per view (Qwen2-VL `image_grid_thw`).
+    view_size: tuple[int, int] | None = None
+    patch_grid: tuple[int, int, int] | None = None
 
     @property
     def n_tiles(self) -> int:
         return self.grid[0] * self.grid[1]
 
+    @property
+    def view_wh(self) -> tuple[int, int]:
+        """(width, height) of each executed view: `view_size`, else the square tile."""
+        return self.view_size if self.view_size is not None else (self.tile_size, self.tile_size)
+
+    @property
+    def executed_pixels(self) -> int:
+        """Pixels that pass through the encoder (what a batch's time is shared by)."""
+        w, h = self.view_wh
+        return self.executed_views * w * h
+
 
 @dataclass
 class Views:
-    """Normalised pixel tensors of one image, `[n_views, 3, S, S]` float32, and their Layout.
+    """Normalised pixel tensors of one image, `[n_views, 3, H, W]` float32, and their Layout.
 
-    `pixel_values` holds `layout.executed_views` crops in encoder order (padding crops included).
+    `pixel_values` holds `layout.executed_views` crops in encoder order (padding crops included);
+    H = W = tile_size unless the layout has a `view_size` (views of variable size).
     """
 
     pixel_values: torch.Tensor

@@ -93,6 +93,13 @@ def _layouts_for(connector: str) -> list[tuple[Layout, int]]:
         return [(phi3_layout(w, h, r, c), 24) for w, h, r, c, _ in PHI3_CASES]
     if connector == "llava_next":
         return [(llava_layout(w, h, r, c), 24) for w, h, r, c, _ in LLAVA_CASES]
+    if connector == "llava_onevision":  # 384 tiles, 27x27 patches; small and shrunk (anyres_max_9) grids
+        from harness.preprocess import build_strategy
+
+        onevision = build_strategy("llava_onevision")
+        return [(onevision.plan(w, h), 27) for w, h in [(384, 384), (704, 396), (1920, 1080), (2304, 2304), (13, 4000)]]
+    if connector == "qwen_merger":  # merged tokens: (448/28)^2 = 16^2 per 448 tile
+        return [(internvl_layout(w, h, r, c), 16) for w, h, r, c, _ in INTERNVL_CASES]
     out = [(internvl_layout(w, h, r, c), 32) for w, h, r, c, _ in INTERNVL_CASES]
     out += [(single_layout(336), 24), (phi3_layout(808, 1100, 4, 3), 24), (llava_layout(704, 396, 2, 2), 24)]
     return out
@@ -185,7 +192,7 @@ def test_tile_size_mismatch_is_refused() -> None:
 
 def test_unknown_options_name_valid_choices() -> None:
     cls = ENCODERS.get("clip_vit_l14_336")
-    with pytest.raises(ValueError, match="flat, internvl, llava_next, phi3_hd"):
+    with pytest.raises(ValueError, match="flat, internvl, llava_next, llava_onevision, phi3_hd, qwen_merger"):
         cls.check_options(connector="nope")
     with pytest.raises(ValueError, match="mean_patch, global_cls"):
         cls.check_options(pool="cls")

@@ -166,16 +166,23 @@ def test_plan_is_consistent_on_a_sweep() -> None:
     for _ in range(4000):
         w, h = rng.randint(1, 5000), rng.randint(1, 5000)
         for st in strategies:
+            if st.name == "qwen_native" and max(w, h) / min(w, h) > 200:  # refused, as Qwen2-VL refuses it
+                with pytest.raises(ValueError, match="aspect ratio"):
+                    st.plan(w, h)
+                continue
             lay = st.plan(w, h)
             s = st.tile_size
             rows, cols = lay.grid
-            if st.name in ("internvl_dynamic", "phi3_hd", "llava_anyres"):
+            if st.name in ("internvl_dynamic", "phi3_hd", "llava_anyres", "llava_onevision"):
                 assert lay.canvas_size == (cols * s, rows * s)
             if st.name == "internvl_dynamic":
                 assert st.min_tiles <= rows * cols <= st.max_tiles
             if st.name == "phi3_hd":
                 assert rows * cols <= st.num_crops and lay.executed_views == st.num_crops + 1
                 assert (rows >= cols) == (h > w) or rows == cols or w == h
+            if st.name == "qwen_native":
+                vw, vh = lay.view_wh
+                assert vw % 28 == 0 and vh % 28 == 0 and st.min_pixels <= vw * vh <= st.max_pixels
             left, top, right, bottom = lay.content_box
             assert (right - left, bottom - top) == (lay.resized_size if st.name != "center_crop" else (s, s))
 

@@ -111,7 +111,7 @@ def test_none_changes_no_key_hash_or_column() -> None:
     (["encoder=internvit_300m", "reduce=uniform", "reduce.keep=300"], "reduce.keep must be in 1..256"),
     (["reduce=visionzip", "reduce.dominant=0"], "reduce.dominant must be an integer >= 1"),
     (["reduce=fastv"], "unknown reduce 'fastv'; valid choices: cls_topk, none, pool, prumerge, uniform, visionzip"),
-    (["reduce=prumerge", "+reduce.keep=3"], "unknown parameter(s) keep for reduce method 'prumerge'"),
+    (["reduce=prumerge", "+reduce.keep=3"], "unknown key reduce.keep for reduce=prumerge"),
 ])
 def test_refusals_exit_2_before_any_model(tmp_path: Path, args: list[str], needle: str) -> None:
     res = cli("harness", *args, "encoder.size=tiny", "encoder.weights=random", f"results_dir={tmp_path}",

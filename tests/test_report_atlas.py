@@ -58,11 +58,14 @@ def test_atlas_command_writes_the_table(tmp_path: Path) -> None:
     assert atlas.main(["--n-sizes", "20", "--out", str(tmp_path)]) == 0
     table = pd.read_parquet(tmp_path / "token_atlas.parquet")
     groups = table.groupby(["encoder", "strategy", "strategy_params"])
-    assert (groups.size() == 20).all() and len(groups) == 17  # 3 x 7, minus phi3_vision's 4 non-HD layouts
+    # 3 encoders x 7 strategy variants minus phi3_vision's 4 non-HD layouts (17), plus issue 15:
+    # llava_onevision for the 3 (3); qwen2_5_vl_vit x 10 variants (10); siglip_so400m x 8 (not
+    # qwen_native); siglip_so400m@llava_onevision x 4 layouts with a base view first
+    assert (groups.size() == 20).all() and len(groups) == 17 + 3 + 10 + 8 + 4
     assert all(g["aspect_ratio"].is_monotonic_increasing for _, g in groups)
     assert not ((table["encoder"] == "phi3_vision") & table["strategy"].isin(["resize", "internvl_dynamic"])).any()
     one_view = table[table["strategy"].isin(["resize", "center_crop"])]
-    per_view = {"clip_vit_l14_336": 576, "internvit_300m": 256}
+    per_view = {"clip_vit_l14_336": 576, "internvit_300m": 256, "qwen2_5_vl_vit": 256, "siglip_so400m": 729}
     assert (one_view["tokens_max"] == one_view["encoder"].map(per_view)).all()
     # InternVL: 256 per tile, at most max_tiles + thumbnail
     dyn = table[(table["encoder"] == "internvit_300m") & (table["strategy"] == "internvl_dynamic")]

@@ -27,6 +27,9 @@ class LayoutError(ValueError):
 class Connector(nn.Module):
     name: ClassVar[str]
     needs: ClassVar[str] = "any strategy"
+    # Set for a connector whose work runs inside one backbone (e.g. Qwen2.5-VL's merger):
+    # only that encoder may name it.
+    owner: ClassVar[str | None] = None
 
     def __init__(self, *, in_dim: int, out_dim: int, grid_side: int) -> None:
         super().__init__()

@@ -62,6 +62,10 @@ class Encoder(ABC):
     # Token reduction between backbone and connector (docs/token_reduction.md), set by
     # `use_reduction`; None is `reduce=none`, today's path.
     reducer: Reducer | None = None
+    # True for encoders that take views of any size (Layout.view_size), e.g. Qwen2.5-VL's ViT.
+    variable_views: ClassVar[bool] = False
+    # The connectors this encoder can take (None: any connector whose layout needs are met).
+    connector_choices: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(
         self, *, size: str, weights: str, runtime: Runtime, batch_views: int = 16, connector: str | None = None,
@@ -86,7 +90,7 @@ class Encoder(ABC):
         )
         self.model = EncoderModel(backbone, conn).eval()
         if folder is not None:
-            load_encoder_weights(self, folder)
+            self.after_load(load_encoder_weights(self, folder))
         self.model.to(runtime.device, runtime.dtype)
 
     # --- to implement -------------------------------------------------------------------
@@ -107,6 +111,9 @@ class Encoder(ABC):
     def num_layers(cls, size: str) -> int:
         """Transformer layers of the backbone preset `size` (feature_layer indexes its L+1
         hidden states: the embeddings, then each layer's output)."""
+    def after_load(self, absent: list[str]) -> None:
+        """Called with the model keys a checkpoint lacked where its format allows it (none by default)."""
+        return None
 
     @classmethod
     def check_options(
@@ -130,7 +137,7 @@ class Encoder(ABC):
             raise ValueError(f"attn must be one of {', '.join(ATTN_IMPLEMENTATIONS)}; got {attn!r}")
         if pool not in POOLS:
             raise ValueError(f"pool must be one of {', '.join(POOLS)}; got {pool!r}")
-        connector_class(connector or cls.native_connector)
+        cls.connector_for(connector)
         if weights != "random" and not cls.checkpoint_formats:
             raise ValueError(f"encoder {cls.name!r} reads no checkpoint format; use weights=random")
         if size == "tiny" and weights == "pretrained":
@@ -138,17 +145,43 @@ class Encoder(ABC):
                 "encoder.size=tiny has no pretrained weights; use weights=random or a tiny checkpoint folder"
             )
 
+    @classmethod
+    def connector_for(cls, connector: str | None) -> type[Connector]:
+        """The connector class (native when None), refused when this encoder cannot take it."""
+        conn = connector_class(connector or cls.native_connector)
+        if cls.connector_choices is not None and conn.name not in cls.connector_choices:
+            raise ValueError(
+                f"encoder {cls.name!r} takes connector {', '.join(cls.connector_choices)}; got {conn.name!r}"
+            )
+        if conn.owner is not None and conn.owner != cls.name:
+            raise ValueError(f"connector {conn.name!r} runs inside encoder {conn.owner!r}; {cls.name!r} cannot take it")
+        return conn
+
     # --- token counts without a model ---------------------------------------------------
     @classmethod
     def grid_side(cls) -> int:
         return cls.tile_size // cls.patch_size
 
     @classmethod
+    def check_tile_size(cls, tile_size: int, strategy: str = "the strategy") -> None:
+        """Raise ValueError when this encoder cannot take square tiles of `tile_size` px."""
+        if tile_size != cls.tile_size:
+            raise ValueError(
+                f"strategy {strategy!r} makes {tile_size}px tiles but encoder {cls.name!r} takes "
+                f"{cls.tile_size}px; leave preprocess.tile_size null"
+            )
+
+    @classmethod
     def check_layout(cls, layout: Layout, connector: str | None = None) -> None:
         """Raise ValueError when this encoder (with this connector) cannot take `layout`."""
-        if layout.tile_size != cls.tile_size:
-            raise ValueError(f"encoder {cls.name!r} takes {cls.tile_size}px tiles, layout has {layout.tile_size}px")
-        connector_class(connector or cls.native_connector).check(layout)
+        if layout.view_size is not None and not cls.variable_views:
+            raise ValueError(
+                f"encoder {cls.name!r} takes {cls.tile_size}px square crops; strategy {layout.strategy!r} makes "
+                f"views of variable size (encoders that take them: qwen2_5_vl_vit)"
+            )
+        if layout.view_size is None:
+            cls.check_tile_size(layout.tile_size, layout.strategy)
+        cls.connector_for(connector).check(layout)
 
     @classmethod
     def check_reduction(cls, reducer: Reducer | None, connector: str | None = None) -> None:
@@ -160,9 +193,9 @@ class Encoder(ABC):
     def count_tokens(cls, layout: Layout, connector: str | None = None, reducer: Reducer | None = None) -> int | None:
         """Visual tokens the forward pass will produce for `layout`; None when a data-dependent
         reduction (adaptive PruMerge) decides per image (see `token_bounds`)."""
-        connector = connector or cls.native_connector
         if reducer is None or reducer.name == "none":
-            return connector_class(connector).num_tokens(layout, cls.grid_side())
+            return cls.connector_for(connector).num_tokens(layout, cls.grid_side())
+        connector = connector or cls.native_connector
         return reduce_rules.count_tokens(reducer, connector, layout, cls.grid_side())
 
     @classmethod

@@ -52,6 +52,9 @@ class KeyMap:
     renames: tuple[tuple[str, str], ...] = ()
     ignore: tuple[str, ...] = ()
     qkv: bool = False
+    # Regexes of OUR keys this format may lack (they keep their initial values and the encoder's
+    # `after_load` is told), e.g. the head and last block SigLIP towers of LLaVA-OneVision drop.
+    absent_ok: tuple[str, ...] = ()
 
     def selects(self, key: str) -> bool:
         return any(key.startswith(p) for p, _ in self.prefixes) and not any(re.search(i, key) for i in self.ignore)
@@ -195,14 +198,18 @@ def resolve_encoder_weights(encoder_cls: type[Encoder], weights: str) -> Path:
     return resolve(source, [m for m, _ in encoder_cls.checkpoint_formats])
 
 
-def load_encoder_weights(encoder: Encoder, folder: Path) -> None:
-    """Load the checkpoint in `folder` into `encoder.model`, strictly."""
-    load_state(encoder.model, Checkpoint(folder), encoder.checkpoint_formats, encoder.connector_name, str(folder))
+def load_encoder_weights(encoder: Encoder, folder: Path) -> list[str]:
+    """Load the checkpoint in `folder` into `encoder.model`, strictly; returns the model keys the
+    checkpoint's format may lack and did (`KeyMap.absent_ok`)."""
+    absent: list[str] = []
+    load_state(encoder.model, Checkpoint(folder), encoder.checkpoint_formats, encoder.connector_name, str(folder),
+               absent)
+    return absent
 
 
 def load_state(
     model: torch.nn.Module, ckpt: Checkpoint, options: tuple[Format, ...], connector: str,
-    where: str,
+    where: str, absent: list[str] | None = None,
 ) -> KeyMap:
     """Copy the selected tensors into `model`, strictly; returns the key map used. Of the
     formats the checkpoint matches, the one that fills this connector wins, then one that
@@ -234,6 +241,10 @@ def load_state(
     if unexpected:
         raise WeightsError(f"{where}: unexpected checkpoint key(s) for {keymap.name}: {', '.join(unexpected[:10])}")
     missing = sorted(expected - set(produced))
+    allowed = [k for k in missing if any(re.search(a, k) for a in keymap.absent_ok)]
+    if absent is not None:
+        absent.extend(allowed)
+    missing = [k for k in missing if k not in allowed]
     if missing:
         raise WeightsError(f"{where}: missing key(s) for {keymap.name}: {', '.join(missing[:10])}")
     with torch.no_grad():

@@ -51,6 +51,17 @@ def transformers_reference(strategy: Strategy) -> Callable[[Image.Image], torch.
         proc = LlavaNextImageProcessorPil(
             size={"shortest_edge": s}, crop_size={"height": s, "width": s}, image_grid_pinpoints=pinpoints, **common
         )
+    elif strategy.name == "llava_onevision":
+        from transformers.models.llava_onevision.image_processing_pil_llava_onevision import (
+            LlavaOnevisionImageProcessorPil,
+        )
+
+        unit = s / strategy.pinpoint_unit
+        pinpoints = [[int(a * unit), int(b * unit)] for a, b in strategy.grid_pinpoints]
+        if strategy.pinpoint_order == "wh":
+            pinpoints = [[b, a] for a, b in pinpoints]
+        proc = LlavaOnevisionImageProcessorPil(size={"height": s, "width": s}, image_grid_pinpoints=pinpoints,
+                                               **common)
     elif strategy.name == "phi3_hd":
         return lambda image: phi3_reference(image, strategy.num_crops, s, strategy.mean, strategy.std)
     else:

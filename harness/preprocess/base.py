@@ -64,6 +64,9 @@ class Strategy(ABC):
     default_std: ClassVar[tuple[float, float, float]] = OPENAI_CLIP_STD
     # Which reference's float arithmetic the normalisation table reproduces.
     arithmetic: ClassVar[str] = "transformers"
+    # True when views have a size of their own (`Layout.view_size`), not the encoder's tile:
+    # the encoder's tile size is then not imposed on the strategy.
+    variable_size: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -126,7 +129,8 @@ class Strategy(ABC):
         rgb = to_rgb(image, self.exif_transpose)
         layout = self.plan(*rgb.size)
         pixel_values = self.views(rgb, layout)
-        if tuple(pixel_values.shape) != (layout.executed_views, 3, self.tile_size, self.tile_size):
+        w, h = layout.view_wh
+        if tuple(pixel_values.shape) != (layout.executed_views, 3, h, w):
             raise AssertionError(
                 f"{self.name}: produced {tuple(pixel_values.shape)}, plan said {layout.executed_views} crops"
             )

@@ -14,6 +14,7 @@ with another tile_size S each becomes (pinpoint / 336) * S.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import numpy as np
 from PIL import Image
@@ -55,6 +56,8 @@ def fit_size(width: int, height: int, canvas_w: int, canvas_h: int) -> tuple[int
 
 @STRATEGIES.register("llava_anyres")
 class LlavaAnyres(Strategy):
+    pinpoint_unit: ClassVar[int] = PINPOINT_UNIT  # the tile size the pinpoints are given for
+    default_pinpoints: ClassVar[tuple[tuple[int, int], ...]] = DEFAULT_PINPOINTS
 
     def __init__(
         self, *, grid_pinpoints: list[list[int]] | None = None, pinpoint_order: str = "hw", **common
@@ -62,20 +65,21 @@ class LlavaAnyres(Strategy):
         super().__init__(**common)
         if pinpoint_order not in PINPOINT_ORDERS:
             raise ValueError(f"unknown pinpoint_order {pinpoint_order!r}; valid: {', '.join(PINPOINT_ORDERS)}")
-        given = DEFAULT_PINPOINTS if grid_pinpoints is None else grid_pinpoints
+        given = self.default_pinpoints if grid_pinpoints is None else grid_pinpoints
+        base = self.pinpoint_unit
         try:
             pinpoints = [tuple(int(v) for v in p) for p in given]
         except (TypeError, ValueError):
             pinpoints = []  # not a list of pairs of numbers: the message below says what is
         if (not 1 <= len(pinpoints) <= MAX_TILES
-                or any(len(p) != 2 or min(p) <= 0 or p[0] % PINPOINT_UNIT or p[1] % PINPOINT_UNIT
-                       or p[0] * p[1] > MAX_TILES * PINPOINT_UNIT**2 for p in pinpoints)):
+                or any(len(p) != 2 or min(p) <= 0 or p[0] % base or p[1] % base
+                       or p[0] * p[1] > MAX_TILES * base**2 for p in pinpoints)):
             raise ValueError(
-                f"grid_pinpoints must be 1 to {MAX_TILES} pairs of positive multiples of {PINPOINT_UNIT}, "
+                f"grid_pinpoints must be 1 to {MAX_TILES} pairs of positive multiples of {base}, "
                 f"each at most {MAX_TILES} tiles, got {grid_pinpoints}"
             )
         self.grid_pinpoints, self.pinpoint_order = [list(p) for p in pinpoints], pinpoint_order
-        unit = self.tile_size / PINPOINT_UNIT
+        unit = self.tile_size / base
         # Candidate canvases as (w, h) in pixels of this tile size.
         self._canvases = [
             (int(b * unit), int(a * unit)) if pinpoint_order == "hw" else (int(a * unit), int(b * unit))

@@ -1,0 +1,74 @@
+"""The native_vs_tiles study: every job passes the pre-load checks; a tiny native-resolution
+run with one image per batch writes per-image rows that the report turns into
+`native_vs_tiles_images` and the study's cost-curve figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from harness.config import compose
+from harness.job import prepare_job
+from harness.sweep import study_experiments
+from tests.test_sweep import _sweep_jobs
+
+pytestmark = pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning")
+
+
+def test_every_job_passes_the_pre_load_checks() -> None:
+    experiments = study_experiments("native_vs_tiles")
+    assert experiments == ["native_vs_tiles_onevision", "native_vs_tiles_qwen_native", "native_vs_tiles_qwen_tiles",
+                           "native_vs_tiles_siglip"]
+    jobs = [prepare_job(compose([f"experiment={experiment}", *overrides]))
+            for experiment in experiments for overrides in _sweep_jobs(experiment)]
+    assert len(jobs) == 10 and all(j.config["batch_images"] == 1 for j in jobs)
+    budgets = sorted(j.strategy.max_pixels for j in jobs if j.strategy.name == "qwen_native")
+    assert budgets == [256 * 784, 576 * 784, 1280 * 784, 4096 * 784]
+
+
+@pytest.mark.slow
+def test_tiny_run_writes_per_image_rows_and_figures(tmp_path: Path) -> None:
+    from harness.execute import execute
+    from harness.report import build_tables
+    from harness.report_figures import read_tables
+
+    overrides = ["experiment=native_vs_tiles_qwen_native", "preprocess.max_pixels=50176", "encoder.size=tiny",
+                 "encoder.weights=random", "dataset.num_images=4", f"results_dir={tmp_path}", "progress=false"]
+    assert execute(prepare_job(compose(overrides))).status == "ok"
+    build_tables([str(tmp_path / "runs")], tmp_path)
+    images = pd.read_parquet(tmp_path / "tables" / "native_vs_tiles_images.parquet")
+    assert len(images) == 4 and (images["batch_images"] == 1).all()
+    assert (images["view_width"] % 28 == 0).all() and (images["view_height"] % 28 == 0).all()
+    assert (images["visual_tokens"] == (images["view_width"] // 28) * (images["view_height"] // 28)).all()
+    assert (images["view_width"] * images["view_height"] <= 50176).all()
+    assert (images["pp_max_pixels"] == 50176).all() and (images["encoder"] == "qwen2_5_vl_vit").all()
+
+    import runpy
+    import sys
+
+    argv = sys.argv
+    sys.argv = ["figures.py", "--tables", str(tmp_path / "tables"), "--out", str(tmp_path / "figures")]
+    try:
+        with pytest.raises(SystemExit):
+            runpy.run_path(str(Path(__file__).parents[1] / "experiments/native_vs_tiles/figures.py"),
+                           run_name="__main__")
+    finally:
+        sys.argv = argv
+    written = sorted(p.name for p in (tmp_path / "figures" / "native_vs_tiles").iterdir())
+    assert "tokens_vs_image_size.png" in written and "latency_vs_image_size.pdf" in written
+    assert "memory_vs_image_size.png" not in written  # CPU: no device peaks
+    assert read_tables(tmp_path / "tables", "native_vs_tiles").images.shape[0] == 4
+
+
+def test_batch_images_keys_the_job_only_when_set() -> None:
+    """Null (the default) leaves earlier runs' resume keys as they were; a value is a new job."""
+    from harness.config import ConfigError
+
+    base = ["encoder.size=tiny", "encoder.weights=random"]
+    default, one = prepare_job(compose(base)), prepare_job(compose([*base, "batch_images=1"]))
+    assert "batch_images" not in default.key() and one.key()["batch_images"] == 1
+    assert default.config_hash != one.config_hash
+    with pytest.raises(ConfigError, match="batch_images"):
+        prepare_job(compose([*base, "batch_images=0"]))
