@@ -145,7 +145,8 @@ def validate_overrides(args: Sequence[str]) -> list[str]:
             listed = all(field in _yaml(CONFIG_DIR / head / f"{c}.yaml") for c in options)
             if options and not prefix and not listed:
                 arg = f"++{arg}"
-        elif head != "hydra" and not rest and head not in top_level_keys() and prefix != "~":
+        elif (head != "hydra" and not rest and head not in top_level_keys() and prefix != "~"
+              and not (CONFIG_DIR / head).is_dir()):  # a config group added with +group=choice
             raise ConfigError(f"unknown option {key!r}; valid options: {', '.join(top_level_keys())}")
         out.append(arg)
     return out

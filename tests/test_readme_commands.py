@@ -89,6 +89,23 @@ HOW: dict[str, tuple[str, ...]] = {
     "reduce=visionzip": ("run", "", ""),
     "python -m harness.tokens encoder=clip_vit_l14_336 preprocess=center_crop reduce=visionzip": ("run", "", ""),
     "python -m harness.tokens encoder=internvit_300m preprocess=native reduce=prumerge": ("run", "", ""),
+    "python -m harness encoder=qwen2_5_vl_vit preprocess=native encoder.size=tiny encoder.weights=random":
+        ("run", "dataset.num_images=2", "fewer images"),
+    "python -m harness encoder=qwen2_5_vl_vit preprocess=qwen_native preprocess.max_pixels=200704":
+        ("run", f"{TINY} dataset.num_images=2", HUB),
+    "python -m harness encoder=qwen2_5_vl_vit preprocess=internvl_dynamic":
+        ("run", f"{TINY} dataset.num_images=2", HUB),
+    "python -m harness encoder=siglip_so400m encoder.connector=llava_onevision preprocess=llava_onevision "
+    "encoder.weights=llava-hf/llava-onevision-qwen2-0.5b-ov-hf":
+        ("skip", "llava-hf/llava-onevision-qwen2-0.5b-ov-hf comes from the hub (tests/test_llava_onevision.py "
+                 "loads a save_pretrained copy)"),
+    "python -m harness.tokens encoder=qwen2_5_vl_vit preprocess=native 'sizes=[808x1100,1920x1080]'": ("run", "", ""),
+    'make sweep STUDY=native_vs_tiles ARGS="encoder.size=tiny encoder.weights=random"':
+        ("skip", "10 jobs on 48 images (minutes); tests/test_native_study.py checks every job before loading "
+                 "and makes the figures from a tiny run"),
+    "python -m harness.sweep native_vs_tiles encoder.size=tiny encoder.weights=random dataset.num_images=12 "
+    "results_dir=/tmp/nvt && python -m harness.report /tmp/nvt/runs --out /tmp/nvt":
+        ("skip", "writes to /tmp/nvt, outside the test's folder; tests/test_native_study.py covers the study"),
 }
 
 

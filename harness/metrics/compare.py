@@ -104,6 +104,8 @@ def compare_runs(run_dirs: Iterable[str | Path], k: int = MUTUAL_KNN_K) -> pd.Da
     for run_dir in map(Path, run_dirs):
         info = _run_meta(run_dir)
         name = str(info.get("run_id", run_dir.name))
+        if name in runs:  # two folders claiming one run id (copied by hand): keep both, by folder
+            name = f"{name} ({run_dir})"
         runs[name] = RunStore(run_dir).embeddings()
         meta[name] = {key: value for key, value in info.items() if key != "run_id"}
     return compare_embeddings(runs, meta, k=k)
@@ -126,6 +128,6 @@ def compare_groups(run_dirs: Iterable[str | Path], k: int = MUTUAL_KNN_K) -> pd.
         try:
             frames.append(compare_runs(dirs, k=k))
         except ValueError as exc:
-            if "share no image" not in str(exc):
+            if "share no image" not in str(exc) and "at least 2 runs" not in str(exc):
                 raise
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
