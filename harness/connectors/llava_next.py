@@ -45,7 +45,9 @@ class LlavaNext(Connector):
         ch, cw = unpadded_grid(*layout.grid, grid_side, *layout.original_size)
         return grid_side**2 + ch * cw + ch
 
-    def forward(self, features: torch.Tensor, layout: Layout) -> torch.Tensor:
+    def project_and_unpad(self, features: torch.Tensor, layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
+        """The projected base view `[g*g, D]` and the tiles' feature grid `[D, ch, cw]` cut to the
+        image content (what LLaVA-NeXT and LLaVA-OneVision share before their newlines)."""
         rows, cols = layout.grid
         g = self.grid_side
         x = self.linear_2(self.act(self.linear_1(features[: layout.n_views])))
@@ -54,7 +56,11 @@ class LlavaNext(Connector):
         grid = tiles.reshape(rows, cols, g, g, d).permute(4, 0, 2, 1, 3).reshape(d, rows * g, cols * g)
         ch, cw = unpadded_grid(rows, cols, g, *layout.original_size)
         top, left = (rows * g - ch) // 2, (cols * g - cw) // 2
-        grid = grid[:, top : top + ch, left : left + cw]
+        return base, grid[:, top : top + ch, left : left + cw]
+
+    def forward(self, features: torch.Tensor, layout: Layout) -> torch.Tensor:
+        base, grid = self.project_and_unpad(features, layout)
+        d, ch = grid.shape[0], grid.shape[1]
         newline = self.image_newline[:, None, None].expand(d, ch, 1).to(grid.dtype)
         grid = torch.cat([grid, newline], dim=-1).flatten(1, 2).transpose(0, 1)
         return torch.cat([base, grid])

@@ -40,16 +40,9 @@ class LlavaOnevision(LlavaNext):
         return grid_side**2 + h * (w + 1)
 
     def forward(self, features: torch.Tensor, layout: Layout) -> torch.Tensor:
-        rows, cols = layout.grid
-        g = self.grid_side
-        x = self.linear_2(self.act(self.linear_1(features[: layout.n_views])))
-        base, tiles = x[0], x[1:]
-        d = x.shape[-1]
-        grid = tiles.reshape(rows, cols, g, g, d).permute(4, 0, 2, 1, 3).reshape(d, rows * g, cols * g)
-        ch, cw = unpadded_grid(rows, cols, g, *layout.original_size)
-        top, left = (rows * g - ch) // 2, (cols * g - cw) // 2
-        grid = grid[:, top : top + ch, left : left + cw]
-        h, w = onevision_grid(ch, cw, g, self.MAX_TILES)
+        base, grid = self.project_and_unpad(features, layout)
+        d, ch, cw = grid.shape
+        h, w = onevision_grid(ch, cw, self.grid_side, self.MAX_TILES)
         if (h, w) != (ch, cw):
             grid = nn.functional.interpolate(grid[None], [h, w], mode="bilinear")[0]
         newline = self.image_newline[:, None, None].expand(d, h, 1).to(grid.dtype)

@@ -26,12 +26,7 @@ def lmms_eval_parse(response: str) -> str:
         return pred
     if len(pred) == 1:
         return {"y": "yes", "n": "no"}.get(pred, "other")
-    head = pred[:4]
-    if "yes" in head:
-        return "yes"
-    if "no" in head:
-        return "no"
-    return "other"
+    return official_parse(pred)  # the official first-four-characters rule
 
 
 _PUNCT = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_", "-", ">", "<", "@", "`", ",", "?", "!")
