@@ -97,3 +97,21 @@ def as_int(value: Any, what: str, low: int) -> int:
     if isinstance(value, bool) or int(value) != value or int(value) < low:
         raise ValueError(f"{what} must be an integer >= {low}, got {value!r}")
     return int(value)
+
+
+class KeepK(Reducer):
+    """A method that keeps a fixed `reduce.keep` patches per view (`cls_topk`, `uniform`)."""
+
+    def __init__(self, *, keep: int = 64) -> None:
+        self.keep = as_int(keep, "reduce.keep", 1)
+
+    def params(self) -> dict[str, int]:
+        return {"keep": self.keep}
+
+    def check(self, grid: tuple[int, int], has_cls: bool) -> None:
+        if self.keep > grid[0] * grid[1]:
+            raise ValueError(f"reduce.keep must be in 1..{grid[0] * grid[1]} for a {grid[0]}x{grid[1]} grid, "
+                             f"got {self.keep}")
+
+    def count(self, grid: tuple[int, int], has_cls: bool) -> int:
+        return self.keep

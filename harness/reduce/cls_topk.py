@@ -6,26 +6,12 @@ from __future__ import annotations
 import torch
 
 from harness.reduce import REDUCERS
-from harness.reduce.base import Reducer, ViewFeatures, as_int
+from harness.reduce.base import KeepK, ViewFeatures
 
 
 @REDUCERS.register("cls_topk")
-class ClsTopK(Reducer):
+class ClsTopK(KeepK):
     needs = ("cls_attn",)
-
-    def __init__(self, *, keep: int = 64) -> None:
-        self.keep = as_int(keep, "reduce.keep", 1)
-
-    def params(self) -> dict[str, int]:
-        return {"keep": self.keep}
-
-    def check(self, grid: tuple[int, int], has_cls: bool) -> None:
-        if self.keep > grid[0] * grid[1]:
-            raise ValueError(f"reduce.keep must be in 1..{grid[0] * grid[1]} for a {grid[0]}x{grid[1]} grid, "
-                             f"got {self.keep}")
-
-    def count(self, grid: tuple[int, int], has_cls: bool) -> int:
-        return self.keep
 
     def apply(self, x: ViewFeatures) -> list[torch.Tensor]:
         idx = x.need("cls_attn").topk(self.keep, dim=1).indices.sort(dim=1).values
