@@ -20,14 +20,7 @@ from harness.reduce.scores import (
 from harness.reduce.uniform import uniform_indices
 from harness.registry import UnknownChoiceError
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread (two threads on a loaded 2-core machine spin 30x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def clip_eager(image_size: int = 112) -> CLIPVisionModel:

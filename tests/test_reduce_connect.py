@@ -13,14 +13,7 @@ from harness.reduce import build_reducer
 from harness.reduce.connect import PHI3_REASON, check_pairing, count_tokens, reduce_image, token_bounds
 from tests.test_reduce import METHODS
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread (two threads on a loaded 2-core machine spin 30x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 SIZES = [(336, 336), (1920, 1080), (13, 400), (808, 1100), (4000, 13), (640, 480)]
 PAIRINGS = [  # connector, tile, strategies

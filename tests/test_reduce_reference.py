@@ -11,14 +11,7 @@ from harness.reduce import ViewFeatures, build_reducer
 from harness.reduce.scores import compute_scores
 from tests.reduce_references import prumerge_reference, visionzip_reference
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Small tensors: one intra-op thread (two threads on a loaded 2-core machine spin 30x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_clip(seed: int) -> CLIPVisionModel:

@@ -34,12 +34,7 @@ REDUCTIONS = [("cls_topk", {"keep": 20}), ("uniform", {"keep": 30}), ("pool", {"
               ("prumerge", {"variant": "prumerge_plus"})]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.slow
