@@ -9,7 +9,6 @@ build the same Strategy, so they are the same job (same columns, same hash).
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -25,7 +24,7 @@ from harness.identity import component_columns, config_hash, git_commit, package
 from harness.preprocess import STRATEGIES, build_strategy
 from harness.preprocess.base import Strategy
 from harness.reduce import Reducer, build_reducer
-from harness.registry import UnknownChoiceError, check_kwargs
+from harness.registry import UnknownChoiceError, check_kwargs, keyword_params
 from harness.runner import resolve_num_workers
 from harness.runtime import Runtime
 from harness.vlm import VLMS, Answerer
@@ -225,7 +224,7 @@ def config_identity(config: dict[str, Any], run_id: str, chash: str) -> dict[str
     except UnknownChoiceError:
         encoder_cls = None
     if encoder_cls is not None:
-        with_defaults = {k: v for k, v in enc.items() if k in inspect.signature(encoder_cls).parameters}
+        with_defaults = {k: v for k, v in enc.items() if k in keyword_params(encoder_cls)}
         encoder = encoder_cls.describe(encoder_cls.options(**with_defaults))
     else:
         encoder = {"encoder": enc.get("name"), "encoder_size": enc.get("size"), "weights": enc.get("weights")}

@@ -66,18 +66,23 @@ class Encoder(ABC):
     variable_views: ClassVar[bool] = False
     # The connectors this encoder can take (None: any connector whose layout needs are met).
     connector_choices: ClassVar[tuple[str, ...] | None] = None
+    # The hidden state that feeds the connector when `feature_layer` is left null (-2: the layer
+    # before the last, as LLaVA-NeXT; families whose reference takes the last layer set -1).
+    default_feature_layer: ClassVar[int] = -2
 
     def __init__(
-        self, *, size: str, weights: str, runtime: Runtime, batch_views: int = 16, connector: str | None = None,
-        connector_params: dict[str, Any] | None = None, out_dim: int | None = None, attn: str = "sdpa",
-        pool: str = "mean_patch", feature_layer: int = -2, seed: int = 0,
+        self, *, size: str = "full", weights: str = "random", runtime: Runtime, batch_views: int = 16,
+        connector: str | None = None, connector_params: dict[str, Any] | None = None, out_dim: int | None = None,
+        attn: str = "sdpa", pool: str = "mean_patch", feature_layer: int | None = None, seed: int = 0,
     ) -> None:
         self.check_options(size=size, weights=weights, batch_views=batch_views, attn=attn, pool=pool,
                            connector=connector, out_dim=out_dim, feature_layer=feature_layer, seed=seed)
         self.size, self.weights, self.runtime = size, weights, runtime
         self.batch_views = int(batch_views)
         self.connector_name = connector or self.native_connector
-        self.attn, self.pool_mode, self.feature_layer = attn, pool, int(feature_layer)
+        self.out_dim = int(out_dim or self.lm_dim[size])  # set before build_backbone, which may need it
+        self.attn, self.pool_mode = attn, pool
+        self.feature_layer = self.default_feature_layer if feature_layer is None else int(feature_layer)
         folder = None
         if weights != "random":
             folder = resolve_encoder_weights(type(self), weights)
@@ -85,7 +90,7 @@ class Encoder(ABC):
         torch.manual_seed(seed)
         backbone, feature_dim = self.build_backbone(size, attn)
         conn = build_connector(
-            self.connector_name, in_dim=feature_dim, out_dim=int(out_dim or self.lm_dim[size]),
+            self.connector_name, in_dim=feature_dim, out_dim=self.out_dim,
             grid_side=self.grid_side(), **(connector_params or {}),
         )
         self.model = EncoderModel(backbone, conn).eval()
@@ -224,13 +229,19 @@ class Encoder(ABC):
 
     @classmethod
     def options(cls, **given: Any) -> dict[str, Any]:
-        """Every option of this encoder with the class defaults filled in and the connector
-        resolved, so that configs that build the same encoder describe it the same way."""
+        """Every option of this encoder with the class defaults filled in (the keyword parameters
+        of `__init__` along the MRO, a subclass's over its bases'), the connector and feature
+        layer resolved, so that configs that build the same encoder describe it the same way."""
         skip = {"runtime", "connector_params"}
-        params = inspect.signature(cls).parameters.values()
-        out = {p.name: p.default for p in params if p.name not in skip and p.default is not inspect.Parameter.empty}
+        out: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            if "__init__" in vars(klass) and issubclass(klass, Encoder):
+                out.update({p.name: p.default for p in inspect.signature(klass.__init__).parameters.values()
+                            if p.kind is p.KEYWORD_ONLY and p.name not in skip and p.default is not p.empty})
         out.update(given)
         out["connector"] = out.get("connector") or cls.native_connector
+        if out.get("feature_layer") is None:
+            out["feature_layer"] = cls.default_feature_layer
         return out
 
     @classmethod

@@ -14,7 +14,6 @@ from harness.encoders import ENCODERS
 from harness.encoders.base import Encoder
 from harness.encoders.weights import Format, KeyMap
 from harness.preprocess.normalization import IMAGENET_MEAN, IMAGENET_STD
-from harness.runtime import Runtime
 
 INTERNVIT_300M = dict(
     hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
@@ -73,16 +72,7 @@ class InternViT(Encoder):
     hf_id = "OpenGVLab/InternVL3-1B-hf"
     checkpoint_formats: ClassVar[tuple[Format, ...]] = ((INTERNVL_HF, "internvl"), (INTERNVL_ORIGINAL, "internvl"))
     lm_dim: ClassVar[dict[str, int]] = {"full": 896, "tiny": 48}  # Qwen2/2.5-0.5B width (InternVL3-1B, Vintern-1B-v2)
-
-    def __init__(
-        self, *, size: str = "full", weights: str = "random", runtime: Runtime, batch_views: int = 16,
-        connector: str | None = None, out_dim: int | None = None, attn: str = "sdpa", pool: str = "mean_patch",
-        feature_layer: int = -1, seed: int = 0,
-    ) -> None:
-        super().__init__(
-            size=size, weights=weights, runtime=runtime, batch_views=batch_views, connector=connector,
-            out_dim=out_dim, attn=attn, pool=pool, feature_layer=feature_layer, seed=seed,
-        )
+    default_feature_layer = -1  # the last layer, as InternVL (select_layer -1)
 
     @classmethod
     def num_layers(cls, size: str) -> int:

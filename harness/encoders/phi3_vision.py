@@ -3,12 +3,11 @@ plus the HD connector (2x2 merge, sub_GN/glb_GN separators, projection to 3072).
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from harness.encoders import ENCODERS
 from harness.encoders.clip_vit import CLIP, ClipViT
 from harness.encoders.weights import POSITION_IDS, Format, KeyMap
-from harness.runtime import Runtime
 
 # microsoft/Phi-3-vision-128k-instruct: `model.vision_embed_tokens.*` minus the tied LM embedding `wte`.
 PHI3_VISION = KeyMap(
@@ -29,15 +28,8 @@ class Phi3Vision(ClipViT):
     lm_dim: ClassVar[dict[str, int]] = {"full": 3072, "tiny": 48}  # Phi-3-mini width
     checkpoint_formats: ClassVar[tuple[Format, ...]] = ((PHI3_VISION, "phi3_hd"), (CLIP, None))
 
-    def __init__(
-        self, *, size: str = "full", weights: str = "random", runtime: Runtime, batch_views: int = 16,
-        connector: str | None = None, projection: str = "mlp", hd_transform_order: str = "sub_glb",
-        out_dim: int | None = None, attn: str = "sdpa", pool: str = "mean_patch", feature_layer: int = -2,
-        seed: int = 0,
-    ) -> None:
-        connector = connector or self.native_connector
-        params = {"projection": projection, "hd_transform_order": hd_transform_order} if connector == "phi3_hd" else {}
-        super().__init__(
-            size=size, weights=weights, runtime=runtime, batch_views=batch_views, connector=connector,
-            connector_params=params, out_dim=out_dim, attn=attn, pool=pool, feature_layer=feature_layer, seed=seed,
-        )
+    def __init__(self, *, projection: str = "mlp", hd_transform_order: str = "sub_glb", **options: Any) -> None:
+        """`projection` and `hd_transform_order` are the phi3_hd connector's (unused by other connectors)."""
+        hd = (options.get("connector") or self.native_connector) == "phi3_hd"
+        params = {"projection": projection, "hd_transform_order": hd_transform_order} if hd else {}
+        super().__init__(connector_params=params, **options)

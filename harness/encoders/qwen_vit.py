@@ -24,7 +24,6 @@ from harness.encoders.base import Encoder
 from harness.encoders.weights import Format, KeyMap
 from harness.preprocess.normalization import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from harness.preprocess.qwen_native import patchify
-from harness.runtime import Runtime
 from harness.types import EncoderOutput, Layout, Views
 
 # Qwen/Qwen2.5-VL-3B-Instruct and -7B-Instruct share this ViT (675 M parameters); only the
@@ -63,25 +62,16 @@ class QwenViT(Encoder):
     hf_id = "Qwen/Qwen2.5-VL-7B-Instruct"
     checkpoint_formats: ClassVar[tuple[Format, ...]] = ((QWEN2_5_VL, None),)
     lm_dim: ClassVar[dict[str, int]] = {"full": 3584, "tiny": 48}  # Qwen2.5-7B width; 3B: out_dim=2048
-
-    def __init__(
-        self, *, size: str = "full", weights: str = "random", runtime: Runtime, batch_views: int = 16,
-        connector: str | None = None, out_dim: int | None = None, attn: str = "sdpa", pool: str = "mean_patch",
-        feature_layer: int = -1, seed: int = 0,
-    ) -> None:
-        self._out_dim = int(out_dim or self.lm_dim[size])
-        super().__init__(
-            size=size, weights=weights, runtime=runtime, batch_views=batch_views, connector=connector,
-            out_dim=self._out_dim, attn=attn, pool=pool, feature_layer=feature_layer, seed=seed,
-        )
+    default_feature_layer = -1  # the merger takes the last block
 
     @classmethod
-    def check_options(cls, *, pool: str = "mean_patch", feature_layer: int = -1, **options: Any) -> None:
+    def check_options(cls, *, pool: str = "mean_patch", feature_layer: int | None = None, **options: Any) -> None:
         super().check_options(pool=pool, **options)
         if pool != "mean_patch":
             raise ValueError(f"encoder {cls.name!r} has no CLS token; pool must be mean_patch, got {pool!r}")
-        if int(feature_layer) != -1:
-            raise ValueError(f"encoder {cls.name!r}: the merger takes the last layer; feature_layer must be -1")
+        if feature_layer is not None and int(feature_layer) != cls.default_feature_layer:
+            raise ValueError(f"encoder {cls.name!r}: the merger takes the last layer; "
+                             f"feature_layer must be {cls.default_feature_layer}")
 
     @classmethod
     def check_tile_size(cls, tile_size: int, strategy: str = "the strategy") -> None:
@@ -96,7 +86,7 @@ class QwenViT(Encoder):
         return (QWEN2_5_VIT_TINY if size == "tiny" else QWEN2_5_VIT)["depth"]  # type: ignore[return-value]
 
     def build_backbone(self, size: str, attn: str) -> tuple[nn.Module, int]:
-        config = qwen_vit_config(size, attn, self._out_dim)
+        config = qwen_vit_config(size, attn, self.out_dim)  # the merger's width
         return Qwen2_5_VisionTransformerPretrainedModel(config), config.hidden_size
 
     def run_backbone(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -21,7 +21,6 @@ from harness.encoders import ENCODERS
 from harness.encoders.base import Encoder
 from harness.encoders.clip_vit import LLAVA_NEXT_HF, LLAVA_NEXT_TOWER_PREFIXES
 from harness.encoders.weights import POSITION_IDS, Format, KeyMap
-from harness.runtime import Runtime
 
 SIGLIP_MEAN = (0.5, 0.5, 0.5)
 SIGLIP_STD = (0.5, 0.5, 0.5)
@@ -66,16 +65,6 @@ class Siglip(Encoder):
         (SIGLIP, None), (LLAVA_ONEVISION_HF, "llava_onevision"), (LLAVA_ONEVISION_TOWER, None),
     )
     lm_dim: ClassVar[dict[str, int]] = {"full": 896, "tiny": 48}  # LLaVA-OneVision-0.5B (Qwen2-0.5B) width
-
-    def __init__(
-        self, *, size: str = "full", weights: str = "random", runtime: Runtime, batch_views: int = 16,
-        connector: str | None = None, out_dim: int | None = None, attn: str = "sdpa", pool: str = "mean_patch",
-        feature_layer: int = -2, seed: int = 0,
-    ) -> None:
-        super().__init__(
-            size=size, weights=weights, runtime=runtime, batch_views=batch_views, connector=connector,
-            out_dim=out_dim, attn=attn, pool=pool, feature_layer=feature_layer, seed=seed,
-        )
 
     @classmethod
     def num_layers(cls, size: str) -> int:
