@@ -56,10 +56,11 @@ def test_compare_embeddings_pairs_and_stability():
     assert compare_embeddings(runs, reseeded, k=5).loc[0, "comparison"] == "cross-encoder"
 
 
-def _write_run(root, run_id: str, strategy: str, emb: np.ndarray, ids: list[str], labels: list[str]) -> None:
+def _write_run(root, run_id: str, strategy: str, emb: np.ndarray, ids: list[str], labels: list[str],
+               dataset_params: str = "{}") -> None:
     ident = {"run_id": run_id, "study": "t", "encoder": "clip", "encoder_size": "tiny", "weights": "random",
              "strategy": strategy, "strategy_params": f'{{"s": "{strategy}"}}',
-             "dataset": "synthetic", "dataset_params": "{}"}
+             "dataset": "synthetic", "dataset_params": dataset_params}
     records = [Record(kind="image", identity=ident, image_id=i, values={"label": lab}) for i, lab in zip(
         ids, labels, strict=True)]
     records.append(Record(kind="run", identity=ident, values={"n_images": len(ids), "visual_tokens_mean": 1.0,
@@ -89,3 +90,24 @@ def test_compare_runs_and_report_hook(tmp_path):
              "effective_rank"), rel=1e-5)
     assert (tmp_path / "out" / "tables" / "quality.md").exists()
     assert len(quality_table(pd.DataFrame({"kind": ["run"]}))) == 0
+
+
+def test_compare_groups_skips_groups_without_a_pair(tmp_path):
+    """Per dataset: a group of one run and a group whose runs share no image are left out
+    (the loaders still raise for direct callers); the valid group is compared."""
+    labels = ["a", "b"] * 10
+    x = _emb(0)
+    runs = tmp_path / "runs"
+    _write_run(runs, "ok1", "resize", x, IDS, labels)
+    _write_run(runs, "ok2", "native", 2 * x, IDS, labels)
+    _write_run(runs, "alone", "resize", x, IDS, labels, dataset_params='{"n": 1}')
+    _write_run(runs, "left", "resize", x[:10], IDS[:10], labels[:10], dataset_params='{"n": 2}')
+    _write_run(runs, "right", "native", x[10:], IDS[10:], labels[10:], dataset_params='{"n": 2}')
+    dirs = [runs / name for name in ("ok1", "alone", "left", "ok2", "right")]
+    frame = compare_groups([*dirs, runs / "ok1"])  # a folder listed twice is one run
+    assert frame[["run_a", "run_b", "comparison"]].values.tolist() == [["ok1", "ok2", "cross-strategy"]]
+    assert frame.loc[0, "n_images"] == 20
+    with pytest.raises(ValueError, match="share no image"):
+        compare_runs([runs / "left", runs / "right"])
+    with pytest.raises(ValueError, match="at least 2 runs"):
+        compare_runs([runs / "alone"])

@@ -97,37 +97,43 @@ def _run_meta(run_dir: Path) -> dict[str, Any]:
     return {key: row[key] for key in RUN_KEYS if key in row.index}
 
 
-def compare_runs(run_dirs: Iterable[str | Path], k: int = MUTUAL_KNN_K) -> pd.DataFrame:
-    """Load `embeddings.npz` of finished runs and compare them pairwise (see
-    `compare_embeddings`); runs are keyed by run id."""
+def _load_runs(
+    runs_info: Iterable[tuple[Path, dict[str, Any]]],
+) -> tuple[dict[str, tuple[list[str], np.ndarray]], dict[str, dict[str, Any]]]:
+    """Embeddings and run columns of finished runs (folder, its `_run_meta`), keyed by run id."""
     runs, meta = {}, {}
-    for run_dir in map(Path, run_dirs):
-        info = _run_meta(run_dir)
+    for run_dir, info in runs_info:
         name = str(info.get("run_id", run_dir.name))
         if name in runs:  # two folders claiming one run id (copied by hand): keep both, by folder
             name = f"{name} ({run_dir})"
         runs[name] = RunStore(run_dir).embeddings()
         meta[name] = {key: value for key, value in info.items() if key != "run_id"}
+    return runs, meta
+
+
+def compare_runs(run_dirs: Iterable[str | Path], k: int = MUTUAL_KNN_K) -> pd.DataFrame:
+    """Load `embeddings.npz` of finished runs and compare them pairwise (see
+    `compare_embeddings`); runs are keyed by run id."""
+    runs, meta = _load_runs((run_dir, _run_meta(run_dir)) for run_dir in map(Path, run_dirs))
     return compare_embeddings(runs, meta, k=k)
 
 
 def compare_groups(run_dirs: Iterable[str | Path], k: int = MUTUAL_KNN_K) -> pd.DataFrame:
-    """`compare_runs` within each group of runs over the same dataset (name and parameters)
-    that saved embeddings; groups of one run, or sharing no image, are left out. Empty frame
-    when nothing can be compared."""
-    groups: dict[tuple[Any, Any], list[Path]] = {}
-    for run_dir in map(Path, run_dirs):
+    """`compare_embeddings` within each group of runs over the same dataset (name and
+    parameters) that saved embeddings; groups of fewer than two distinct run folders, or whose
+    runs share no image, are left out. Empty frame when nothing can be compared."""
+    groups: dict[tuple[Any, Any], list[tuple[Path, dict[str, Any]]]] = {}
+    for run_dir in dict.fromkeys(map(Path, run_dirs)):  # a folder listed twice is one run
         if not (run_dir / "embeddings.npz").exists():
             continue
         info = _run_meta(run_dir)
-        groups.setdefault((info.get("dataset"), info.get("dataset_params")), []).append(run_dir)
+        groups.setdefault((info.get("dataset"), info.get("dataset_params")), []).append((run_dir, info))
     frames = []
-    for dirs in groups.values():
-        if len(dirs) < 2:
+    for members in groups.values():
+        if len(members) < 2:  # one run: no pair to compare
             continue
-        try:
-            frames.append(compare_runs(dirs, k=k))
-        except ValueError as exc:
-            if "share no image" not in str(exc) and "at least 2 runs" not in str(exc):
-                raise
+        runs, meta = _load_runs(members)
+        if not set.intersection(*(set(ids) for ids, _ in runs.values())):  # disjoint images: nothing to align
+            continue
+        frames.append(compare_embeddings(runs, meta, k=k))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
