@@ -2,10 +2,11 @@
 visual tokens `[T, D]` (from any encoder x strategy, `Encoder.encode`) at the prompt's image
 positions and generates greedily with a KV cache.
 
-A family module sets the class constants (connector, placeholder, key map, presets, special
-tokens and chat template for random weights) and implements `messages` (the chat turns of one
-question) and `expand` (the prompt with its placeholder turned into exactly T image positions).
-Sources of each family's layout: docs/vlm_protocols.md.
+A family module sets the class constants (connector, key map, presets, the special tokens its
+tokenizer must hold) and implements `expand` (the prompt with its placeholder turned into exactly
+T image positions), `image_positions` and `random_tokenizer` (special tokens and chat template for
+random weights); `messages` (the chat turns of one question) defaults to transformers' processor
+format. Sources of each family's layout: docs/vlm_protocols.md.
 """
 
 from __future__ import annotations
@@ -25,6 +26,19 @@ from harness.vlm.checkpoint import LMCheckpoint, build_text_config
 from harness.vlm.protocols import Protocol, get_protocol
 
 LM_SIZES = ("tiny", "full")
+# The language model's names in a transformers *ForConditionalGeneration checkpoint (LLaVA-NeXT,
+# InternVL): the hub's (`language_model.model.*`, `language_model.lm_head.*`, also what
+# transformers 5 saves) and the in-memory ones.
+CONDITIONAL_GENERATION_LM = (
+    ("language_model.model.", "model."),
+    ("language_model.lm_head.", "lm_head."),
+    ("model.language_model.", "model."),
+    ("lm_head.", "lm_head."),
+)
+# Every family's `tiny` preset: its full architecture at this size (plus the family's own KV heads
+# and token ids), 48 wide as the encoders' tiny connectors (`lm_dim["tiny"]`), with a vocabulary
+# that holds the byte-level tokenizer (special tokens + 256 bytes).
+TINY_LM = dict(hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, vocab_size=320)
 
 
 @dataclass
@@ -62,6 +76,8 @@ class Answerer(ABC):
     keymap: ClassVar[KeyMap]
     presets: ClassVar[dict[str, dict[str, Any]]]
     hf_id: ClassVar[str]
+    # Special tokens a checkpoint's tokenizer must hold (`check_tokenizer`).
+    required_tokens: ClassVar[tuple[str, ...]]
 
     def __init__(
         self, *, weights: str = "random", size: str = "tiny", protocol: str = "official",
@@ -97,9 +113,10 @@ class Answerer(ABC):
         self.check_tokenizer()
 
     # --- to implement ---------------------------------------------------------------------
-    @abstractmethod
     def messages(self, text: str) -> list[dict[str, Any]]:
-        """The chat turns of one question (`text` is the protocol's prompt)."""
+        """The chat turns of one question (`text` is the protocol's prompt): one user turn, the
+        image then the text, as transformers' processors take them."""
+        return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
 
     @abstractmethod
     def expand(self, prompt: str, n_visual: int) -> str:
@@ -115,9 +132,11 @@ class Answerer(ABC):
     def random_tokenizer(cls) -> PreTrainedTokenizerBase:
         """The family's special tokens and chat template on a byte-level vocabulary."""
 
-    @abstractmethod
     def check_tokenizer(self) -> None:
         """Raise ValueError when the tokenizer lacks the family's special tokens."""
+        missing = [t for t in self.required_tokens if t not in self.tokenizer.get_vocab()]
+        if missing:
+            raise ValueError(f"{self.name}: the tokenizer lacks {', '.join(missing)}")
 
     # --- options and identity ---------------------------------------------------------------
     @classmethod

@@ -18,7 +18,7 @@ from transformers import PreTrainedTokenizerBase
 
 from harness.encoders.weights import KeyMap
 from harness.vlm import VLMS
-from harness.vlm.base import Answerer
+from harness.vlm.base import CONDITIONAL_GENERATION_LM, TINY_LM, Answerer
 from harness.vlm.tokenizer import byte_level_tokenizer
 
 START, END, CONTEXT, LEGACY = "<img>", "</img>", "<IMG_CONTEXT>", "<image>"
@@ -33,23 +33,13 @@ CHAT_TEMPLATE = (
 )
 # InternVL3-*-hf and original InternVL2 / Vintern checkpoints both store the LM as
 # `language_model.model.*` (+ `language_model.lm_head.*` when untied).
-LM_KEYMAP = KeyMap(
-    "internvl_lm",
-    prefixes=(
-        ("language_model.model.", "model."),
-        ("language_model.lm_head.", "lm_head."),
-        ("model.language_model.", "model."),
-        ("lm_head.", "lm_head."),
-    ),
-)
+LM_KEYMAP = KeyMap("internvl_lm", prefixes=CONDITIONAL_GENERATION_LM)
 QWEN2_05B = dict(
     model_type="qwen2", hidden_size=896, intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
     num_key_value_heads=2, vocab_size=151674, max_position_embeddings=32768, rms_norm_eps=1e-6, rope_theta=1e6,
     tie_word_embeddings=True, bos_token_id=151643, eos_token_id=151645,
 )
-QWEN2_TINY = {**QWEN2_05B, "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 2,
-              "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 320, "bos_token_id": 0,
-              "eos_token_id": 2}
+QWEN2_TINY = {**QWEN2_05B, **TINY_LM, "num_key_value_heads": 2, "bos_token_id": 0, "eos_token_id": 2}
 VIDEO = "<video>"
 SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", START, END, CONTEXT, VIDEO)
 # The names transformers' InternVLProcessor reads from the tokenizer (`extra_special_tokens`).
@@ -102,11 +92,11 @@ def checkpoint_conversation(name: str, source: str | None) -> Conversation:
 
 @VLMS.register("internvl")
 class InternVLAnswerer(Answerer):
-    name = "internvl"
     connector = "internvl"
     keymap = LM_KEYMAP
     presets: ClassVar[dict[str, dict[str, Any]]] = {"full": QWEN2_05B, "tiny": QWEN2_TINY}
     hf_id = "OpenGVLab/InternVL3-1B-hf"
+    required_tokens = (START, END, CONTEXT)
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -124,9 +114,6 @@ class InternVLAnswerer(Answerer):
             return super().render(question)
         return self.conversation.prompt(LEGACY + "\n" + self.protocol.prompt(question, self.name))
 
-    def messages(self, text: str) -> list[dict[str, Any]]:
-        return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
-
     def expand(self, prompt: str, n_visual: int) -> str:
         placeholder = CONTEXT if prompt.count(CONTEXT) == 1 else LEGACY
         if prompt.count(placeholder) != 1:
@@ -135,11 +122,6 @@ class InternVLAnswerer(Answerer):
 
     def image_positions(self, ids: torch.Tensor) -> torch.Tensor:
         return ids == self.tokenizer.convert_tokens_to_ids(CONTEXT)
-
-    def check_tokenizer(self) -> None:
-        missing = [t for t in (START, END, CONTEXT) if t not in self.tokenizer.get_vocab()]
-        if missing:
-            raise ValueError(f"internvl: the tokenizer lacks {', '.join(missing)}")
 
     @classmethod
     def random_tokenizer(cls) -> PreTrainedTokenizerBase:

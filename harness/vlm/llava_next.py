@@ -12,7 +12,7 @@ from transformers import PreTrainedTokenizerBase
 
 from harness.encoders.weights import KeyMap
 from harness.vlm import VLMS
-from harness.vlm.base import Answerer
+from harness.vlm.base import CONDITIONAL_GENERATION_LM, TINY_LM, Answerer
 from harness.vlm.tokenizer import byte_level_tokenizer
 
 IMAGE = "<image>"
@@ -27,37 +27,23 @@ CHAT_TEMPLATE = (
     "{% elif message['role'] == 'assistant' %}{{ ' ' + message['content'][0]['text'] + '</s> ' }}"
     "{% endif %}{% endfor %}"
 )
-# Checkpoint names of the language model: the hub's (`language_model.model.*`,
-# `language_model.lm_head.*`, also what transformers 5 saves) and the in-memory ones.
-LM_KEYMAP = KeyMap(
-    "llava_next_lm",
-    prefixes=(
-        ("language_model.model.", "model."),
-        ("language_model.lm_head.", "lm_head."),
-        ("model.language_model.", "model."),
-        ("lm_head.", "lm_head."),
-    ),
-)
+LM_KEYMAP = KeyMap("llava_next_lm", prefixes=CONDITIONAL_GENERATION_LM)
 MISTRAL_7B = dict(
     model_type="mistral", hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
     num_key_value_heads=8, vocab_size=32064, max_position_embeddings=32768, rms_norm_eps=1e-5, rope_theta=1e6,
     sliding_window=None, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False,
 )
-MISTRAL_TINY = {**MISTRAL_7B, "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 2,
-                "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 320, "head_dim": 12}
+MISTRAL_TINY = {**MISTRAL_7B, **TINY_LM, "num_key_value_heads": 2, "head_dim": 12}
 SPECIAL = ("<unk>", "<s>", "</s>", IMAGE)
 
 
 @VLMS.register("llava_next")
 class LlavaNextAnswerer(Answerer):
-    name = "llava_next"
     connector = "llava_next"
     keymap = LM_KEYMAP
     presets: ClassVar[dict[str, dict[str, Any]]] = {"full": MISTRAL_7B, "tiny": MISTRAL_TINY}
     hf_id = "llava-hf/llava-v1.6-mistral-7b-hf"
-
-    def messages(self, text: str) -> list[dict[str, Any]]:
-        return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
+    required_tokens = (IMAGE,)
 
     def expand(self, prompt: str, n_visual: int) -> str:
         if prompt.count(IMAGE) != 1:
@@ -66,10 +52,6 @@ class LlavaNextAnswerer(Answerer):
 
     def image_positions(self, ids: torch.Tensor) -> torch.Tensor:
         return ids == self.tokenizer.convert_tokens_to_ids(IMAGE)
-
-    def check_tokenizer(self) -> None:
-        if IMAGE not in self.tokenizer.get_vocab():
-            raise ValueError(f"llava_next: the tokenizer has no {IMAGE} token")
 
     @classmethod
     def random_tokenizer(cls) -> PreTrainedTokenizerBase:

@@ -14,7 +14,7 @@ from transformers import PreTrainedTokenizerBase
 
 from harness.encoders.weights import KeyMap
 from harness.vlm import VLMS
-from harness.vlm.base import Answerer
+from harness.vlm.base import TINY_LM, Answerer
 from harness.vlm.tokenizer import byte_level_tokenizer
 
 IMAGE_TAG = re.compile(r"<\|image_\d+\|>")  # the processor's pattern
@@ -42,19 +42,17 @@ PHI3_MINI = dict(
     num_key_value_heads=32, vocab_size=32064, max_position_embeddings=4096, rms_norm_eps=1e-5, rope_theta=10000.0,
     bos_token_id=1, eos_token_id=32000, pad_token_id=32000, tie_word_embeddings=False,
 )
-PHI3_TINY = {**PHI3_MINI, "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 2,
-             "num_attention_heads": 4, "num_key_value_heads": 4, "vocab_size": 320, "eos_token_id": 6,
-             "pad_token_id": 3}
+PHI3_TINY = {**PHI3_MINI, **TINY_LM, "num_key_value_heads": 4, "eos_token_id": 6, "pad_token_id": 3}
 SPECIAL = ("<unk>", "<s>", "</s>", "<|endoftext|>", "<|user|>", "<|assistant|>", "<|end|>")
 
 
 @VLMS.register("phi3_vision")
 class Phi3VisionAnswerer(Answerer):
-    name = "phi3_vision"
     connector = "phi3_hd"
     keymap = LM_KEYMAP
     presets: ClassVar[dict[str, dict[str, Any]]] = {"full": PHI3_MINI, "tiny": PHI3_TINY}
     hf_id = "microsoft/Phi-3-vision-128k-instruct"
+    required_tokens = ("<|user|>", "<|assistant|>", "<|end|>")
 
     def messages(self, text: str) -> list[dict[str, Any]]:
         return [{"role": "user", "content": f"{IMAGE}\n{text}"}]
@@ -73,11 +71,6 @@ class Phi3VisionAnswerer(Answerer):
 
     def image_positions(self, ids: torch.Tensor) -> torch.Tensor:
         return ids < 0
-
-    def check_tokenizer(self) -> None:
-        missing = [t for t in ("<|user|>", "<|assistant|>", "<|end|>") if t not in self.tokenizer.get_vocab()]
-        if missing:
-            raise ValueError(f"phi3_vision: the tokenizer lacks {', '.join(missing)}")
 
     @classmethod
     def random_tokenizer(cls) -> PreTrainedTokenizerBase:
