@@ -42,14 +42,24 @@ class Prepared:
     error_kind: str | None = None
     error: str = ""
     questions: list[tuple[str, str]] = field(default_factory=list)
+    # With views made on a GPU: the plan and the CPU pixels, until the main process makes the views.
+    source: tuple[Any, Any] | None = None
+
+    def pin_memory(self) -> Prepared:
+        """Page-locked pixels, so that their upload overlaps the GPU's work (DataLoader's hook)."""
+        if self.source is not None and isinstance(self.source[1], torch.Tensor):
+            self.source = (self.source[0], self.source[1].pin_memory())
+        return self
 
 
 class _PreprocessedDataset(torch.utils.data.Dataset):
-    """Decode + preprocess one image; runs inside DataLoader workers."""
+    """Decode + preprocess one image; runs inside DataLoader workers. With views made on a GPU
+    (`on_device`) the worker decodes, converts and plans, and the main process makes the views."""
 
-    def __init__(self, dataset: Dataset, strategy: Strategy) -> None:
+    def __init__(self, dataset: Dataset, strategy: Strategy, on_device: bool = False) -> None:
         self.dataset = dataset
         self.strategy = strategy
+        self.on_device = on_device
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -64,6 +74,11 @@ class _PreprocessedDataset(torch.utils.data.Dataset):
             image = sample.load()
             t1 = time.perf_counter()
             decode_ms = (t1 - t0) * 1e3
+            if self.on_device:
+                source = self.strategy.source(image)
+                preprocess_ms = (time.perf_counter() - t1) * 1e3
+                return Prepared(index, sample_id, label, category, None, decode_ms, preprocess_ms,
+                                questions=questions, source=source)
             views = self.strategy.apply(image)
             preprocess_ms = (time.perf_counter() - t1) * 1e3
         except ImageLoadError as exc:
@@ -137,19 +152,40 @@ class Runner:
         if batch_images is not None and int(batch_images) <= 0:
             raise ValueError(f"batch_images must be positive or null, got {batch_images}")
         self.batch_images = None if batch_images is None else int(batch_images)
+        # preprocess.device=cuda: the views are made in this process, on the GPU, in batches.
+        self.views_on_device = strategy.ops.device.type != "cpu"
 
     def _prepared(self) -> Iterator[Prepared]:
         loader = torch.utils.data.DataLoader(
-            _PreprocessedDataset(self.dataset, self.strategy),
+            _PreprocessedDataset(self.dataset, self.strategy, self.views_on_device),
             batch_size=1,
             shuffle=False,
             num_workers=self.num_workers,
             collate_fn=_identity_collate,
             # Each worker keeps a few images ready, so decode + preprocess overlap the encoder.
             prefetch_factor=4 if self.num_workers else None,
+            pin_memory=self.views_on_device and torch.cuda.is_available(),
         )
         for items in loader:
-            yield from items
+            for item in items:
+                if item.source is not None:
+                    self._views_here(item)
+                yield item
+
+    def _views_here(self, item: Prepared) -> None:
+        """Make the views of a worker's pixels in this process (on the strategy's device); the
+        time, synchronised with the device, is added to the item's preprocess time."""
+        layout, pixels = item.source  # type: ignore[misc]
+        item.source = None
+        t0 = time.perf_counter()
+        try:
+            item.views = self.strategy.finish(layout, pixels)
+            if item.views.pixel_values.is_cuda:
+                torch.cuda.synchronize(item.views.pixel_values.device)
+        except Exception as exc:  # noqa: BLE001 - one bad image must not end the run
+            item.views, item.error_kind = None, "preprocess"
+            item.error = f"{item.sample_id}: {type(exc).__name__}: {exc}"
+        item.preprocess_ms += (time.perf_counter() - t0) * 1e3
 
     def _batches(self) -> Iterator[list[Prepared]]:
         """Group prepared images so that each encoder call gets about `batch_views` crops (and

@@ -51,11 +51,12 @@ def random_image(width: int, height: int, seed: int = 0) -> Image.Image:
 IMAGES = {size: random_image(*size) for size in SIZES}
 
 
-# The torch resampler is slower than Pillow on the CPU (docs/resampling.md): its full run is slow.
-@pytest.mark.parametrize("backend", ["pil", pytest.param("torch", marks=pytest.mark.slow)])
+# The default (compiled, numba) and Pillow itself always; the torch resampler (the GPU path, run
+# here on the CPU, several times slower than the others there) in the slow part.
+@pytest.mark.parametrize("backend", ["numba", "pil", pytest.param("torch", marks=pytest.mark.slow)])
 @pytest.mark.parametrize(("name", "params"), CONFIGS, ids=[f"{n}-{p}" for n, p in CONFIGS])
 def test_pixels_equal_the_reference(name: str, params: dict, backend: str) -> None:
-    """With Pillow's resize, and with its torch reimplementation (harness.preprocess.resample)."""
+    """With Pillow's resize, and with its two reimplementations (harness.preprocess.resample)."""
     strategy = build_strategy(name, backend=backend, **params)
     reference = transformers_reference(strategy)
     for size in PHI3_SIZES if name == "phi3_hd" else SIZES:

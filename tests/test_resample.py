@@ -1,4 +1,5 @@
-"""The torch resampler equals Pillow's `Image.resize` bit for bit (docs/resampling.md).
+"""Both resamplers equal Pillow's `Image.resize` bit for bit (docs/resampling.md): the
+compiled CPU one (`resize_array`, also with a window and into a canvas) and the torch one.
 
 Pillow itself is the reference: random noise images (every tap matters), exact equality of
 every byte, on random size pairs, extreme ratios, 1-px sides, up and down, and both pass
@@ -14,9 +15,9 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.preprocess import build_strategy
-from harness.preprocess.base import resized_pixels
-from harness.preprocess.resample import coefficients, resize, vertical_first
+from harness.preprocess import build_strategy, kernels
+from harness.preprocess.pixels import rgbx, with_padding
+from harness.preprocess.resample import coefficients, resize, resize_array, transpose_array, vertical_first
 
 FILTERS = [Image.Resampling.BILINEAR, Image.Resampling.BICUBIC]
 
@@ -34,14 +35,27 @@ def noise(width: int, height: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
 
-def check(in_size: tuple[int, int], out_size: tuple[int, int], resample: int, seed: int = 0) -> None:
+def check(in_size: tuple[int, int], out_size: tuple[int, int], resample: int, seed: int = 0,
+          torch_too: bool = True) -> None:
+    """Both resamplers (and a random window of the compiled one, written into a canvas)."""
     pixels = noise(*in_size, seed)
     expected = np.asarray(Image.fromarray(pixels).resize(out_size, resample))
-    got = resize(torch.from_numpy(pixels), out_size, resample).numpy()
-    assert got.shape == expected.shape, (in_size, out_size, resample)
-    if not np.array_equal(got, expected):
-        bad = int((got != expected).sum())
-        raise AssertionError(f"{in_size} -> {out_size} filter {resample}: {bad} bytes differ")
+    results = {"numba": resize_array(pixels, out_size, resample)[..., :3]}
+    if torch_too:
+        results["torch"] = resize(torch.from_numpy(pixels), out_size, resample).numpy()
+    for name, got in results.items():
+        assert got.shape == expected.shape, (name, in_size, out_size, resample)
+        if not np.array_equal(got, expected):
+            bad = int((got != expected).sum())
+            raise AssertionError(f"{name}: {in_size} -> {out_size} filter {resample}: {bad} bytes differ")
+    rng = random.Random(seed)
+    (w, h) = out_size
+    left, top = rng.randrange(w), rng.randrange(h)
+    width, height = rng.randint(1, w - left), rng.randint(1, h - top)
+    canvas = np.zeros((height + 3, width + 2, rng.choice([3, 4])), dtype=np.uint8)
+    resize_array(pixels, out_size, resample, window=(left, top, width, height), out=canvas[1 : 1 + height, 2:])
+    assert np.array_equal(canvas[1 : 1 + height, 2:, :3], expected[top : top + height, left : left + width])
+    assert not canvas[0].any() and not canvas[1 + height :].any() and not canvas[:, :2].any()
 
 
 def random_pairs(n: int, seed: int, max_side: int) -> list[tuple[tuple[int, int], tuple[int, int], int]]:
@@ -82,7 +96,7 @@ def test_random_pairs_quick() -> None:
 def test_random_pairs_sweep() -> None:
     """Thousands of pairs, small and large, every kind of ratio."""
     for i, (in_size, out_size, resample) in enumerate(random_pairs(3000, seed=2, max_side=300)):
-        check(in_size, out_size, resample, seed=i)
+        check(in_size, out_size, resample, seed=i, torch_too=i % 3 == 0)
     for i, (in_size, out_size, resample) in enumerate(random_pairs(60, seed=3, max_side=2500)):
         check(in_size, out_size, resample, seed=i)
 
@@ -116,29 +130,83 @@ def test_errors_name_what_is_valid() -> None:
         coefficients(10, 5, Image.Resampling.LANCZOS)
     with pytest.raises(ValueError, match="uint8"):
         resize(torch.zeros((4, 4, 3)), (2, 2), Image.Resampling.BICUBIC)
+    with pytest.raises(ValueError, match="uint8"):
+        resize_array(np.zeros((4, 4, 2), dtype=np.uint8), (2, 2), Image.Resampling.BICUBIC)
     with pytest.raises(ValueError, match="positive"):
         resize(torch.zeros((4, 4, 3), dtype=torch.uint8), (0, 2), Image.Resampling.BICUBIC)
-    with pytest.raises(ValueError, match="auto, pil, torch"):
+    with pytest.raises(ValueError, match="not inside"):
+        resize_array(noise(4, 4, 0), (3, 3), Image.Resampling.BICUBIC, window=(1, 1, 3, 1))
+    with pytest.raises(ValueError, match="auto, numba, pil, torch"):
         build_strategy("resize", backend="cv2")
+    with pytest.raises(ValueError, match="cpu, cuda"):
+        build_strategy("resize", device="tpu")
+    with pytest.raises(ValueError, match="backend auto or torch"):
+        build_strategy("resize", backend="numba", device="cuda")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="needs a CUDA GPU"):
+            build_strategy("resize", device="cuda")
+
+
+STRATEGY_NAMES = ("resize", "center_crop", "internvl_dynamic", "llava_anyres", "phi3_hd", "qwen_native",
+                  "llava_onevision")
 
 
 def test_backends_agree_in_every_strategy() -> None:
-    """A few sizes through each strategy: the torch backend gives Pillow's pixels (the full
-    comparison with the transformers references is the slow part of test_preprocess_fidelity)."""
-    image = Image.fromarray(noise(301, 177, 5))
-    tall = Image.fromarray(noise(90, 260, 6))
-    for name in ("resize", "center_crop", "internvl_dynamic", "llava_anyres", "phi3_hd"):
-        pil, ours = build_strategy(name, backend="pil"), build_strategy(name, backend="torch")
-        assert ours.params() == pil.params()  # same pixels: the backend does not identify a run
-        for im in (image, tall):
-            assert torch.equal(ours.apply(im).pixel_values, pil.apply(im).pixel_values), (name, im.size)
+    """A few sizes through each strategy: the compiled and the torch backends give Pillow's
+    views (the full comparison with the transformers references is test_preprocess_fidelity).
+    The torch backend on CPU tensors is the very code that runs with preprocess.device=cuda."""
+    images = [Image.fromarray(noise(301, 177, 5)), Image.fromarray(noise(90, 260, 6)), Image.fromarray(noise(1, 1, 7))]
+    for name in STRATEGY_NAMES:
+        pil = build_strategy(name, backend="pil")
+        for backend in ("auto", "numba", "torch"):
+            ours = build_strategy(name, backend=backend)
+            assert ours.params() == pil.params()  # same pixels: the backend does not identify a run
+            for im in images:
+                assert torch.equal(ours.apply(im).pixel_values, pil.apply(im).pixel_values), (name, backend, im.size)
 
 
 def test_same_size_returns_the_pixels() -> None:
-    image = Image.fromarray(noise(20, 10, 7))
-    for backend in ("pil", "torch"):
-        assert np.array_equal(resized_pixels(image, (20, 10), Image.Resampling.BICUBIC, backend), np.asarray(image))
+    pixels = noise(20, 10, 7)
+    assert np.array_equal(resize_array(pixels, (20, 10), Image.Resampling.BICUBIC)[..., :3], pixels)
     assert torch.equal(resize(torch.from_numpy(noise(5, 4, 1)), (5, 4), 3), torch.from_numpy(noise(5, 4, 1)))
+
+
+def test_pixels_are_pillows_memory_and_outlive_the_image() -> None:
+    """`rgbx` reads Pillow's own RGBX memory (no copy) and keeps it alive after the image goes."""
+    import gc
+
+    data = noise(300, 200, 8)
+    image = Image.fromarray(data)
+    pixels = rgbx(image)
+    assert pixels.shape == (200, 300, 4) and not pixels.flags.writeable
+    assert np.array_equal(pixels[..., :3], data)
+    assert rgbx(image).__array_interface__["data"][0] == pixels.__array_interface__["data"][0]  # same memory
+    del image
+    gc.collect()
+    Image.fromarray(noise(300, 200, 9))  # would reuse freed memory
+    assert np.array_equal(pixels[..., :3], data)
+    with pytest.raises(ValueError, match="RGB"):
+        rgbx(Image.new("L", (3, 3)))
+    assert np.array_equal(with_padding(data)[..., :3], data)
+
+
+def test_transpose_is_pils() -> None:
+    for size in [(1, 1), (3, 130), (200, 65), (64, 64)]:
+        data = noise(*size, 10)
+        expected = np.asarray(Image.fromarray(data).transpose(Image.Transpose.TRANSPOSE))
+        assert np.array_equal(transpose_array(data)[..., :3], expected)
+
+
+def test_serial_and_parallel_kernels_agree() -> None:
+    """Workers run the serial copies of the kernels: same bytes as the parallel ones."""
+    pixels = with_padding(noise(257, 131, 11))
+    first, count, coef = (np.ascontiguousarray(a, dtype=np.int32) for a in coefficients(257, 90, 3))
+    outs = []
+    for compiled in (kernels.serial, kernels.parallel):
+        out = np.empty((131, 90, 4), dtype=np.uint8)
+        compiled["horizontal"](pixels.view(np.uint32).reshape(131, 257), first, count, coef, out)
+        outs.append(out)
+    assert np.array_equal(*outs)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

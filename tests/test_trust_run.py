@@ -78,7 +78,7 @@ def test_a_planted_run_with_an_unsafe_study_cannot_steer_the_report(tmp_path: Pa
 @pytest.mark.parametrize(
     ("overrides", "says"),
     [
-        (["preprocess.max_tile=3"], "valid keys: backend, exif_transpose, mean, name, std, tile_size"),
+        (["preprocess.max_tile=3"], "valid keys: backend, device, exif_transpose, mean, name, std, tile_size"),
         (["encoder.sise=tiny"], "valid keys: connector, feature_layer, name, out_dim, pool, size, weights"),
         (["preprocess=internvl_dynamic", "preprocess.max_tile=3"], "max_tiles, mean, min_tiles"),
         (["dataset.num_image=3"], "valid keys: max_side, name, num_images, seed"),

@@ -8,8 +8,9 @@ rounds half to even instead and differs by 1 px for some sizes (e.g. 671x336).
 
 from __future__ import annotations
 
-import numpy as np
-from PIL import Image
+from typing import Any
+
+import torch
 
 from harness.preprocess import STRATEGIES
 from harness.preprocess.base import BICUBIC, Strategy, check_image_size
@@ -39,8 +40,11 @@ class CenterCrop(Strategy):
         w, h = layout.resized_size
         return (w - self.tile_size) // 2, (h - self.tile_size) // 2
 
-    def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:
+    def views(self, pixels: Any, layout: Layout) -> torch.Tensor:
+        """Only the crop of the resize is computed (the same bytes: each output pixel has its own taps)."""
         s = self.tile_size
         left, top = self.crop_offset(layout)
-        arr = self.resize(image, layout.resized_size, BICUBIC)[top : top + s, left : left + s]
-        return np.ascontiguousarray(arr.transpose(2, 0, 1))[None]
+        out = self.new_views(layout)
+        crop = self.ops.resize(pixels, layout.resized_size, BICUBIC, window=(left, top, s, s))
+        self.normalize_tiles(crop, 1, 1, out)
+        return out

@@ -11,12 +11,13 @@ use max 6.
 
 from __future__ import annotations
 
-import numpy as np
-from PIL import Image
+from typing import Any
+
+import torch
 
 from harness.bounds import boolean, bounded_int
 from harness.preprocess import STRATEGIES
-from harness.preprocess.base import BICUBIC, MAX_TILES, Strategy, check_image_size, tiles_chw
+from harness.preprocess.base import BICUBIC, MAX_TILES, Strategy, check_image_size
 from harness.preprocess.normalization import IMAGENET_MEAN, IMAGENET_STD
 from harness.types import Layout
 
@@ -75,11 +76,11 @@ class InternVLDynamic(Strategy):
             executed_views=n_views,
         )
 
-    def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:
+    def views(self, pixels: Any, layout: Layout) -> torch.Tensor:
         s = self.tile_size
         rows, cols = layout.grid
-        out = np.empty((layout.n_views, 3, s, s), dtype=np.uint8)
-        tiles_chw(self.resize(image, layout.canvas_size, BICUBIC), rows, cols, s, out[: rows * cols])
+        out = self.new_views(layout)
+        self.normalize_tiles(self.ops.resize(pixels, layout.canvas_size, BICUBIC), rows, cols, out[: rows * cols])
         if layout.has_global:
-            tiles_chw(self.resize(image, (s, s), BICUBIC), 1, 1, s, out[-1:])
+            self.normalize_tiles(self.ops.resize(pixels, (s, s), BICUBIC), 1, 1, out[-1:])
         return out

@@ -14,13 +14,12 @@ with another tile_size S each becomes (pinpoint / 336) * S.
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import Any, ClassVar
 
-import numpy as np
-from PIL import Image
+import torch
 
 from harness.preprocess import STRATEGIES
-from harness.preprocess.base import BICUBIC, MAX_TILES, Strategy, check_image_size, tiles_chw
+from harness.preprocess.base import BICUBIC, MAX_TILES, Strategy, check_image_size
 from harness.types import Layout
 
 PINPOINT_UNIT = 336
@@ -103,17 +102,16 @@ class LlavaAnyres(Strategy):
             n_views=1 + rows * cols, executed_views=1 + rows * cols,
         )
 
-    def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:
+    def views(self, pixels: Any, layout: Layout) -> torch.Tensor:
         s = self.tile_size
         rows, cols = layout.grid
         (canvas_w, canvas_h), (left, top, right, bottom) = layout.canvas_size, layout.content_box
-        out = np.empty((layout.n_views, 3, s, s), dtype=np.uint8)
-        tiles_chw(self.resize(image, (s, s), BICUBIC), 1, 1, s, out[:1])
-        resized = self.resize(image, layout.resized_size, BICUBIC)
+        out = self.new_views(layout)
+        self.normalize_tiles(self.ops.resize(pixels, (s, s), BICUBIC), 1, 1, out[:1])
         if (right - left, bottom - top) == (canvas_w, canvas_h):
-            canvas = resized
-        else:
-            canvas = np.zeros((canvas_h, canvas_w, 3), dtype=np.uint8)
-            canvas[top:bottom, left:right] = resized
-        tiles_chw(canvas, rows, cols, s, out[1:])
+            canvas = self.ops.resize(pixels, layout.resized_size, BICUBIC)
+        else:  # black padding; the resize is written straight into its place on the canvas
+            canvas = self.ops.canvas(canvas_h, canvas_w, 0, inside=(left, top, right, bottom))
+            self.ops.resize(pixels, layout.resized_size, BICUBIC, out=canvas[top:bottom, left:right])
+        self.normalize_tiles(canvas, rows, cols, out[1:])
         return out

@@ -14,11 +14,9 @@ the height is clamped to 1 px.
 from __future__ import annotations
 
 import math
+from typing import Any
 
-import numpy as np
 import torch
-import torch.nn.functional as F
-from PIL import Image
 
 from harness.bounds import boolean, bounded_int
 from harness.preprocess import STRATEGIES
@@ -71,8 +69,8 @@ class Phi3HDTransform(Strategy):
             has_global=True, global_position="first", n_views=n_views, executed_views=executed,
         )
 
-    def canvas(self, image: Image.Image, layout: Layout) -> np.ndarray:
-        """uint8 `[H_hd, W_hd, 3]`: resized and white-padded, in the original orientation.
+    def canvas(self, pixels: Any, layout: Layout) -> Any:
+        """uint8 `[H_hd, W_hd, C]`: resized and white-padded, in the original orientation.
 
         The resize runs on the transposed image as in the original, because PIL's two-pass
         resampling rounds between passes and is therefore not transpose-symmetric.
@@ -81,24 +79,19 @@ class Phi3HDTransform(Strategy):
         w, h = layout.resized_size
         left, top = layout.content_box[:2]
         if transposed:
-            image, (w, h), top = image.transpose(Image.Transpose.TRANSPOSE), (h, w), left
+            pixels, (w, h), top = self.ops.transpose(pixels), (h, w), left
         padded_h = layout.canvas_size[0] if transposed else layout.canvas_size[1]
-        canvas = np.full((padded_h, w, 3), 255, dtype=np.uint8)
-        canvas[top : top + h] = self.resize(image, (w, h), BILINEAR)
-        return canvas.transpose(1, 0, 2) if transposed else canvas
+        canvas = self.ops.canvas(padded_h, w, 255, inside=(0, top, w, top + h))
+        self.ops.resize(pixels, (w, h), BILINEAR, out=canvas[top : top + h])
+        return self.ops.transpose(canvas) if transposed else canvas
 
-    def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:
-        """The tiles only (uint8); the global view is made from the normalised canvas in `views`."""
-        s, (rows, cols) = self.tile_size, layout.grid
-        canvas = self.canvas(image, layout)
-        return np.ascontiguousarray(canvas.reshape(rows, s, cols, s, 3).transpose(0, 2, 4, 1, 3)).reshape(-1, 3, s, s)
-
-    def views(self, rgb: Image.Image, layout: Layout) -> torch.Tensor:
-        s, (rows, cols) = self.tile_size, layout.grid
-        canvas = self.canvas(rgb, layout)
-        hd = self.normalize(canvas.transpose(2, 0, 1)[None])  # [1, 3, H, W], as ToTensor + Normalize
-        out = torch.empty((layout.executed_views, 3, s, s), dtype=torch.float32)
+    def views(self, pixels: Any, layout: Layout) -> torch.Tensor:
+        """Tiles from the canvas; the global view is torch's bicubic interpolation of the
+        normalised canvas, as the original computes it (`Ops.cubic_view`)."""
+        rows, cols = layout.grid
+        canvas = self.canvas(pixels, layout)
+        out = self.new_views(layout)
+        self.ops.cubic_view(canvas, self._table, out[0])
+        self.normalize_tiles(canvas, rows, cols, out[1 : 1 + rows * cols])
         out[1 + rows * cols :] = 0  # the zero crops up to num_crops + 1
-        out[0] = F.interpolate(hd, size=(s, s), mode="bicubic")[0]
-        out[1 : 1 + rows * cols].view(rows, cols, 3, s, s).copy_(hd[0].view(3, rows, s, cols, s).permute(1, 3, 0, 2, 4))
         return out

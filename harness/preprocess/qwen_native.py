@@ -12,9 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
 from harness.preprocess import STRATEGIES
 from harness.preprocess.base import BICUBIC, Strategy, check_image_size
@@ -102,9 +100,10 @@ class QwenNative(Strategy):
             view_size=(w, h), patch_grid=(1, h // p, w // p),
         )
 
-    def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:
-        resized = self.resize(image, layout.view_wh, BICUBIC)
-        return np.ascontiguousarray(resized.transpose(2, 0, 1)[None])
+    def views(self, pixels: Any, layout: Layout) -> torch.Tensor:
+        out = self.new_views(layout)
+        self.normalize_tiles(self.ops.resize(pixels, layout.view_wh, BICUBIC), 1, 1, out)
+        return out
 
     def patches(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """The reference's flat patch rows of this strategy's views (see `patchify`)."""

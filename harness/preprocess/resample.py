@@ -1,12 +1,16 @@
-"""Pillow's `Image.resize` (BILINEAR and BICUBIC, RGB uint8) bit for bit, in torch.
+"""Pillow's `Image.resize` (BILINEAR and BICUBIC, RGB uint8) bit for bit, on CPU cores or a torch device.
 
 Pillow resizes in two separable fixed-point passes (`src/libImaging/Resample.c`); see
-docs/resampling.md for the algorithm, the pass-order rule of Pillow 13 and the sources. Here
-each pass is a product of the uint8 pixels with Pillow's own integer coefficients, run as
-float64 matrix products over bands of the coefficient matrix: every product and partial sum
-is an integer below 2**53, so float64 holds them exactly whatever the summation order, and
-the shift-and-clip that follows reproduces Pillow's integer arithmetic exactly. The same code
-runs on the CPU and on CUDA; coefficient tables are cached per (in, out, filter, device).
+docs/resampling.md for the algorithm, the pass-order rule of Pillow 13 and the sources.
+
+`resize_array` (numpy, the CPU) runs Pillow's integer loops compiled by numba over all cores
+(`harness.preprocess.kernels`), and can compute only a window of the output (a crop) straight
+into a destination (a canvas): each output pixel depends only on its own taps, so that changes
+no byte. `resize` (torch, any device: the GPU path) runs each pass as float64 matrix
+products of the pixels with bands of Pillow's integer coefficient matrix: every product and
+partial sum is an integer below 2**53, so float64 holds them exactly whatever the summation
+order, and the shift-and-clip that follows reproduces Pillow's integer arithmetic exactly.
+Coefficient tables are cached per (in, out, filter, device).
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-PRECISION_BITS = 32 - 8 - 2  # Pillow's fixed-point precision of the 8-bit coefficients
+from harness.preprocess import kernels
+from harness.preprocess.kernels import PRECISION_BITS
+from harness.preprocess.pixels import with_padding
+
 BLOCK = 32  # output pixels per band of the coefficient matrix (one matrix product each)
 
 
@@ -77,11 +84,86 @@ def vertical_first(in_size: tuple[int, int], out_size: tuple[int, int]) -> bool:
     return out_h < in_h and (in_h - out_h) > 2 * (in_w - out_w)
 
 
+@lru_cache(maxsize=256)
+def taps(in_size: int, out_size: int, resample: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`coefficients` as the compiled kernels take them: int32 first, count, coefficients."""
+    return tuple(np.ascontiguousarray(a, dtype=np.int32) for a in coefficients(in_size, out_size, resample))
+
+
+Window = tuple[int, int, int, int]  # (left, top, width, height) of the output
+
+
+def resize_array(pixels: np.ndarray, size: tuple[int, int], resample: int, window: Window | None = None,
+                 out: np.ndarray | None = None) -> np.ndarray:
+    """RGBX uint8 `[H, W, 4]` (see `harness.preprocess.pixels`; packed `[H, W, 3]` is padded
+    first, a copy) -> uint8 `[h, w, C]` whose first 3 channels equal
+    `Image.fromarray(rgb).resize(size, resample)`, or its `window` (left, top, width, height)
+    when given. Written into `out` (uint8 `[h, w, 3 or 4]`, any view whose rows are contiguous,
+    e.g. a region of a canvas) when given, else into a new RGBX array. On the CPU cores."""
+    pixels = np.ascontiguousarray(with_padding(pixels))
+    in_h, in_w = pixels.shape[:2]
+    out_w, out_h = int(size[0]), int(size[1])
+    if out_w <= 0 or out_h <= 0:
+        raise ValueError(f"target size must be positive, got {out_w}x{out_h}")
+    x0, y0, w, h = (0, 0, out_w, out_h) if window is None else (int(v) for v in window)
+    if w <= 0 or h <= 0 or x0 < 0 or y0 < 0 or x0 + w > out_w or y0 + h > out_h:
+        raise ValueError(f"window {window} is not inside the {out_w}x{out_h} output")
+    if out is None:
+        out = np.empty((h, w, 4), dtype=np.uint8)
+    elif out.dtype != np.uint8 or out.shape[:2] != (h, w) or out.shape[2] not in (3, 4):
+        raise ValueError(f"out must be uint8 [{h}, {w}, 3 or 4], got {out.dtype} {out.shape}")
+    run = kernels.for_this_process()
+    need_x, need_y = out_w != in_w, out_h != in_h
+    if not need_y:  # one horizontal pass (or a copy) over the window's rows
+        if need_x:
+            run["horizontal"](_words(pixels[y0 : y0 + h]), *_window_taps(in_w, out_w, resample, x0, w), out)
+        else:
+            out[...] = pixels[y0 : y0 + h, x0 : x0 + w, : out.shape[2]]
+        return out
+    first_y, count_y, coef_y = _window_taps(in_h, out_h, resample, y0, h)
+    if not need_x:
+        run["vertical"](pixels.reshape(in_h, -1), x0, first_y, count_y, coef_y, out)
+        return out
+    first_x, count_x, coef_x = _window_taps(in_w, out_w, resample, x0, w)
+    if vertical_first((in_w, in_h), (out_w, out_h)):
+        # Vertical first, over the columns the horizontal pass reads.
+        lo, hi = int(first_x[0]), int(first_x[-1] + count_x[-1])
+        middle = np.empty((h, hi - lo, 4), dtype=np.uint8)
+        run["vertical"](pixels.reshape(in_h, -1), lo, first_y, count_y, coef_y, middle)
+        run["horizontal"](_words(middle), first_x - lo, count_x, coef_x, out)
+    else:
+        # Horizontal first, over the rows the vertical pass reads.
+        lo, hi = int(first_y[0]), int(first_y[-1] + count_y[-1])
+        middle = np.empty((hi - lo, w, 4), dtype=np.uint8)
+        run["horizontal"](_words(pixels[lo:hi]), first_x, count_x, coef_x, middle)
+        run["vertical"](middle.reshape(hi - lo, -1), 0, first_y - lo, count_y, coef_y, out)
+    return out
+
+
+def transpose_array(pixels: np.ndarray) -> np.ndarray:
+    """RGBX `[H, W, 4]` -> contiguous `[W, H, 4]` (PIL's `Image.Transpose.TRANSPOSE`)."""
+    pixels = np.ascontiguousarray(with_padding(pixels))
+    out = np.empty((pixels.shape[1], pixels.shape[0], 4), dtype=np.uint8)
+    kernels.for_this_process()["transpose"](_words(pixels), _words(out))
+    return out
+
+
+def _words(pixels: np.ndarray) -> np.ndarray:
+    """Contiguous RGBX `[H, W, 4]` uint8 as `[H, W]` uint32: one word per pixel, no copy."""
+    return pixels.view(np.uint32).reshape(pixels.shape[:2])
+
+
+def _window_taps(in_size: int, out_size: int, resample: int, start: int, length: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    first, count, coef = taps(in_size, out_size, resample)
+    return first[start : start + length], count[start : start + length], coef[start : start + length]
+
+
 class _Pass:
     """One axis of a resize as bands of its coefficient matrix, ready on a device.
 
-    `channels` = 3 treats the axis as interleaved RGB (the coefficient matrix is expanded with
-    the identity over the channels, so the pixels need no transposition)."""
+    `channels` = 3 or 4 treats the axis as interleaved RGB(X) (the coefficient matrix is expanded
+    with the identity over the channels, so the pixels need no transposition)."""
 
     def __init__(self, in_size: int, out_size: int, resample: int, channels: int, device: torch.device) -> None:
         first, count, fixed = coefficients(in_size, out_size, resample)
@@ -120,11 +202,12 @@ def _pass(in_size: int, out_size: int, resample: int, channels: int, device: str
 
 
 def resize(pixels: torch.Tensor, size: tuple[int, int], resample: int) -> torch.Tensor:
-    """uint8 `[H, W, 3]` (any device) -> uint8 `[h, w, 3]` on the same device, equal to
-    `Image.fromarray(pixels).resize(size, resample)` bit for bit (`size` is (w, h), as PIL)."""
-    if pixels.dtype != torch.uint8 or pixels.ndim != 3 or pixels.shape[2] != 3:
-        raise ValueError(f"expected uint8 [H, W, 3] pixels, got {pixels.dtype} {tuple(pixels.shape)}")
-    in_h, in_w = int(pixels.shape[0]), int(pixels.shape[1])
+    """uint8 `[H, W, C]` (C = 3, or 4 for RGBX; any device) -> uint8 `[h, w, C]` on the same
+    device, equal to `Image.fromarray(pixels).resize(size, resample)` bit for bit in the first
+    3 channels (`size` is (w, h), as PIL)."""
+    if pixels.dtype != torch.uint8 or pixels.ndim != 3 or pixels.shape[2] not in (3, 4):
+        raise ValueError(f"expected uint8 [H, W, 3 or 4] pixels, got {pixels.dtype} {tuple(pixels.shape)}")
+    in_h, in_w, channels = (int(n) for n in pixels.shape)
     out_w, out_h = int(size[0]), int(size[1])
     if out_w <= 0 or out_h <= 0:
         raise ValueError(f"target size must be positive, got {out_w}x{out_h}")
@@ -132,22 +215,22 @@ def resize(pixels: torch.Tensor, size: tuple[int, int], resample: int) -> torch.
     if not (need_x or need_y):
         return pixels.clone()
     device = str(pixels.device)
-    horizontal = _pass(in_w, out_w, resample, 3, device) if need_x else None
+    horizontal = _pass(in_w, out_w, resample, channels, device) if need_x else None
     vertical = _pass(in_h, out_h, resample, 1, device) if need_y else None
     if vertical is not None and (horizontal is None or vertical_first((in_w, in_h), (out_w, out_h))):
         # Vertical first, over the columns the horizontal pass will read.
         x0, x1 = (horizontal.first, horizontal.last) if horizontal is not None else (0, in_w)
-        x = pixels[:, x0:x1].reshape(in_h, -1).to(torch.float64)  # [H, W'*3]
-        y = vertical(x, along_rows=True)  # [h, W'*3]
+        x = pixels[:, x0:x1].reshape(in_h, -1).to(torch.float64)  # [H, W'*C]
+        y = vertical(x, along_rows=True)  # [h, W'*C]
         if horizontal is None:
-            return y.to(torch.uint8).view(out_h, out_w, 3)
-        z = horizontal(y, along_rows=False, offset=x0 * 3)  # [w*3, h]
-        return z.T.to(torch.uint8).reshape(out_h, out_w, 3)
+            return y.to(torch.uint8).view(out_h, out_w, channels)
+        z = horizontal(y, along_rows=False, offset=x0 * channels)  # [w*C, h]
+        return z.T.to(torch.uint8).reshape(out_h, out_w, channels)
     # Horizontal first, over the rows the vertical pass will read.
     y0, y1 = (vertical.first, vertical.last) if vertical is not None else (0, in_h)
-    x = pixels[y0:y1].reshape(y1 - y0, -1).to(torch.float64)  # [H', W*3]
-    y = horizontal(x, along_rows=False)  # [w*3, H']
+    x = pixels[y0:y1].reshape(y1 - y0, -1).to(torch.float64)  # [H', W*C]
+    y = horizontal(x, along_rows=False)  # [w*C, H']
     if vertical is None:
-        return y.T.to(torch.uint8).reshape(out_h, out_w, 3)
-    z = vertical(y.T, along_rows=True, offset=y0)  # [h, w*3]
-    return z.to(torch.uint8).view(out_h, out_w, 3)
+        return y.T.to(torch.uint8).reshape(out_h, out_w, channels)
+    z = vertical(y.T, along_rows=True, offset=y0)  # [h, w*C]
+    return z.to(torch.uint8).view(out_h, out_w, channels)

@@ -6,11 +6,12 @@ LLaVA-NeXT's base-image path. Reference: GotOcr2ImageProcessorPil(crop_to_patche
 
 from __future__ import annotations
 
-import numpy as np
-from PIL import Image
+from typing import Any
+
+import torch
 
 from harness.preprocess import STRATEGIES
-from harness.preprocess.base import BICUBIC, Strategy, check_image_size, tiles_chw
+from harness.preprocess.base import BICUBIC, Strategy, check_image_size
 from harness.types import Layout
 
 
@@ -25,8 +26,8 @@ class Resize(Strategy):
             has_global=False, global_position=None, n_views=1, executed_views=1,
         )
 
-    def crops(self, image: Image.Image, layout: Layout) -> np.ndarray:
+    def views(self, pixels: Any, layout: Layout) -> torch.Tensor:
         s = self.tile_size
-        out = np.empty((1, 3, s, s), dtype=np.uint8)
-        tiles_chw(self.resize(image, (s, s), BICUBIC), 1, 1, s, out)
+        out = self.new_views(layout)
+        self.normalize_tiles(self.ops.resize(pixels, (s, s), BICUBIC), 1, 1, out)
         return out

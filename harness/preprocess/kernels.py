@@ -1,0 +1,179 @@
+"""Compiled CPU loops of the preprocessing: Pillow's two resize passes and the tile normaliser.
+
+numba compiles these once per process (cached next to this file, like Python's own bytecode)
+into machine code that shares the rows of an image between the CPU's cores. The arithmetic is
+Pillow's own (`src/libImaging/Resample.c`, 8 bits per channel): 32-bit integer sums that start
+at half of the fixed-point unit, taps multiplied by the 22-bit coefficients, an arithmetic
+shift, a clip to 0..255, so the pixels are Pillow's bit for bit. What differs is the order of
+the loops, so that the compiler can vectorise them: the vertical pass adds whole rows (Pillow
+walks columns), and the horizontal pass first transposes a block of rows, moving 4-byte
+pixels, and then adds whole columns of that block.
+
+Pixels are RGBX, 4 bytes each (Pillow's own memory layout of RGB images, which it hands out
+without a copy, see `harness.preprocess.pixels`); results may be RGB or RGBX.
+
+Each kernel exists twice: `parallel` (all cores, for the main process) and `serial` (for
+DataLoader workers, which already run one per core and must not start thread pools after a
+fork).
+"""
+
+from __future__ import annotations
+
+import types as pytypes
+
+import numpy as np
+from numba import njit, prange, types
+from numba.extending import intrinsic
+
+PRECISION_BITS = 32 - 8 - 2  # Pillow's fixed-point precision of the 8-bit coefficients
+HALF = 1 << (PRECISION_BITS - 1)
+ROW_BLOCK = 32  # image rows the horizontal pass transposes and filters together
+TRANSPOSE_BLOCK = 64  # pixels per side of the square blocks `transpose` moves at a time
+
+
+def _horizontal(src, first, count, coef, out):
+    """out[r, x, c] = Pillow's horizontal pass of row r at output column x.
+
+    src: uint32 [R, W] (RGBX pixels); first/count/coef: the taps of the w output columns
+    (int32, `first` and `first + count` non-decreasing); out: uint8 [R, w, C], C = 3 or 4."""
+    rows, width, channels = out.shape
+    lo = first[0]
+    hi = first[width - 1] + count[width - 1]
+    for block in prange((rows + ROW_BLOCK - 1) // ROW_BLOCK):
+        r0 = block * ROW_BLOCK
+        n = min(ROW_BLOCK, rows - r0)
+        columns = np.empty((hi - lo, n), dtype=np.uint32)
+        for r in range(n):  # read along rows (contiguous), write down the columns
+            line = src[r0 + r, lo:hi]
+            for x in range(hi - lo):
+                columns[x, r] = line[x]
+        lanes = columns.view(np.uint8)  # [hi - lo, n * 4]: a column's bytes, row after row
+        total = np.empty(n * 4, dtype=np.int32)
+        for x in range(width):
+            total[:] = HALF
+            start = first[x] - lo
+            weights = coef[x]
+            for k in range(count[x]):
+                line = lanes[start + k]
+                weight = weights[k]
+                for i in range(n * 4):
+                    total[i] = np.int32(total[i] + np.int32(line[i]) * weight)  # 32-bit, as Pillow's INT32
+            for r in range(n):
+                for c in range(channels):
+                    value = total[r * 4 + c] >> PRECISION_BITS
+                    out[r0 + r, x, c] = 0 if value < 0 else (255 if value > 255 else value)
+
+
+def _vertical(src, col0, first, count, coef, out):
+    """out[y, x, c] = Pillow's vertical pass at output row y of pixel column `col0 + x`.
+
+    src: uint8 [H, W*4] (RGBX rows); first/count/coef: the taps of the h output rows;
+    out: uint8 [h, w, C], C = 3 or 4."""
+    rows, width, channels = out.shape
+    lanes = width * 4
+    for y in prange(rows):
+        start = first[y]
+        weights = coef[y]
+        total = np.full(lanes, HALF, dtype=np.int32)
+        for k in range(count[y]):
+            line = src[start + k, col0 * 4 : col0 * 4 + lanes]  # a slice, so the loop below vectorises
+            weight = weights[k]
+            for i in range(lanes):
+                total[i] = np.int32(total[i] + np.int32(line[i]) * weight)
+        for x in range(width):
+            for c in range(channels):
+                value = total[x * 4 + c] >> PRECISION_BITS
+                out[y, x, c] = 0 if value < 0 else (255 if value > 255 else value)
+
+
+def _transpose(src, out):
+    """out[x, y] = src[y, x] for 4-byte pixels, in square blocks that stay in cache."""
+    height, width = src.shape
+    blocks_x = (width + TRANSPOSE_BLOCK - 1) // TRANSPOSE_BLOCK
+    for block in prange(((height + TRANSPOSE_BLOCK - 1) // TRANSPOSE_BLOCK) * blocks_x):
+        y0 = (block // blocks_x) * TRANSPOSE_BLOCK
+        x0 = (block % blocks_x) * TRANSPOSE_BLOCK
+        for x in range(x0, min(x0 + TRANSPOSE_BLOCK, width)):
+            for y in range(y0, min(y0 + TRANSPOSE_BLOCK, height)):
+                out[x, y] = src[y, x]
+
+
+def _normalize_tiles(src, rows, cols, table, out):
+    """Cut `src [rows*th, cols*tw, C]` (C >= 3) into row-major tiles and normalise them by table
+    lookup into float32 `out [rows*cols, 3, th, tw]` in one pass (cut, HWC -> CHW, lookup)."""
+    tile_h, tile_w = out.shape[2], out.shape[3]
+    for line in prange(rows * tile_h):
+        r = line // tile_h
+        y = line - r * tile_h
+        pixels = src[line]
+        for tile_col in range(cols):
+            tile = out[r * cols + tile_col]
+            x0 = tile_col * tile_w
+            for c in range(3):
+                lookup = table[c]
+                dst = tile[c, y]
+                for x in range(tile_w):
+                    dst[x] = lookup[pixels[x0 + x, c]]
+
+
+@intrinsic
+def _fma(typingctx, a, b, c):
+    """float32 a*b + c rounded once (LLVM's fma: the CPU's instruction, or an exact emulation)."""
+    def codegen(context, builder, signature, args):
+        return builder.fma(*args)
+
+    return types.float32(types.float32, types.float32, types.float32), codegen
+
+
+def _cubic_view(src, table, row_taps, row_weights, col_taps, col_weights, out):
+    """out[c, i, j] = torch's bicubic resize (`F.interpolate(mode="bicubic")`, A = -0.75) of
+    the normalised `table[c][src[..., c]]` at output (i, j), in torch's float32 arithmetic:
+    along x first, `fma(t3, w3, fma(t2, w2, fma(t0, w0, t1 * w1)))`, then the same along y
+    over the 4 row results. Taps (clamped indices) and weights come per output row/column.
+    src: uint8 [H, W, C >= 3] (any strides); out: float32 [3, h, w]."""
+    height, width = out.shape[1], out.shape[2]
+    for i in prange(height):
+        r0, r1, r2, r3 = row_taps[i, 0], row_taps[i, 1], row_taps[i, 2], row_taps[i, 3]
+        v0, v1, v2, v3 = row_weights[i, 0], row_weights[i, 1], row_weights[i, 2], row_weights[i, 3]
+        for c in range(3):
+            lookup = table[c]
+            dst = out[c, i]
+            for j in range(width):
+                c0, c1, c2, c3 = col_taps[j, 0], col_taps[j, 1], col_taps[j, 2], col_taps[j, 3]
+                w0, w1, w2, w3 = col_weights[j, 0], col_weights[j, 1], col_weights[j, 2], col_weights[j, 3]
+                line = src[r0]
+                a = _fma(lookup[line[c2, c]], w2, _fma(lookup[line[c0, c]], w0, lookup[line[c1, c]] * w1))
+                a = _fma(lookup[line[c3, c]], w3, a)
+                line = src[r1]
+                b = _fma(lookup[line[c2, c]], w2, _fma(lookup[line[c0, c]], w0, lookup[line[c1, c]] * w1))
+                b = _fma(lookup[line[c3, c]], w3, b)
+                line = src[r2]
+                d = _fma(lookup[line[c2, c]], w2, _fma(lookup[line[c0, c]], w0, lookup[line[c1, c]] * w1))
+                d = _fma(lookup[line[c3, c]], w3, d)
+                line = src[r3]
+                e = _fma(lookup[line[c2, c]], w2, _fma(lookup[line[c0, c]], w0, lookup[line[c1, c]] * w1))
+                e = _fma(lookup[line[c3, c]], w3, e)
+                dst[j] = _fma(e, v3, _fma(d, v2, _fma(a, v0, b * v1)))
+
+
+def _compile(function, parallel: bool):
+    """A compiled copy of `function`; the copy has its own name so that numba's on-disk cache
+    keeps the parallel and the serial machine code apart."""
+    suffix = "_parallel" if parallel else "_serial"
+    copy = pytypes.FunctionType(function.__code__, function.__globals__, function.__name__ + suffix)
+    copy.__qualname__ = function.__qualname__ + suffix
+    return njit(parallel=parallel, cache=True, nogil=True)(copy)
+
+
+_KERNELS = {"horizontal": _horizontal, "vertical": _vertical, "transpose": _transpose,
+            "normalize_tiles": _normalize_tiles, "cubic_view": _cubic_view}
+parallel = {name: _compile(f, True) for name, f in _KERNELS.items()}
+serial = {name: _compile(f, False) for name, f in _KERNELS.items()}
+
+
+def for_this_process() -> dict:
+    """The serial kernels inside a DataLoader worker (one worker per core already, and no
+    thread pool may start after a fork), the parallel ones elsewhere."""
+    from torch.utils.data import get_worker_info
+
+    return serial if get_worker_info() is not None else parallel

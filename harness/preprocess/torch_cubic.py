@@ -1,0 +1,78 @@
+"""torch's bicubic `F.interpolate` of a normalised image, reproduced on the CPU cores.
+
+Phi-3-vision's global view is `F.interpolate(hd, size=(S, S), mode="bicubic")` of the whole
+normalised canvas (float32, align_corners=False, no antialias). torch's CPU kernel computes
+each output from 4x4 clamped taps with the cubic-convolution weights (A = -0.75): along x
+first, then along y, each as `fma(t3, w3, fma(t2, w2, fma(t0, w0, t1 * w1)))` in float32 —
+the order its compiled loop uses, found by experiment and matched on every value (tests).
+`kernels._cubic_view` does the same from the uint8 canvas and the normalisation table, so the
+normalised canvas is never built. Only integer downscale factors are taken (Phi-3's canvas
+is always a whole number of tiles): their weights are exact whatever the arithmetic (t is 0
+or 1/2). Each kind of axis pair (t of 0 or 1/2 on each axis) is checked once per process
+against torch itself on the first image that has it; on any difference torch is used.
+"""
+
+from __future__ import annotations
+
+import warnings
+from functools import lru_cache
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from harness.preprocess import kernels
+
+A = np.float32(-0.75)  # torch's cubic-convolution constant
+
+
+def _near(x: np.float32) -> np.float32:  # |x| <= 1
+    return ((A + np.float32(2)) * x - (A + np.float32(3))) * x * x + np.float32(1)
+
+
+def _far(x: np.float32) -> np.float32:  # 1 < |x| < 2
+    return ((A * x - np.float32(5) * A) * x + np.float32(8) * A) * x - np.float32(4) * A
+
+
+@lru_cache(maxsize=64)
+def cubic_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(int64 taps [out, 4], float32 weights [out, 4]) of one axis, or None when the
+    downscale factor is not a whole number (then only torch itself is exact)."""
+    if in_size % out_size:
+        return None
+    scale = in_size // out_size
+    source = (np.arange(out_size) + 0.5) * scale - 0.5  # exact: whole scale, half steps
+    first = np.floor(source).astype(np.int64)
+    t = np.float32(source[0] - first[0])  # the same for every output: 0 or 1/2
+    weights = np.array([_far(t + np.float32(1)), _near(t), _near(np.float32(1) - t), _far(np.float32(2) - t)],
+                       dtype=np.float32)
+    taps = np.clip(first[:, None] + np.arange(-1, 3)[None, :], 0, in_size - 1)
+    return taps, np.ascontiguousarray(np.broadcast_to(weights, (out_size, 4)))
+
+
+_checked: dict[tuple[bool, bool], bool] = {}  # (even factor on y, on x) -> the kernel equals torch
+
+
+def cubic_view(pixels: np.ndarray, table: np.ndarray, size: tuple[int, int], out: torch.Tensor) -> None:
+    """float32 `out [3, h, w]` = `F.interpolate` (bicubic) of `table[c][pixels[..., c]]`
+    (`pixels` uint8 `[H, W, C >= 3]`) to `size` (h, w)."""
+    (in_h, in_w), (out_h, out_w) = pixels.shape[:2], size
+    rows, cols = cubic_taps(in_h, out_h), cubic_taps(in_w, out_w)
+    key = ((in_h // out_h) % 2 == 0, (in_w // out_w) % 2 == 0)
+    if rows is not None and cols is not None and _checked.get(key, True):
+        kernels.for_this_process()["cubic_view"](pixels, table, *rows, *cols, out.numpy())
+        if key in _checked:
+            return
+        expected = _torch_view(pixels, table, size)
+        _checked[key] = bool(torch.equal(out, expected))
+        if _checked[key]:
+            return
+        warnings.warn(f"the compiled bicubic view differs from this torch's F.interpolate for {in_w}x{in_h} -> "
+                      f"{out_w}x{out_h}; using torch's own from now on", RuntimeWarning, stacklevel=2)
+    out.copy_(_torch_view(pixels, table, size))
+
+
+def _torch_view(pixels: np.ndarray, table: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """The reference computation: normalise the whole image, then torch's interpolate."""
+    normalised = np.stack([table[c][pixels[..., c]] for c in range(3)])[None]
+    return F.interpolate(torch.from_numpy(normalised), size=size, mode="bicubic")[0]
