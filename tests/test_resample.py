@@ -229,3 +229,14 @@ def test_num_workers_auto() -> None:
     for bad in (-1, "many", 1.5, True):
         with pytest.raises(ValueError, match="'auto'"):
             resolve_num_workers(bad, cuda=False)
+
+
+def test_transposed_resize_moves_no_pixel() -> None:
+    """`transposed=True` equals PIL's TRANSPOSE, resize, TRANSPOSE on both pass orders."""
+    pairs = [*random_pairs(150, seed=5, max_side=120), ((160, 160), (77, 119), 2), ((160, 160), (78, 119), 3)]
+    for i, (in_size, out_size, resample) in enumerate(pairs):
+        pixels = noise(*in_size, i)
+        flipped = Image.fromarray(pixels).transpose(Image.Transpose.TRANSPOSE)
+        expected = np.asarray(flipped.resize(out_size, resample).transpose(Image.Transpose.TRANSPOSE))
+        got = resize_array(pixels, (out_size[1], out_size[0]), resample, transposed=True)[..., :3]
+        assert np.array_equal(got, expected), (in_size, out_size, resample)

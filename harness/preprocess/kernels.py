@@ -130,8 +130,12 @@ def _cubic_view(src, table, row_taps, row_weights, col_taps, col_weights, out):
     the normalised `table[c][src[..., c]]` at output (i, j), in torch's float32 arithmetic:
     along x first, `fma(t3, w3, fma(t2, w2, fma(t0, w0, t1 * w1)))`, then the same along y
     over the 4 row results. Taps (clamped indices) and weights come per output row/column.
+    An axis whose weights are (0, 1, 0, 0) (an odd downscale factor) gives its second tap
+    exactly (t1 * 1 plus three signed zeros), so only that tap is read.
     src: uint8 [H, W, C >= 3] (any strides); out: float32 [3, h, w]."""
     height, width = out.shape[1], out.shape[2]
+    exact_y = row_weights[0, 1] == 1.0 and row_weights[0, 0] == 0.0
+    exact_x = col_weights[0, 1] == 1.0 and col_weights[0, 0] == 0.0
     for i in prange(height):
         r0, r1, r2, r3 = row_taps[i, 0], row_taps[i, 1], row_taps[i, 2], row_taps[i, 3]
         v0, v1, v2, v3 = row_weights[i, 0], row_weights[i, 1], row_weights[i, 2], row_weights[i, 3]
@@ -141,18 +145,28 @@ def _cubic_view(src, table, row_taps, row_weights, col_taps, col_weights, out):
             for j in range(width):
                 c0, c1, c2, c3 = col_taps[j, 0], col_taps[j, 1], col_taps[j, 2], col_taps[j, 3]
                 w0, w1, w2, w3 = col_weights[j, 0], col_weights[j, 1], col_weights[j, 2], col_weights[j, 3]
-                line = src[r0]
-                a = _fma(lookup[line[c2, c]], w2, _fma(lookup[line[c0, c]], w0, lookup[line[c1, c]] * w1))
-                a = _fma(lookup[line[c3, c]], w3, a)
-                line = src[r1]
-                b = _fma(lookup[line[c2, c]], w2, _fma(lookup[line[c0, c]], w0, lookup[line[c1, c]] * w1))
-                b = _fma(lookup[line[c3, c]], w3, b)
-                line = src[r2]
-                d = _fma(lookup[line[c2, c]], w2, _fma(lookup[line[c0, c]], w0, lookup[line[c1, c]] * w1))
-                d = _fma(lookup[line[c3, c]], w3, d)
-                line = src[r3]
-                e = _fma(lookup[line[c2, c]], w2, _fma(lookup[line[c0, c]], w0, lookup[line[c1, c]] * w1))
-                e = _fma(lookup[line[c3, c]], w3, e)
+                if exact_x:
+                    b = lookup[src[r1, c1, c]]
+                    if exact_y:
+                        dst[j] = b
+                        continue
+                    a, d, e = lookup[src[r0, c1, c]], lookup[src[r2, c1, c]], lookup[src[r3, c1, c]]
+                else:
+                    line = src[r1]
+                    b = _fma(lookup[line[c2, c]], w2, _fma(lookup[line[c0, c]], w0, lookup[line[c1, c]] * w1))
+                    b = _fma(lookup[line[c3, c]], w3, b)
+                    if exact_y:
+                        dst[j] = b
+                        continue
+                    line = src[r0]
+                    a = _fma(lookup[line[c2, c]], w2, _fma(lookup[line[c0, c]], w0, lookup[line[c1, c]] * w1))
+                    a = _fma(lookup[line[c3, c]], w3, a)
+                    line = src[r2]
+                    d = _fma(lookup[line[c2, c]], w2, _fma(lookup[line[c0, c]], w0, lookup[line[c1, c]] * w1))
+                    d = _fma(lookup[line[c3, c]], w3, d)
+                    line = src[r3]
+                    e = _fma(lookup[line[c2, c]], w2, _fma(lookup[line[c0, c]], w0, lookup[line[c1, c]] * w1))
+                    e = _fma(lookup[line[c3, c]], w3, e)
                 dst[j] = _fma(e, v3, _fma(d, v2, _fma(a, v0, b * v1)))
 
 

@@ -53,6 +53,13 @@ class Ops:
         into `out` (e.g. a region of a canvas) when given; returns the result."""
         raise NotImplementedError
 
+    def resize_transposed(self, pixels: Any, size: tuple[int, int], filter: int, out: Any) -> Any:
+        """`out` = the transposed image resized to `size` (in the transposed frame, as PIL),
+        transposed back: what the Phi-3 code computes for tall images."""
+        resized = self.resize(self.transpose(pixels), size, filter)
+        out[..., :3] = resized.swapaxes(0, 1)[..., :3]
+        return out
+
     def canvas(self, height: int, width: int, fill: int, inside: tuple[int, int, int, int] | None = None) -> Any:
         """A uint8 canvas filled with one grey level, except the box `inside` (left, top,
         right, bottom) when given, which the caller is about to fill."""
@@ -106,6 +113,9 @@ class NumbaOps(Ops):
     def transpose(self, pixels: np.ndarray) -> np.ndarray:
         return resample.transpose_array(pixels)
 
+    def resize_transposed(self, pixels: np.ndarray, size: tuple[int, int], filter: int, out: np.ndarray) -> np.ndarray:
+        return resample.resize_array(pixels, (size[1], size[0]), filter, out=out, transposed=True)
+
     def normalize_tiles(self, pixels: np.ndarray, rows: int, cols: int, table: np.ndarray, out: torch.Tensor) -> None:
         _check_tiles(pixels.shape, rows, cols, out)
         kernels.for_this_process()["normalize_tiles"](pixels, rows, cols, table, out.numpy())
@@ -119,6 +129,7 @@ class PillowOps(NumbaOps):
     torch's own `F.interpolate` (the references)."""
 
     cubic_view = Ops.cubic_view
+    resize_transposed = Ops.resize_transposed
 
     def resize(self, pixels: np.ndarray, size: tuple[int, int], filter: int, window: Window | None = None,
                out: np.ndarray | None = None) -> np.ndarray:

@@ -72,18 +72,19 @@ class Phi3HDTransform(Strategy):
     def canvas(self, pixels: Any, layout: Layout) -> Any:
         """uint8 `[H_hd, W_hd, C]`: resized and white-padded, in the original orientation.
 
-        The resize runs on the transposed image as in the original, because PIL's two-pass
-        resampling rounds between passes and is therefore not transpose-symmetric.
+        Tall images are resized as the transposed image, as in the original, because PIL's
+        two-pass resampling rounds between passes and is therefore not transpose-symmetric
+        (`Ops.resize_transposed`); the padding is then on the left and right.
         """
-        transposed = layout.original_size[0] < layout.original_size[1]
-        w, h = layout.resized_size
-        left, top = layout.content_box[:2]
-        if transposed:
-            pixels, (w, h), top = self.ops.transpose(pixels), (h, w), left
-        padded_h = layout.canvas_size[0] if transposed else layout.canvas_size[1]
-        canvas = self.ops.canvas(padded_h, w, 255, inside=(0, top, w, top + h))
-        self.ops.resize(pixels, (w, h), BILINEAR, out=canvas[top : top + h])
-        return self.ops.transpose(canvas) if transposed else canvas
+        width, height = layout.canvas_size
+        left, top, right, bottom = layout.content_box
+        canvas = self.ops.canvas(height, width, 255, inside=(left, top, right, bottom))
+        region = canvas[top:bottom, left:right]
+        if layout.original_size[0] < layout.original_size[1]:
+            self.ops.resize_transposed(pixels, (bottom - top, right - left), BILINEAR, out=region)
+        else:
+            self.ops.resize(pixels, layout.resized_size, BILINEAR, out=region)
+        return canvas
 
     def views(self, pixels: Any, layout: Layout) -> torch.Tensor:
         """Tiles from the canvas; the global view is torch's bicubic interpolation of the

@@ -19,6 +19,7 @@ import math
 from functools import lru_cache
 
 import numpy as np
+import PIL
 import torch
 from PIL import Image
 
@@ -76,12 +77,18 @@ def coefficients(in_size: int, out_size: int, resample: int) -> tuple[np.ndarray
     return first, count, fixed
 
 
+# Pillow 13 changed the pass order (python-pillow/Pillow#9549); earlier releases always run
+# the horizontal pass first. The installed Pillow is the reference, so its rule is followed.
+PILLOW_13 = int(PIL.__version__.split(".")[0]) >= 13
+
+
 def vertical_first(in_size: tuple[int, int], out_size: tuple[int, int]) -> bool:
-    """Pillow 13's pass order (`ImagingResampleInner`): the vertical pass runs first when the
-    height shrinks by more than twice as many pixels as the width does; otherwise horizontal
-    first. The passes round to 8 bits in between, so the order changes pixels."""
+    """Pillow's pass order (`ImagingResampleInner`): from Pillow 13 the vertical pass runs first
+    when the height shrinks by more than twice as many pixels as the width does; otherwise (and
+    always before Pillow 13) horizontal first. The passes round to 8 bits in between, so the
+    order changes pixels."""
     (in_w, in_h), (out_w, out_h) = in_size, out_size
-    return out_h < in_h and (in_h - out_h) > 2 * (in_w - out_w)
+    return PILLOW_13 and out_h < in_h and (in_h - out_h) > 2 * (in_w - out_w)
 
 
 @lru_cache(maxsize=256)
@@ -94,12 +101,18 @@ Window = tuple[int, int, int, int]  # (left, top, width, height) of the output
 
 
 def resize_array(pixels: np.ndarray, size: tuple[int, int], resample: int, window: Window | None = None,
-                 out: np.ndarray | None = None) -> np.ndarray:
+                 out: np.ndarray | None = None, transposed: bool = False) -> np.ndarray:
     """RGBX uint8 `[H, W, 4]` (see `harness.preprocess.pixels`; packed `[H, W, 3]` is padded
     first, a copy) -> uint8 `[h, w, C]` whose first 3 channels equal
     `Image.fromarray(rgb).resize(size, resample)`, or its `window` (left, top, width, height)
     when given. Written into `out` (uint8 `[h, w, 3 or 4]`, any view whose rows are contiguous,
-    e.g. a region of a canvas) when given, else into a new RGBX array. On the CPU cores."""
+    e.g. a region of a canvas) when given, else into a new RGBX array. On the CPU cores.
+
+    `transposed`: the result is that of the transposed image (PIL's `TRANSPOSE`) resized to
+    `size` and transposed back, without moving any pixel: a pass along the transposed rows
+    is a pass along the columns here, with the same taps, so only the order of the two passes
+    (Pillow's rule applied to the transposed sizes) changes. `size` and `window` then are in
+    the pixels' own orientation."""
     pixels = np.ascontiguousarray(with_padding(pixels))
     in_h, in_w = pixels.shape[:2]
     out_w, out_h = int(size[0]), int(size[1])
@@ -114,6 +127,8 @@ def resize_array(pixels: np.ndarray, size: tuple[int, int], resample: int, windo
         raise ValueError(f"out must be uint8 [{h}, {w}, 3 or 4], got {out.dtype} {out.shape}")
     run = kernels.for_this_process()
     need_x, need_y = out_w != in_w, out_h != in_h
+    first_pass_vertical = (not vertical_first((in_h, in_w), (out_h, out_w)) if transposed
+                           else vertical_first((in_w, in_h), (out_w, out_h)))
     if not need_y:  # one horizontal pass (or a copy) over the window's rows
         if need_x:
             run["horizontal"](_words(pixels[y0 : y0 + h]), *_window_taps(in_w, out_w, resample, x0, w), out)
@@ -125,7 +140,7 @@ def resize_array(pixels: np.ndarray, size: tuple[int, int], resample: int, windo
         run["vertical"](pixels.reshape(in_h, -1), x0, first_y, count_y, coef_y, out)
         return out
     first_x, count_x, coef_x = _window_taps(in_w, out_w, resample, x0, w)
-    if vertical_first((in_w, in_h), (out_w, out_h)):
+    if first_pass_vertical:
         # Vertical first, over the columns the horizontal pass reads.
         lo, hi = int(first_x[0]), int(first_x[-1] + count_x[-1])
         middle = np.empty((h, hi - lo, 4), dtype=np.uint8)
