@@ -33,7 +33,6 @@ from harness.preprocess import build_strategy
 from harness.runner import Runner
 from harness.runtime import Runtime
 
-
 # name -> (encoder class, its native strategy and parameters)
 CONFIGS = {
     "clip": (ClipViT, "center_crop", {}),

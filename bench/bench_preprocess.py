@@ -140,6 +140,8 @@ def time_resamples(calls: dict[str, list], with_torch: bool) -> list[dict]:
     for label, found in calls.items():
         t_pil = t_numba = t_torch = 0.0
         identical = True
+        for image, size, resample in found[:3]:  # warm-up: each compiled kernel's first call
+            resize_array(rgbx(image), size, resample)
         for image, size, resample in found:
             t0 = time.perf_counter()
             expected = image.resize(size, resample)

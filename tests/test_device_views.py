@@ -54,6 +54,12 @@ def test_views_from_worker_processes():
                           _run("numba", on_device=False).embeddings)
 
 
+def test_compiled_kernels_in_worker_processes():
+    """Workers run the serial kernels after the parent ran the parallel ones (fork-safe)."""
+    assert np.array_equal(_run("numba", on_device=False, num_workers=2).embeddings,
+                          _run("numba", on_device=False).embeddings)
+
+
 def test_a_failure_on_the_device_is_an_error_row():
     result = _run("torch", on_device=True, bad_index=1)
     images = [r for r in result.records if r.kind == "image"]

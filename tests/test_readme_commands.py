@@ -64,9 +64,10 @@ HOW: dict[str, tuple[str, ...]] = {
     'make sweep STUDY=encoder_zoo LAUNCHER=slurm ARGS="hydra.launcher.partition=a100"': ("skip", "needs SLURM"),
     'make sweep STUDY=quickstart ARGS="dataset.num_images=8"': ("run", "", ""),
     "make tables && make figures": ("run", "", ""),
-    ".venv/bin/python -m harness preprocess=internvl_dynamic preprocess.backend=torch":
+    ".venv/bin/python -m harness preprocess=internvl_dynamic preprocess.backend=pil":
         ("run", f"{TINY} dataset.num_images=2", HUB),
-    ".venv/bin/python -m harness num_workers=auto": ("run", f"{TINY} dataset.num_images=2", HUB),
+    ".venv/bin/python -m harness device=cuda preprocess.device=cuda num_workers=auto": ("skip", "needs a GPU"),
+    ".venv/bin/python bench/bench_preprocess.py --quick": ("skip", "a benchmark of minutes; `make bench` runs it"),
     "harness-report /other/runs": ("skip", "reads a folder of the reader's; the same command on this folder's runs "
                                    "is `.venv/bin/python -m harness.report results/runs` above"),
     "make status [STUDY=tiling_budget]": ("skip", "composes every job of every study (minutes); "

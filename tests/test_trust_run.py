@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 from cli import cli
 from PIL import Image
 
@@ -122,6 +123,9 @@ def test_a_strategy_parameter_works_plainly_under_native() -> None:
         ("dataset.num_images=0", "dataset.num_images must be an integer in [1, 1000000]"),
         ("dataset.max_side=100000", "dataset.max_side must be an integer in [1, 8192]"),
         ("preprocess.tile_size=-3", "preprocess.tile_size must be an integer in [1, 2048]"),
+        ("preprocess.backend=cv2", "valid: auto, numba, pil, torch"),
+        ("preprocess.device=tpu", "valid: cpu, cuda"),
+        *([] if torch.cuda.is_available() else [("preprocess.device=cuda", "needs a CUDA GPU")]),
     ],
 )
 def test_bad_values_fail_before_any_model_loads(override: str, says: str, monkeypatch: pytest.MonkeyPatch) -> None:
