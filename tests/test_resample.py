@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from harness.preprocess import build_strategy, kernels
+from harness.preprocess import STRATEGIES, build_strategy, kernels
 from harness.preprocess.pixels import rgbx, with_padding
 from harness.preprocess.resample import coefficients, resize, resize_array, transpose_array, vertical_first
 
@@ -147,8 +147,6 @@ def test_errors_name_what_is_valid() -> None:
             build_strategy("resize", device="cuda")
 
 
-STRATEGY_NAMES = ("resize", "center_crop", "internvl_dynamic", "llava_anyres", "phi3_hd", "qwen_native",
-                  "llava_onevision")
 
 
 def test_backends_agree_in_every_strategy() -> None:
@@ -156,7 +154,7 @@ def test_backends_agree_in_every_strategy() -> None:
     views (the full comparison with the transformers references is test_preprocess_fidelity).
     The torch backend on CPU tensors is the very code that runs with preprocess.device=cuda."""
     images = [Image.fromarray(noise(301, 177, 5)), Image.fromarray(noise(90, 260, 6)), Image.fromarray(noise(1, 1, 7))]
-    for name in STRATEGY_NAMES:
+    for name in STRATEGIES.names():  # every registered strategy, new ones included
         pil = build_strategy(name, backend="pil")
         for backend in ("auto", "numba", "torch"):
             ours = build_strategy(name, backend=backend)
