@@ -89,7 +89,8 @@ class Ops:
         lookup = torch.from_numpy(np.ascontiguousarray(table)).to(self.device)
         pixels = torch.as_tensor(pixels, device=self.device)
         channels = torch.arange(3, device=self.device).view(1, 1, 3)
-        normalised = lookup[channels, pixels[..., :3].long()].permute(2, 0, 1)[None]
+        # Contiguous NCHW, as the reference's: a channels-last input could take another kernel.
+        normalised = lookup[channels, pixels[..., :3].long()].permute(2, 0, 1).contiguous()[None]
         out.copy_(F.interpolate(normalised, size=tuple(out.shape[1:]), mode="bicubic")[0])
 
     def views(self, count: int, height: int, width: int) -> torch.Tensor:
