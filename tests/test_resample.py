@@ -238,3 +238,18 @@ def test_transposed_resize_moves_no_pixel() -> None:
         expected = np.asarray(flipped.resize(out_size, resample).transpose(Image.Transpose.TRANSPOSE))
         got = resize_array(pixels, (out_size[1], out_size[0]), resample, transposed=True)[..., :3]
         assert np.array_equal(got, expected), (in_size, out_size, resample)
+
+
+def test_pixels_are_copied_when_pillow_cannot_export(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the Arrow export (an older Pillow, an image in several blocks) the pixels are copied."""
+    import harness.preprocess.pixels as pixels_module
+
+    def no_export(_image: object) -> None:
+        raise TypeError("no __arrow_c_array__")
+
+    data = noise(37, 21, 12)
+    monkeypatch.setattr(pixels_module.pa, "array", no_export)
+    pixels = rgbx(Image.fromarray(data))
+    assert pixels.shape == (21, 37, 4) and np.array_equal(pixels[..., :3], data)
+    assert np.array_equal(build_strategy("center_crop").apply(Image.fromarray(data)).pixel_values,
+                          build_strategy("center_crop", backend="pil").apply(Image.fromarray(data)).pixel_values)
