@@ -125,48 +125,48 @@ def _fma(typingctx, a, b, c):
     return types.float32(types.float32, types.float32, types.float32), codegen
 
 
-def _cubic_view(src, table, row_taps, row_weights, col_taps, col_weights, out):
+def _cubic_view(src, table, factor_y, factor_x, weights_y, weights_x, out):
     """out[c, i, j] = torch's bicubic resize (`F.interpolate(mode="bicubic")`, A = -0.75) of
-    the normalised `table[c][src[..., c]]` at output (i, j), in torch's float32 arithmetic:
-    along x first, `fma(t3, w3, fma(t2, w2, fma(t0, w0, t1 * w1)))`, then the same along y
-    over the 4 row results. Taps (clamped indices) and weights come per output row/column.
-    An axis whose weights are (0, 1, 0, 0) (an odd downscale factor) gives its second tap
-    exactly (t1 * 1 plus three signed zeros), so only that tap is read.
-    src: uint8 [H, W, C >= 3] (any strides); out: float32 [3, h, w]."""
+    the normalised `table[c][src[..., c]]` to `out`'s size, for whole downscale factors, in
+    torch's float32 arithmetic: along x first, `fma(t3, w3, fma(t2, w2, fma(t0, w0, t1 * w1)))`,
+    then the same along y over the 4 row results. With a whole factor k the source point of
+    output i is `i*k + (k-1)/2`, so its taps are `i*k + (k-1)//2 - 1 .. + 2` (clamped to the
+    image) and the 4 weights are the same for every output. An axis whose weights are
+    (0, 1, 0, 0) (an odd factor) gives its second tap exactly (t1 * 1 plus three signed zeros),
+    so only that tap is read. src: uint8 [H, W, C >= 3] (any strides); out: float32 [3, h, w]."""
     height, width = out.shape[1], out.shape[2]
-    exact_y = row_weights[0, 1] == 1.0 and row_weights[0, 0] == 0.0
-    exact_x = col_weights[0, 1] == 1.0 and col_weights[0, 0] == 0.0
+    last_y, last_x = src.shape[0] - 1, src.shape[1] - 1
+    w0, w1, w2, w3 = weights_x[0], weights_x[1], weights_x[2], weights_x[3]
+    v0, v1, v2, v3 = weights_y[0], weights_y[1], weights_y[2], weights_y[3]
+    exact_y = v1 == 1.0 and v0 == 0.0
+    exact_x = w1 == 1.0 and w0 == 0.0
     for i in prange(height):
-        r0, r1, r2, r3 = row_taps[i, 0], row_taps[i, 1], row_taps[i, 2], row_taps[i, 3]
-        v0, v1, v2, v3 = row_weights[i, 0], row_weights[i, 1], row_weights[i, 2], row_weights[i, 3]
+        y = i * factor_y + (factor_y - 1) // 2
+        l0, l1, l2, l3 = src[max(y - 1, 0)], src[y], src[min(y + 1, last_y)], src[min(y + 2, last_y)]
         for c in range(3):
             lookup = table[c]
             dst = out[c, i]
             for j in range(width):
-                c0, c1, c2, c3 = col_taps[j, 0], col_taps[j, 1], col_taps[j, 2], col_taps[j, 3]
-                w0, w1, w2, w3 = col_weights[j, 0], col_weights[j, 1], col_weights[j, 2], col_weights[j, 3]
+                x1 = j * factor_x + (factor_x - 1) // 2
                 if exact_x:
-                    b = lookup[src[r1, c1, c]]
+                    b = lookup[l1[x1, c]]
                     if exact_y:
                         dst[j] = b
                         continue
-                    a, d, e = lookup[src[r0, c1, c]], lookup[src[r2, c1, c]], lookup[src[r3, c1, c]]
+                    a, d, e = lookup[l0[x1, c]], lookup[l2[x1, c]], lookup[l3[x1, c]]
                 else:
-                    line = src[r1]
-                    b = _fma(lookup[line[c2, c]], w2, _fma(lookup[line[c0, c]], w0, lookup[line[c1, c]] * w1))
-                    b = _fma(lookup[line[c3, c]], w3, b)
+                    x0, x2, x3 = max(x1 - 1, 0), min(x1 + 1, last_x), min(x1 + 2, last_x)
+                    b = _fma(lookup[l1[x3, c]], w3, _fma(lookup[l1[x2, c]], w2,
+                             _fma(lookup[l1[x0, c]], w0, lookup[l1[x1, c]] * w1)))
                     if exact_y:
                         dst[j] = b
                         continue
-                    line = src[r0]
-                    a = _fma(lookup[line[c2, c]], w2, _fma(lookup[line[c0, c]], w0, lookup[line[c1, c]] * w1))
-                    a = _fma(lookup[line[c3, c]], w3, a)
-                    line = src[r2]
-                    d = _fma(lookup[line[c2, c]], w2, _fma(lookup[line[c0, c]], w0, lookup[line[c1, c]] * w1))
-                    d = _fma(lookup[line[c3, c]], w3, d)
-                    line = src[r3]
-                    e = _fma(lookup[line[c2, c]], w2, _fma(lookup[line[c0, c]], w0, lookup[line[c1, c]] * w1))
-                    e = _fma(lookup[line[c3, c]], w3, e)
+                    a = _fma(lookup[l0[x3, c]], w3, _fma(lookup[l0[x2, c]], w2,
+                             _fma(lookup[l0[x0, c]], w0, lookup[l0[x1, c]] * w1)))
+                    d = _fma(lookup[l2[x3, c]], w3, _fma(lookup[l2[x2, c]], w2,
+                             _fma(lookup[l2[x0, c]], w0, lookup[l2[x1, c]] * w1)))
+                    e = _fma(lookup[l3[x3, c]], w3, _fma(lookup[l3[x2, c]], w2,
+                             _fma(lookup[l3[x0, c]], w0, lookup[l3[x1, c]] * w1)))
                 dst[j] = _fma(e, v3, _fma(d, v2, _fma(a, v0, b * v1)))
 
 

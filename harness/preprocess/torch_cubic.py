@@ -35,19 +35,15 @@ def _far(x: np.float32) -> np.float32:  # 1 < |x| < 2
 
 
 @lru_cache(maxsize=64)
-def cubic_taps(in_size: int, out_size: int) -> tuple[np.ndarray, np.ndarray] | None:
-    """(int64 taps [out, 4], float32 weights [out, 4]) of one axis, or None when the
-    downscale factor is not a whole number (then only torch itself is exact)."""
+def cubic_weights(in_size: int, out_size: int) -> np.ndarray | None:
+    """float32 weights of the 4 taps of one axis (the same for every output when the
+    downscale factor is whole), or None when it is not (then only torch itself is exact)."""
     if in_size % out_size:
         return None
-    scale = in_size // out_size
-    source = (np.arange(out_size) + 0.5) * scale - 0.5  # exact: whole scale, half steps
-    first = np.floor(source).astype(np.int64)
-    t = np.float32(source[0] - first[0])  # the same for every output: 0 or 1/2
-    weights = np.array([_far(t + np.float32(1)), _near(t), _near(np.float32(1) - t), _far(np.float32(2) - t)],
-                       dtype=np.float32)
-    taps = np.clip(first[:, None] + np.arange(-1, 3)[None, :], 0, in_size - 1)
-    return taps, np.ascontiguousarray(np.broadcast_to(weights, (out_size, 4)))
+    factor = in_size // out_size
+    t = np.float32(0.5 if factor % 2 == 0 else 0.0)  # source point i*k + (k-1)/2: half-way or on a pixel
+    return np.array([_far(t + np.float32(1)), _near(t), _near(np.float32(1) - t), _far(np.float32(2) - t)],
+                    dtype=np.float32)
 
 
 _checked: dict[tuple[bool, bool], bool] = {}  # (even factor on y, on x) -> the kernel equals torch
@@ -57,10 +53,11 @@ def cubic_view(pixels: np.ndarray, table: np.ndarray, size: tuple[int, int], out
     """float32 `out [3, h, w]` = `F.interpolate` (bicubic) of `table[c][pixels[..., c]]`
     (`pixels` uint8 `[H, W, C >= 3]`) to `size` (h, w)."""
     (in_h, in_w), (out_h, out_w) = pixels.shape[:2], size
-    rows, cols = cubic_taps(in_h, out_h), cubic_taps(in_w, out_w)
+    rows, cols = cubic_weights(in_h, out_h), cubic_weights(in_w, out_w)
     key = ((in_h // out_h) % 2 == 0, (in_w // out_w) % 2 == 0)
     if rows is not None and cols is not None and _checked.get(key, True):
-        kernels.for_this_process()["cubic_view"](pixels, table, *rows, *cols, out.numpy())
+        kernels.for_this_process()["cubic_view"](pixels, table, in_h // out_h, in_w // out_w, rows, cols,
+                                                 out.numpy())
         if key in _checked:
             return
         expected = _torch_view(pixels, table, size)
