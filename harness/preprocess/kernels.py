@@ -24,6 +24,7 @@ import types as pytypes
 import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
+from torch.utils.data import get_worker_info
 
 PRECISION_BITS = 32 - 8 - 2  # Pillow's fixed-point precision of the 8-bit coefficients
 HALF = 1 << (PRECISION_BITS - 1)
@@ -188,6 +189,4 @@ serial = {name: _compile(f, False) for name, f in _KERNELS.items()}
 def for_this_process() -> dict:
     """The serial kernels inside a DataLoader worker (one worker per core already, and no
     thread pool may start after a fork), the parallel ones elsewhere."""
-    from torch.utils.data import get_worker_info
-
     return serial if get_worker_info() is not None else parallel

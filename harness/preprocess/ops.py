@@ -5,8 +5,8 @@ a canvas, cut tiles, normalise); an `Ops` object does it, on one kind of array:
 
 - `NumbaOps` (backend `numba`, the default on the CPU): numpy arrays of Pillow's own RGBX
   memory, resized by the compiled kernels of `harness.preprocess.kernels` on all cores;
-- `PillowOps` (backend `pil`): the same arrays, resized by Pillow's `Image.resize` itself,
-  the reference the others are tested against;
+- `PillowOps` (backend `pil`): the same arrays, resized by Pillow's `Image.resize` itself
+  and interpolated by torch's `F.interpolate`, the references the others are tested against;
 - `TorchOps` (backend `torch`, the default with `preprocess.device=cuda`): torch tensors on
   any device, resized by `harness.preprocess.resample.resize`.
 
@@ -22,12 +22,11 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from harness.preprocess import kernels, resample
 from harness.preprocess.pixels import rgbx
-from harness.preprocess.torch_cubic import cubic_view
+from harness.preprocess.torch_cubic import cubic_view, interpolate, torch_view
 
 Window = tuple[int, int, int, int]  # (left, top, width, height) of a resized image
 
@@ -86,27 +85,18 @@ class Ops:
     def cubic_view(self, pixels: Any, table: np.ndarray, out: torch.Tensor) -> None:
         """float32 `out [3, h, w]` = torch's bicubic `F.interpolate` of the normalised pixels
         (`table[c][value]`) to out's size, as Phi-3's global view is made."""
-        lookup = torch.from_numpy(np.ascontiguousarray(table)).to(self.device)
-        pixels = torch.as_tensor(pixels, device=self.device)
-        channels = torch.arange(3, device=self.device).view(1, 1, 3)
-        # Contiguous NCHW, as the reference's: a channels-last input could take another kernel.
-        normalised = lookup[channels, pixels[..., :3].long()].permute(2, 0, 1).contiguous()[None]
-        out.copy_(F.interpolate(normalised, size=tuple(out.shape[1:]), mode="bicubic")[0])
+        raise NotImplementedError
 
     def views(self, count: int, height: int, width: int) -> torch.Tensor:
         """An uninitialised float32 `[count, 3, height, width]` for the views."""
         return torch.empty((count, 3, height, width), dtype=torch.float32, device=self.device)
 
 
-class NumbaOps(Ops):
-    """numpy arrays on the CPU; resize and normalisation by the compiled kernels."""
+class CpuOps(Ops):
+    """numpy arrays on the CPU: Pillow's own RGBX memory; the compiled tile normaliser."""
 
     def source(self, image: Image.Image) -> np.ndarray:
         return rgbx(image)
-
-    def resize(self, pixels: np.ndarray, size: tuple[int, int], filter: int, window: Window | None = None,
-               out: np.ndarray | None = None) -> np.ndarray:
-        return resample.resize_array(pixels, size, filter, window, out)
 
     def _empty(self, height: int, width: int) -> np.ndarray:
         return np.empty((height, width, 4), dtype=np.uint8)
@@ -114,23 +104,27 @@ class NumbaOps(Ops):
     def transpose(self, pixels: np.ndarray) -> np.ndarray:
         return resample.transpose_array(pixels)
 
-    def resize_transposed(self, pixels: np.ndarray, size: tuple[int, int], filter: int, out: np.ndarray) -> np.ndarray:
-        return resample.resize_array(pixels, (size[1], size[0]), filter, out=out, transposed=True)
-
     def normalize_tiles(self, pixels: np.ndarray, rows: int, cols: int, table: np.ndarray, out: torch.Tensor) -> None:
         _check_tiles(pixels.shape, rows, cols, out)
         kernels.for_this_process()["normalize_tiles"](pixels, rows, cols, table, out.numpy())
+
+
+class NumbaOps(CpuOps):
+    """The default on the CPU: resizes and Phi-3's bicubic view by the compiled kernels."""
+
+    def resize(self, pixels: np.ndarray, size: tuple[int, int], filter: int, window: Window | None = None,
+               out: np.ndarray | None = None) -> np.ndarray:
+        return resample.resize_array(pixels, size, filter, window, out)
+
+    def resize_transposed(self, pixels: np.ndarray, size: tuple[int, int], filter: int, out: np.ndarray) -> np.ndarray:
+        return resample.resize_array(pixels, (size[1], size[0]), filter, out=out, transposed=True)
 
     def cubic_view(self, pixels: np.ndarray, table: np.ndarray, out: torch.Tensor) -> None:
         cubic_view(pixels, table, tuple(out.shape[1:]), out)
 
 
-class PillowOps(NumbaOps):
-    """numpy arrays on the CPU, resized by Pillow's own `Image.resize` and interpolated by
-    torch's own `F.interpolate` (the references)."""
-
-    cubic_view = Ops.cubic_view
-    resize_transposed = Ops.resize_transposed
+class PillowOps(CpuOps):
+    """The references: Pillow's own `Image.resize` and torch's own `F.interpolate`."""
 
     def resize(self, pixels: np.ndarray, size: tuple[int, int], filter: int, window: Window | None = None,
                out: np.ndarray | None = None) -> np.ndarray:
@@ -138,14 +132,10 @@ class PillowOps(NumbaOps):
         raw = "RGBX" if pixels.shape[2] == 4 else "RGB"
         image = Image.frombytes("RGB", (width, height), np.ascontiguousarray(pixels).tobytes(), "raw", raw)
         size = (int(size[0]), int(size[1]))
-        resized = np.asarray(image.resize(size, filter) if size != image.size else image)
-        if window is not None:
-            left, top, w, h = window
-            resized = resized[top : top + h, left : left + w]
-        if out is None:
-            return resized
-        out[..., :3] = resized
-        return out
+        return _place(np.asarray(image.resize(size, filter) if size != image.size else image), window, out)
+
+    def cubic_view(self, pixels: np.ndarray, table: np.ndarray, out: torch.Tensor) -> None:
+        out.copy_(torch_view(pixels, table, tuple(out.shape[1:])))
 
 
 class TorchOps(Ops):
@@ -165,14 +155,7 @@ class TorchOps(Ops):
 
     def resize(self, pixels: torch.Tensor, size: tuple[int, int], filter: int, window: Window | None = None,
                out: torch.Tensor | None = None) -> torch.Tensor:
-        resized = resample.resize(pixels, size, filter)
-        if window is not None:
-            left, top, w, h = window
-            resized = resized[top : top + h, left : left + w]
-        if out is None:
-            return resized
-        out[..., :3] = resized[..., :3]
-        return out
+        return _place(resample.resize(pixels, size, filter), window, out)
 
     def _empty(self, height: int, width: int) -> torch.Tensor:
         return torch.empty((height, width, 4), dtype=torch.uint8, device=self.device)
@@ -183,14 +166,30 @@ class TorchOps(Ops):
     def normalize_tiles(self, pixels: torch.Tensor, rows: int, cols: int, table: np.ndarray,
                         out: torch.Tensor) -> None:
         tile_h, tile_w = _check_tiles(tuple(pixels.shape), rows, cols, out)
+        tiles = self._normalised(pixels, table).view(rows, tile_h, cols, tile_w, 3).permute(0, 2, 4, 1, 3)
+        out.view(rows, cols, 3, tile_h, tile_w).copy_(tiles)
+
+    def cubic_view(self, pixels: torch.Tensor, table: np.ndarray, out: torch.Tensor) -> None:
+        out.copy_(interpolate(self._normalised(pixels, table).permute(2, 0, 1), tuple(out.shape[1:])))
+
+    def _normalised(self, pixels: torch.Tensor, table: np.ndarray) -> torch.Tensor:
+        """float32 `[H, W, 3]`: `table[c][value]` of every pixel, on the device."""
         key = id(table)
         if key not in self._tables:  # a strategy's table lives as long as the strategy
             self._tables[key] = torch.from_numpy(np.ascontiguousarray(table)).to(self.device)
-        lookup = self._tables[key]
         channels = torch.arange(3, device=self.device).view(1, 1, 3)
-        values = lookup[channels, pixels[..., :3].long()]  # [H, W, 3] float32
-        tiles = values.view(rows, tile_h, cols, tile_w, 3).permute(0, 2, 4, 1, 3)
-        out.view(rows, cols, 3, tile_h, tile_w).copy_(tiles)
+        return self._tables[key][channels, pixels[..., :3].long()]
+
+
+def _place(resized: Any, window: Window | None, out: Any) -> Any:
+    """A whole resize -> its `window` (left, top, width, height), written into `out` when given."""
+    if window is not None:
+        left, top, w, h = window
+        resized = resized[top : top + h, left : left + w]
+    if out is None:
+        return resized
+    out[..., :3] = resized[..., :3]
+    return out
 
 
 def _check_tiles(shape: tuple[int, ...], rows: int, cols: int, out: torch.Tensor) -> tuple[int, int]:

@@ -60,16 +60,21 @@ def cubic_view(pixels: np.ndarray, table: np.ndarray, size: tuple[int, int], out
                                                  out.numpy())
         if key in _checked:
             return
-        expected = _torch_view(pixels, table, size)
+        expected = torch_view(pixels, table, size)
         _checked[key] = bool(torch.equal(out, expected))
         if _checked[key]:
             return
         warnings.warn(f"the compiled bicubic view differs from this torch's F.interpolate for {in_w}x{in_h} -> "
                       f"{out_w}x{out_h}; using torch's own from now on", RuntimeWarning, stacklevel=2)
-    out.copy_(_torch_view(pixels, table, size))
+    out.copy_(torch_view(pixels, table, size))
 
 
-def _torch_view(pixels: np.ndarray, table: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
-    """The reference computation: normalise the whole image, then torch's interpolate."""
-    normalised = np.stack([table[c][pixels[..., c]] for c in range(3)])[None]
-    return F.interpolate(torch.from_numpy(normalised), size=size, mode="bicubic")[0]
+def torch_view(pixels: np.ndarray, table: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """The reference computation: normalise the whole image (numpy), then torch's interpolate."""
+    return interpolate(torch.from_numpy(np.stack([table[c][pixels[..., c]] for c in range(3)])), size)
+
+
+def interpolate(normalised: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """torch's bicubic resize of a normalised `[3, H, W]` image, as Phi-3's code calls it: on a
+    contiguous NCHW tensor (a channels-last input could take another kernel)."""
+    return F.interpolate(normalised.contiguous()[None], size=size, mode="bicubic")[0]
