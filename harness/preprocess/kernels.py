@@ -30,6 +30,8 @@ PRECISION_BITS = 32 - 8 - 2  # Pillow's fixed-point precision of the 8-bit coeff
 HALF = 1 << (PRECISION_BITS - 1)
 ROW_BLOCK = 32  # image rows the horizontal pass transposes and filters together
 TRANSPOSE_BLOCK = 64  # pixels per side of the square blocks `transpose` moves at a time
+VIEW_BLOCK = 16  # output rows of a bicubic view one core makes together
+LINES_HELD = 8  # source lines filtered along x a view block keeps (an output row's 4 taps and the shared ones)
 
 
 def _horizontal(src, first, count, coef, out):
@@ -171,6 +173,55 @@ def _cubic_view(src, table, factor_y, factor_x, weights_y, weights_x, out):
                 dst[j] = _fma(e, v3, _fma(d, v2, _fma(a, v0, b * v1)))
 
 
+def _cubic_view_pairs(src, table, factor_y, factor_x, weights_y, weights_x, out):
+    """`_cubic_view` for a downscale factor of 2 along x (`factor_x` must be 2), where
+    neighbouring outputs share taps: every pixel is a tap of two outputs along x (and, with a
+    factor of 2 along y, every line a tap of two output rows). So each source line is
+    normalised once, filtered along x at the fixed stride 2 (which the compiler vectorises) and
+    kept for the output rows that share it; then the rows are filtered along y. Same arithmetic,
+    same order, so the same bits as `_cubic_view`."""
+    height, width = out.shape[1], out.shape[2]
+    in_h, in_w = src.shape[0], src.shape[1]
+    w0, w1, w2, w3 = weights_x[0], weights_x[1], weights_x[2], weights_x[3]
+    v0, v1, v2, v3 = weights_y[0], weights_y[1], weights_y[2], weights_y[3]
+    exact_y = v1 == 1.0 and v0 == 0.0
+    for block in prange((height + VIEW_BLOCK - 1) // VIEW_BLOCK):
+        filtered = np.empty((LINES_HELD, 3, width), dtype=np.float32)  # source line y in slot y % LINES_HELD
+        held = np.full(LINES_HELD, -1, dtype=np.int64)
+        line = np.empty(in_w + 2, dtype=np.float32)  # a normalised line, pixel x at x + 1, edges repeated
+        for i in range(block * VIEW_BLOCK, min((block + 1) * VIEW_BLOCK, height)):
+            y1 = i * factor_y + (factor_y - 1) // 2
+            taps = (min(max(y1 - 1, 0), in_h - 1), y1, min(y1 + 1, in_h - 1), min(y1 + 2, in_h - 1))
+            for t in range(4):
+                y = taps[t]
+                if (exact_y and t != 1) or held[y % LINES_HELD] == y:
+                    continue
+                held[y % LINES_HELD] = y
+                pixels = src[y]
+                for c in range(3):
+                    lookup = table[c]
+                    for x in range(in_w):
+                        line[x + 1] = lookup[pixels[x, c]]
+                    line[0] = line[1]
+                    line[in_w + 1] = line[in_w]
+                    row = filtered[y % LINES_HELD, c]
+                    for j in range(width):  # taps 2j - 1 .. 2j + 2 at line[2j .. 2j + 3]
+                        row[j] = _fma(line[2 * j + 3], w3, _fma(line[2 * j + 2], w2,
+                                      _fma(line[2 * j], w0, line[2 * j + 1] * w1)))
+            for c in range(3):
+                dst = out[c, i]
+                b = filtered[y1 % LINES_HELD, c]
+                if exact_y:
+                    for j in range(width):
+                        dst[j] = b[j]
+                    continue
+                a = filtered[taps[0] % LINES_HELD, c]
+                d = filtered[taps[2] % LINES_HELD, c]
+                e = filtered[taps[3] % LINES_HELD, c]
+                for j in range(width):
+                    dst[j] = _fma(e[j], v3, _fma(d[j], v2, _fma(a[j], v0, b[j] * v1)))
+
+
 def _compile(function, parallel: bool):
     """A compiled copy of `function`; the copy has its own name so that numba's on-disk cache
     keeps the parallel and the serial machine code apart."""
@@ -181,7 +232,7 @@ def _compile(function, parallel: bool):
 
 
 _KERNELS = {"horizontal": _horizontal, "vertical": _vertical, "transpose": _transpose,
-            "normalize_tiles": _normalize_tiles, "cubic_view": _cubic_view}
+            "normalize_tiles": _normalize_tiles, "cubic_view": _cubic_view, "cubic_view_pairs": _cubic_view_pairs}
 parallel = {name: _compile(f, True) for name, f in _KERNELS.items()}
 serial = {name: _compile(f, False) for name, f in _KERNELS.items()}
 
