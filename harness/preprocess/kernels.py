@@ -10,7 +10,8 @@ walks columns), and the horizontal pass first transposes a block of rows, moving
 pixels, and then adds whole columns of that block.
 
 Pixels are RGBX, 4 bytes each (Pillow's own memory layout of RGB images, which it hands out
-without a copy, see `harness.preprocess.pixels`); results may be RGB or RGBX.
+without a copy, see `harness.preprocess.pixels`), and the resize passes write them as whole
+4-byte words, the shift and clip vectorised like the sums.
 
 Each kernel exists twice: `parallel` (all cores, for the main process) and `serial` (for
 DataLoader workers, which already run one per core and must not start thread pools after a
@@ -35,11 +36,13 @@ LINES_HELD = 8  # source lines filtered along x a view block keeps (an output ro
 
 
 def _horizontal(src, first, count, coef, out):
-    """out[r, x, c] = Pillow's horizontal pass of row r at output column x.
+    """out[r, x] = Pillow's horizontal pass of row r at output column x, as an RGBX word.
 
     src: uint32 [R, W] (RGBX pixels); first/count/coef: the taps of the w output columns
-    (int32, `first` and `first + count` non-decreasing); out: uint8 [R, w, C], C = 3 or 4."""
-    rows, width, channels = out.shape
+    (int32, `first` and `first + count` non-decreasing); out: uint32 [R, w] (RGBX pixels; rows
+    may lie anywhere, e.g. in a canvas). A block of rows is transposed in, filtered a column at
+    a time (the shift and clip vectorised too) and transposed back out, a word per pixel."""
+    rows, width = out.shape
     lo = first[0]
     hi = first[width - 1] + count[width - 1]
     for block in prange((rows + ROW_BLOCK - 1) // ROW_BLOCK):
@@ -52,6 +55,8 @@ def _horizontal(src, first, count, coef, out):
                 columns[x, r] = line[x]
         lanes = columns.view(np.uint8)  # [hi - lo, n * 4]: a column's bytes, row after row
         total = np.empty(n * 4, dtype=np.int32)
+        filtered = np.empty((width, n), dtype=np.uint32)  # output columns, a word per row
+        filtered_lanes = filtered.view(np.uint8)
         for x in range(width):
             total[:] = HALF
             start = first[x] - lo
@@ -61,18 +66,22 @@ def _horizontal(src, first, count, coef, out):
                 weight = weights[k]
                 for i in range(n * 4):
                     total[i] = np.int32(total[i] + np.int32(line[i]) * weight)  # 32-bit, as Pillow's INT32
-            for r in range(n):
-                for c in range(channels):
-                    value = total[r * 4 + c] >> PRECISION_BITS
-                    out[r0 + r, x, c] = 0 if value < 0 else (255 if value > 255 else value)
+            column = filtered_lanes[x]
+            for i in range(n * 4):
+                value = total[i] >> PRECISION_BITS
+                column[i] = min(max(value, 0), 255)
+        for r in range(n):  # transpose back: read down the columns, write along the rows
+            line = out[r0 + r]
+            for x in range(width):
+                line[x] = filtered[x, r]
 
 
 def _vertical(src, col0, first, count, coef, out):
-    """out[y, x, c] = Pillow's vertical pass at output row y of pixel column `col0 + x`.
+    """out[y, x] = Pillow's vertical pass at output row y of pixel column `col0 + x`, as an RGBX word.
 
     src: uint8 [H, W*4] (RGBX rows); first/count/coef: the taps of the h output rows;
-    out: uint8 [h, w, C], C = 3 or 4."""
-    rows, width, channels = out.shape
+    out: uint32 [h, w] (RGBX pixels; rows may lie anywhere)."""
+    rows, width = out.shape
     lanes = width * 4
     for y in prange(rows):
         start = first[y]
@@ -83,10 +92,14 @@ def _vertical(src, col0, first, count, coef, out):
             weight = weights[k]
             for i in range(lanes):
                 total[i] = np.int32(total[i] + np.int32(line[i]) * weight)
+        clipped = np.empty(width, dtype=np.uint32)
+        clipped_lanes = clipped.view(np.uint8)
+        for i in range(lanes):
+            value = total[i] >> PRECISION_BITS
+            clipped_lanes[i] = min(max(value, 0), 255)
+        line_out = out[y]
         for x in range(width):
-            for c in range(channels):
-                value = total[x * 4 + c] >> PRECISION_BITS
-                out[y, x, c] = 0 if value < 0 else (255 if value > 255 else value)
+            line_out[x] = clipped[x]
 
 
 def _transpose(src, out):

@@ -125,33 +125,36 @@ def resize_array(pixels: np.ndarray, size: tuple[int, int], resample: int, windo
         out = np.empty((h, w, 4), dtype=np.uint8)
     elif out.dtype != np.uint8 or out.shape[:2] != (h, w) or out.shape[2] not in (3, 4):
         raise ValueError(f"out must be uint8 [{h}, {w}, 3 or 4], got {out.dtype} {out.shape}")
+    if out.shape[2] == 3:  # the kernels write whole RGBX words
+        out[...] = resize_array(pixels, size, resample, window, transposed=transposed)[..., :3]
+        return out
     run = kernels.for_this_process()
     need_x, need_y = out_w != in_w, out_h != in_h
     first_pass_vertical = (not vertical_first((in_h, in_w), (out_h, out_w)) if transposed
                            else vertical_first((in_w, in_h), (out_w, out_h)))
     if not need_y:  # one horizontal pass (or a copy) over the window's rows
         if need_x:
-            run["horizontal"](_words(pixels[y0 : y0 + h]), *_window_taps(in_w, out_w, resample, x0, w), out)
+            run["horizontal"](_words(pixels[y0 : y0 + h]), *_window_taps(in_w, out_w, resample, x0, w), _words(out))
         else:
             out[...] = pixels[y0 : y0 + h, x0 : x0 + w, : out.shape[2]]
         return out
     first_y, count_y, coef_y = _window_taps(in_h, out_h, resample, y0, h)
     if not need_x:
-        run["vertical"](pixels.reshape(in_h, -1), x0, first_y, count_y, coef_y, out)
+        run["vertical"](pixels.reshape(in_h, -1), x0, first_y, count_y, coef_y, _words(out))
         return out
     first_x, count_x, coef_x = _window_taps(in_w, out_w, resample, x0, w)
     if first_pass_vertical:
         # Vertical first, over the columns the horizontal pass reads.
         lo, hi = int(first_x[0]), int(first_x[-1] + count_x[-1])
         middle = np.empty((h, hi - lo, 4), dtype=np.uint8)
-        run["vertical"](pixels.reshape(in_h, -1), lo, first_y, count_y, coef_y, middle)
-        run["horizontal"](_words(middle), first_x - lo, count_x, coef_x, out)
+        run["vertical"](pixels.reshape(in_h, -1), lo, first_y, count_y, coef_y, _words(middle))
+        run["horizontal"](_words(middle), first_x - lo, count_x, coef_x, _words(out))
     else:
         # Horizontal first, over the rows the vertical pass reads.
         lo, hi = int(first_y[0]), int(first_y[-1] + count_y[-1])
         middle = np.empty((hi - lo, w, 4), dtype=np.uint8)
-        run["horizontal"](_words(pixels[lo:hi]), first_x, count_x, coef_x, middle)
-        run["vertical"](middle.reshape(hi - lo, -1), 0, first_y - lo, count_y, coef_y, out)
+        run["horizontal"](_words(pixels[lo:hi]), first_x, count_x, coef_x, _words(middle))
+        run["vertical"](middle.reshape(hi - lo, -1), 0, first_y - lo, count_y, coef_y, _words(out))
     return out
 
 
@@ -164,8 +167,9 @@ def transpose_array(pixels: np.ndarray) -> np.ndarray:
 
 
 def _words(pixels: np.ndarray) -> np.ndarray:
-    """Contiguous RGBX `[H, W, 4]` uint8 as `[H, W]` uint32: one word per pixel, no copy."""
-    return pixels.view(np.uint32).reshape(pixels.shape[:2])
+    """RGBX `[H, W, 4]` uint8 whose rows are contiguous (e.g. a region of a canvas) as `[H, W]`
+    uint32: one word per pixel, no copy."""
+    return pixels.view(np.uint32)[..., 0]
 
 
 def _window_taps(in_size: int, out_size: int, resample: int, start: int, length: int
