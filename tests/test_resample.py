@@ -147,8 +147,6 @@ def test_errors_name_what_is_valid() -> None:
             build_strategy("resize", device="cuda")
 
 
-
-
 def test_backends_agree_in_every_strategy() -> None:
     """A few sizes through each strategy: the compiled and the torch backends give Pillow's
     views (the full comparison with the transformers references is test_preprocess_fidelity).
@@ -253,3 +251,15 @@ def test_pixels_are_copied_when_pillow_cannot_export(monkeypatch: pytest.MonkeyP
     assert pixels.shape == (21, 37, 4) and np.array_equal(pixels[..., :3], data)
     assert np.array_equal(build_strategy("center_crop").apply(Image.fromarray(data)).pixel_values,
                           build_strategy("center_crop", backend="pil").apply(Image.fromarray(data)).pixel_values)
+
+
+def test_outputs_whose_pixels_are_not_whole_words() -> None:
+    """The kernels store 4-byte pixels; any other `out` (every other pixel of a canvas, RGB) gets
+    the same bytes through an RGBX result, and nothing around it is touched."""
+    pixels = noise(203, 151, 13)
+    expected = np.asarray(Image.fromarray(pixels).resize((60, 45), Image.Resampling.BILINEAR))
+    for channels in (3, 4):
+        canvas = np.zeros((45, 120, channels), dtype=np.uint8)
+        resize_array(pixels, (60, 45), Image.Resampling.BILINEAR, out=canvas[:, ::2])
+        assert np.array_equal(canvas[:, ::2, :3], expected), channels
+        assert not canvas[:, 1::2].any()

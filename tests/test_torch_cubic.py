@@ -24,6 +24,7 @@ TABLES = [normalization_table(OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, "torchvision"),
 
 
 def torch_view(pixels: np.ndarray, table: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """torch's F.interpolate called here directly, not through torch_cubic (the code under test)."""
     normalised = np.stack([table[c][pixels[..., c]] for c in range(3)])[None]
     return F.interpolate(torch.from_numpy(normalised), size=size, mode="bicubic")[0]
 
@@ -47,6 +48,10 @@ def test_kernel_equals_torch(name: str, factor_y: int, factor_x: int, tile: int)
 
 def test_each_factor_takes_its_kernel() -> None:
     assert [kernel_name(k) for k in (1, 2, 3, 4, 6)] == ["cubic_view", "cubic_view_pairs"] + ["cubic_view"] * 3
+    pixels = np.zeros((8, 32, 4), dtype=np.uint8)
+    with pytest.raises(ValueError, match="factor of 2 along x only"):
+        kernels.parallel["cubic_view_pairs"](pixels, TABLES[0], 1, 4, cubic_weights(8, 8), cubic_weights(32, 8),
+                                             np.empty((3, 8, 8), dtype=np.float32))
 
 
 @pytest.mark.parametrize(("name", "factor_x"), [("cubic_view", 3), ("cubic_view_pairs", 2)])

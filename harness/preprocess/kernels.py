@@ -141,13 +141,20 @@ def _fma(typingctx, a, b, c):
     return types.float32(types.float32, types.float32, types.float32), codegen
 
 
+@njit(inline="always", cache=True)
+def _cubic(t0, t1, t2, t3, w0, w1, w2, w3):
+    """One axis of torch's bicubic interpolation: its 4 taps weighted in the order of torch's
+    compiled loop, `fma(t3, w3, fma(t2, w2, fma(t0, w0, t1 * w1)))`, rounded as float32."""
+    return _fma(t3, w3, _fma(t2, w2, _fma(t0, w0, t1 * w1)))
+
+
 def _cubic_view(src, table, factor_y, factor_x, weights_y, weights_x, out):
     """out[c, i, j] = torch's bicubic resize (`F.interpolate(mode="bicubic")`, A = -0.75) of
     the normalised `table[c][src[..., c]]` to `out`'s size, for whole downscale factors, in
-    torch's float32 arithmetic: along x first, `fma(t3, w3, fma(t2, w2, fma(t0, w0, t1 * w1)))`,
-    then the same along y over the 4 row results. With a whole factor k the source point of
-    output i is `i*k + (k-1)/2`, so its taps are `i*k + (k-1)//2 - 1 .. + 2` (clamped to the
-    image) and the 4 weights are the same for every output. An axis whose weights are
+    torch's float32 arithmetic: `_cubic` along x first, then along y over the 4 row results.
+    With a whole factor k the source point of output i is `i*k + (k-1)/2`, so its taps are
+    `i*k + (k-1)//2 - 1 .. + 2` (clamped to the image) and the 4 weights are the same for every
+    output. An axis whose weights are
     (0, 1, 0, 0) (an odd factor) gives its second tap exactly (t1 * 1 plus three signed zeros),
     so only that tap is read. src: uint8 [H, W, C >= 3] (any strides); out: float32 [3, h, w]."""
     height, width = out.shape[1], out.shape[2]
@@ -172,18 +179,18 @@ def _cubic_view(src, table, factor_y, factor_x, weights_y, weights_x, out):
                     a, d, e = lookup[l0[x1, c]], lookup[l2[x1, c]], lookup[l3[x1, c]]
                 else:
                     x0, x2, x3 = max(x1 - 1, 0), min(x1 + 1, last_x), min(x1 + 2, last_x)
-                    b = _fma(lookup[l1[x3, c]], w3, _fma(lookup[l1[x2, c]], w2,
-                             _fma(lookup[l1[x0, c]], w0, lookup[l1[x1, c]] * w1)))
+                    b = _cubic(lookup[l1[x0, c]], lookup[l1[x1, c]], lookup[l1[x2, c]], lookup[l1[x3, c]],
+                               w0, w1, w2, w3)
                     if exact_y:
                         dst[j] = b
                         continue
-                    a = _fma(lookup[l0[x3, c]], w3, _fma(lookup[l0[x2, c]], w2,
-                             _fma(lookup[l0[x0, c]], w0, lookup[l0[x1, c]] * w1)))
-                    d = _fma(lookup[l2[x3, c]], w3, _fma(lookup[l2[x2, c]], w2,
-                             _fma(lookup[l2[x0, c]], w0, lookup[l2[x1, c]] * w1)))
-                    e = _fma(lookup[l3[x3, c]], w3, _fma(lookup[l3[x2, c]], w2,
-                             _fma(lookup[l3[x0, c]], w0, lookup[l3[x1, c]] * w1)))
-                dst[j] = _fma(e, v3, _fma(d, v2, _fma(a, v0, b * v1)))
+                    a = _cubic(lookup[l0[x0, c]], lookup[l0[x1, c]], lookup[l0[x2, c]], lookup[l0[x3, c]],
+                               w0, w1, w2, w3)
+                    d = _cubic(lookup[l2[x0, c]], lookup[l2[x1, c]], lookup[l2[x2, c]], lookup[l2[x3, c]],
+                               w0, w1, w2, w3)
+                    e = _cubic(lookup[l3[x0, c]], lookup[l3[x1, c]], lookup[l3[x2, c]], lookup[l3[x3, c]],
+                               w0, w1, w2, w3)
+                dst[j] = _cubic(a, b, d, e, v0, v1, v2, v3)
 
 
 def _cubic_view_pairs(src, table, factor_y, factor_x, weights_y, weights_x, out):
@@ -198,6 +205,8 @@ def _cubic_view_pairs(src, table, factor_y, factor_x, weights_y, weights_x, out)
     w0, w1, w2, w3 = weights_x[0], weights_x[1], weights_x[2], weights_x[3]
     v0, v1, v2, v3 = weights_y[0], weights_y[1], weights_y[2], weights_y[3]
     exact_y = v1 == 1.0 and v0 == 0.0
+    if factor_x != 2:
+        raise ValueError("cubic_view_pairs takes a downscale factor of 2 along x only")
     for block in prange((height + VIEW_BLOCK - 1) // VIEW_BLOCK):
         filtered = np.empty((LINES_HELD, 3, width), dtype=np.float32)  # source line y in slot y % LINES_HELD
         held = np.full(LINES_HELD, -1, dtype=np.int64)
@@ -219,8 +228,8 @@ def _cubic_view_pairs(src, table, factor_y, factor_x, weights_y, weights_x, out)
                     line[in_w + 1] = line[in_w]
                     row = filtered[y % LINES_HELD, c]
                     for j in range(width):  # taps 2j - 1 .. 2j + 2 at line[2j .. 2j + 3]
-                        row[j] = _fma(line[2 * j + 3], w3, _fma(line[2 * j + 2], w2,
-                                      _fma(line[2 * j], w0, line[2 * j + 1] * w1)))
+                        row[j] = _cubic(line[2 * j], line[2 * j + 1], line[2 * j + 2], line[2 * j + 3],
+                                        w0, w1, w2, w3)
             for c in range(3):
                 dst = out[c, i]
                 b = filtered[y1 % LINES_HELD, c]
@@ -232,7 +241,7 @@ def _cubic_view_pairs(src, table, factor_y, factor_x, weights_y, weights_x, out)
                 d = filtered[taps[2] % LINES_HELD, c]
                 e = filtered[taps[3] % LINES_HELD, c]
                 for j in range(width):
-                    dst[j] = _fma(e[j], v3, _fma(d[j], v2, _fma(a[j], v0, b[j] * v1)))
+                    dst[j] = _cubic(a[j], b[j], d[j], e[j], v0, v1, v2, v3)
 
 
 def _compile(function, parallel: bool):

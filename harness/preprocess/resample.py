@@ -105,8 +105,9 @@ def resize_array(pixels: np.ndarray, size: tuple[int, int], resample: int, windo
     """RGBX uint8 `[H, W, 4]` (see `harness.preprocess.pixels`; packed `[H, W, 3]` is padded
     first, a copy) -> uint8 `[h, w, C]` whose first 3 channels equal
     `Image.fromarray(rgb).resize(size, resample)`, or its `window` (left, top, width, height)
-    when given. Written into `out` (uint8 `[h, w, 3 or 4]`, any view whose rows are contiguous,
-    e.g. a region of a canvas) when given, else into a new RGBX array. On the CPU cores.
+    when given. Written into `out` (uint8 `[h, w, 3 or 4]`, e.g. a region of a canvas; straight
+    into it when its pixels are 4 contiguous bytes, else through an RGBX result) when given, else
+    into a new RGBX array. On the CPU cores.
 
     `transposed`: the result is that of the transposed image (PIL's `TRANSPOSE`) resized to
     `size` and transposed back, without moving any pixel: a pass along the transposed rows
@@ -125,8 +126,8 @@ def resize_array(pixels: np.ndarray, size: tuple[int, int], resample: int, windo
         out = np.empty((h, w, 4), dtype=np.uint8)
     elif out.dtype != np.uint8 or out.shape[:2] != (h, w) or out.shape[2] not in (3, 4):
         raise ValueError(f"out must be uint8 [{h}, {w}, 3 or 4], got {out.dtype} {out.shape}")
-    if out.shape[2] == 3:  # the kernels write whole RGBX words
-        out[...] = resize_array(pixels, size, resample, window, transposed=transposed)[..., :3]
+    if out.shape[2] == 3 or out.strides[1:] != (4, 1):  # the kernels write whole RGBX words
+        out[...] = resize_array(pixels, size, resample, window, transposed=transposed)[..., : out.shape[2]]
         return out
     run = kernels.for_this_process()
     need_x, need_y = out_w != in_w, out_h != in_h
