@@ -236,7 +236,8 @@ def tokens_vs_aspect(atlas: pd.DataFrame, out_dir: Path) -> list[Path]:
         ax.minorticks_off()
         ax.set_title(encoder)
     axes[0][0].set_ylabel("visual tokens per image")
-    fig.supxlabel("aspect ratio (width / height)", fontsize=plt.rcParams["axes.labelsize"])
+    for ax in axes[0]:
+        ax.set_xlabel("aspect ratio (w / h)")
     # one legend for every strategy variant drawn in any panel (panels hold different subsets)
     drawn = {line.get_label() for ax in axes[0] for line in ax.get_lines()}
     handles = [Line2D([], [], color=style.color_of(n, names), label=n) for n in names if n in drawn]
