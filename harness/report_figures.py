@@ -24,6 +24,7 @@ from harness.mme.subtasks import SUBTASKS
 METRIC_PREFIX = "metric:"
 QUALITY_PREFERENCE = ("knn", "probe", "retrieval", "recall")
 ASPECT_TICKS = [1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8]
+PANELS_PER_ROW = 3
 ASPECT_LABELS = ["1:8", "1:4", "1:2", "1:1", "2:1", "4:1", "8:1"]
 
 
@@ -202,7 +203,7 @@ def series_styles(series: list[tuple[str, pd.DataFrame, list[str]]]) -> dict[str
     return out
 
 
-def _point_labels(ax: plt.Axes, x: pd.Series, y: pd.Series, rows: pd.DataFrame, params: list[str]) -> None:
+def point_labels(ax: plt.Axes, x: pd.Series, y: pd.Series, rows: pd.DataFrame, params: list[str]) -> None:
     """Write the varying parameters next to each point of a series."""
     if not params:
         return
@@ -215,32 +216,42 @@ def _point_labels(ax: plt.Axes, x: pd.Series, y: pd.Series, rows: pd.DataFrame, 
 
 def tokens_vs_aspect(atlas: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Visual tokens against aspect ratio per strategy (median over sizes, min-max band), one
-    panel per encoder."""
+    panel per encoder, at most three panels a row (so ticks and titles stay readable)."""
     encoders = sorted(atlas["encoder"].unique())
-    fig, axes = plt.subplots(1, len(encoders), figsize=(style.PAGE_WIDTH_IN, 2.6), sharey=True, squeeze=False)
+    ncols = min(PANELS_PER_ROW, len(encoders))
+    nrows = -(-len(encoders) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(style.PAGE_WIDTH_IN, 2.3 * nrows), sharey=True, squeeze=False)
     variants = sorted({(s, p) for s, p in zip(atlas["strategy"], atlas["strategy_params"], strict=True)})
-    names = [s + (f" ({', '.join(f'{k}={v}' for k, v in json.loads(p).items())})" if json.loads(p) else "")
+    names = [s + (f" ({', '.join(f'{k}={_value(v)}' for k, v in json.loads(p).items())})" if json.loads(p) else "")
              for s, p in variants]
-    for ax, encoder in zip(axes[0], encoders, strict=True):
+    dashes = ("-", "--", ":")
+    look = {n: (style.COLORS[k % len(style.COLORS)], dashes[(k // len(style.COLORS)) % len(dashes)])
+            for k, n in enumerate(names)}
+    for k, ax in enumerate(axes.flat):
+        if k >= len(encoders):
+            ax.set_visible(False)
+            continue
+        encoder = encoders[k]
         sub = atlas[atlas["encoder"] == encoder]
         for (strategy, params), name in zip(variants, names, strict=True):
             grp = sub[(sub["strategy"] == strategy) & (sub["strategy_params"] == params)].sort_values("aspect_ratio")
             if grp.empty:
                 continue
-            color = style.color_of(name, names)
-            ax.plot(grp["aspect_ratio"], grp["tokens_median"], color=color, label=name)
+            color, dash = look[name]
+            ax.plot(grp["aspect_ratio"], grp["tokens_median"], color=color, linestyle=dash, label=name)
             ax.fill_between(grp["aspect_ratio"], grp["tokens_min"], grp["tokens_max"], color=color, alpha=0.15,
                             linewidth=0)
         ax.set_xscale("log")
         ax.set_xticks(ASPECT_TICKS, ASPECT_LABELS)
         ax.minorticks_off()
-        ax.set_title(encoder)
-    axes[0][0].set_ylabel("visual tokens per image")
-    for ax in axes[0]:
-        ax.set_xlabel("aspect ratio (w / h)")
+        ax.set_title(encoder.replace("@", " + "), fontsize=plt.rcParams["axes.labelsize"])
+        if k % ncols == 0:
+            ax.set_ylabel("visual tokens per image")
+        if k + ncols >= len(encoders):  # the lowest panel of its column
+            ax.set_xlabel("aspect ratio (w / h)")
     # one legend for every strategy variant drawn in any panel (panels hold different subsets)
-    drawn = {line.get_label() for ax in axes[0] for line in ax.get_lines()}
-    handles = [Line2D([], [], color=style.color_of(n, names), label=n) for n in names if n in drawn]
+    drawn = {line.get_label() for ax in axes.flat for line in ax.get_lines()}
+    handles = [Line2D([], [], color=look[n][0], linestyle=look[n][1], label=n) for n in names if n in drawn]
     style.legend_below(fig, handles, [h.get_label() for h in handles])
     return style.save(fig, out_dir, "tokens_vs_aspect")
 
@@ -286,7 +297,7 @@ def quality_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     for name, grp, params in series:
         look = looks[name]
         ax.scatter(grp["visual_tokens_mean"], grp[col], color=look.color, marker=look.marker, label=name)
-        _point_labels(ax, grp["visual_tokens_mean"], grp[col], grp, params)
+        point_labels(ax, grp["visual_tokens_mean"], grp[col], grp, params)
     encoders = sorted(ok["encoder"].unique())
     for encoder in encoders:
         grp = ok[ok["encoder"] == encoder]
@@ -326,7 +337,7 @@ def latency_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
         if "timed_under_load" in grp.columns:
             loaded = grp["timed_under_load"].fillna(False).astype(bool)
             ax.scatter(x[loaded], y[loaded], facecolors="white", edgecolors=color, marker=marker, zorder=3)
-        _point_labels(ax, x, y, grp, params)
+        point_labels(ax, x, y, grp, params)
     ax.set_xlabel("visual tokens per image (mean)")
     ax.set_ylabel("encode p50 (ms / image)" + (", bars p25-p75" if has_spread(ok) else ""))
     style.legend_below(fig)
@@ -363,7 +374,7 @@ def memory_vs_views(table: pd.DataFrame, out_dir: Path) -> list[Path]:
         look = looks[name]
         ax.plot(grp["views_per_image"], grp[col], color=look.color, marker=look.marker, linestyle=look.linestyle,
                 label=name)
-        _point_labels(ax, grp["views_per_image"], grp[col], grp, params)
+        point_labels(ax, grp["views_per_image"], grp[col], grp, params)
     ax.set_xlabel("crops per image (mean)")
     ax.set_ylabel("peak device memory (MiB)" if use_device else "peak resident memory (MiB, approx.)")
     style.legend_below(fig)

@@ -44,7 +44,7 @@ RC = {
 }
 # One colour per encoder and one marker per strategy, stable across figures.
 COLORS = plt.get_cmap("tab10").colors
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "h", "<", ">", "p", "d", "8")
 COLUMN_WIDTH_IN = 3.4  # one column of a two-column paper
 PAGE_WIDTH_IN = 7.0
 
