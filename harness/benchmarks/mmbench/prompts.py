@@ -6,16 +6,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from harness.benchmarks.mmbench.scoring import options_of
+from harness.benchmarks.mmbench.scoring import is_absent, options_of
 
 LETTER_ONLY = "Answer with the option's letter from the given choices directly."
 
 
 def _hint(fields: Mapping[str, Any]) -> str | None:
     hint = fields.get("hint")
-    if hint is None or (not isinstance(hint, str) and hint != hint):  # None or NaN
-        return None
-    return hint
+    return None if is_absent(hint) else hint
 
 
 def lmms_eval(fields: Mapping[str, Any]) -> str:

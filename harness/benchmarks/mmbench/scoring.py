@@ -28,7 +28,8 @@ WORD_SEPARATORS = ".()[],:;!*#{}"
 _ANSWER_IS = re.compile(r"(?i)(?:correct\s+)?answer\s+is\s+\**([ABCD])\**")
 
 
-def _absent(value: Any) -> bool:
+def is_absent(value: Any) -> bool:
+    """None or NaN: how the data marks a missing option or hint."""
     return value is None or (not isinstance(value, str) and bool(pd.isna(value)))
 
 
@@ -39,7 +40,7 @@ def options_of(fields: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(options, str):
         options = json.loads(options)
     return {letter: options[letter] for letter in string.ascii_uppercase
-            if letter in options and not _absent(options[letter])}
+            if letter in options and not is_absent(options[letter])}
 
 
 def infer_option(response: str, letters: str) -> str | None:
