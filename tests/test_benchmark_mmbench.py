@@ -105,9 +105,11 @@ OPTIONS = {"A": "cat", "B": "dog", "C": "bird", "D": "fish"}
     ("A dog", "A"),                       # 'A' is a word, so option A (VLMEvalKit only warns with VERBOSE set)
     ("I think the answer is B because the image shows a dog next to the table", "B"),  # B is word 6 of 16,
     # not among the last 4, so the letter rule fails; "answer is B" then matches
-    ("B is wrong, so A", "Z"),            # two letters, no "answer is": nothing (the text is too long for options)
+    ("B is wrong, so A", "Z"),            # two letters, no "answer is", no option text: nothing
     ("dog", "B"),                         # no letter: the one option text found
     ("a cat or a dog", "Z"),              # two option texts
+    ("well, it is clearly a dog, look at it", "Z"),  # 38 characters > 2 x 14 of option text: no text rule
+    ("clearly a dog, look", "B"),         # 19 <= 28: the text rule finds dog
     ("Sorry, I can't help with images of people yet.", "Z"),
     ("", "Z"),
 ])
