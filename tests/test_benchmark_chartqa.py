@@ -84,3 +84,10 @@ def test_score_frame_reports_the_splits():
 def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match="missing category"):
         scoring.score(pd.DataFrame({"question_id": [1], "answer": ["1"], "prediction": ["1"]}))
+
+
+def test_missing_prediction_is_the_empty_answer():
+    """lmms-eval reads a None response as "": wrong here, and the row still counts."""
+    frame = pd.DataFrame({"question_id": [1, 2], "category": "human_test", "answer": ["20", "20"],
+                          "prediction": ["20", None]})
+    assert scoring.score(frame)["relaxed_overall"] == 50.0

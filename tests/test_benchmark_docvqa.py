@@ -79,3 +79,10 @@ def test_bad_input_is_a_clear_error():
         scoring.score(pd.DataFrame({"question_id": [1], "category": ["a"], "prediction": ["x"]}))
     with pytest.raises(ValueError, match="at least one"):
         scoring.anls("x", [])
+
+
+def test_missing_prediction_is_the_empty_answer():
+    """lmms-eval reads a None response as "": ANLS 0 against a non-empty answer; the row counts."""
+    frame = pd.DataFrame({"question_id": [1, 2], "category": "a", "answer": [json.dumps(["x"])] * 2,
+                          "prediction": ["x", None]})
+    assert scoring.score(frame)["anls"] == 50.0

@@ -173,3 +173,12 @@ def test_hand_worked_prompts():
 def test_bad_input_is_a_clear_error():
     with pytest.raises(ValueError, match="missing index, circular_index"):
         scoring.score(pd.DataFrame({"question_id": [1], "category": ["a"], "answer": ["A"], "prediction": ["A"]}))
+
+
+def test_missing_prediction_is_wrong():
+    rows = [{"question_id": 1, "category": "cp", "answer": v["answer"], "prediction": v["answer"], "index": 1,
+             "circular_index": v["circular_index"], "options": "{}"}
+            for v in scoring.circular_variants({"question": "q", "options": OPTIONS, "answer": "B"})]
+    assert scoring.score(pd.DataFrame(rows))["circular_accuracy"] == 100.0
+    rows[2]["prediction"] = None
+    assert scoring.score(pd.DataFrame(rows))["circular_accuracy"] == 0.0

@@ -100,3 +100,10 @@ def test_bad_input_is_a_clear_error():
         scoring.answers_list('{"a": 1}')
     with pytest.raises(ValueError, match="at least one"):
         scoring.vqa_accuracy("x", [])
+
+
+def test_missing_prediction_is_the_empty_answer():
+    """lmms-eval reads a None response as "": accuracy 0 against real answers; the row counts."""
+    frame = pd.DataFrame({"question_id": [1, 2], "category": "a", "answer": [json.dumps(["x"] * 10)] * 2,
+                          "prediction": ["x", float("nan")]})
+    assert scoring.score(frame)["accuracy"] == 50.0

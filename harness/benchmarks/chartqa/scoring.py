@@ -46,14 +46,16 @@ def score(frame: pd.DataFrame) -> dict[str, float]:
     """lmms-eval's three figures in percent: `relaxed_overall`, and `relaxed_human_split` /
     `relaxed_augmented_split` over the questions whose category names that split (a split with no
     question is left out; lmms-eval counts every non-human question as augmented, here a category
-    naming neither split counts in the overall figure only); `n_questions`. `answer` is one string."""
+    naming neither split counts in the overall figure only); `n_questions`. `answer` is one string;
+    a missing prediction (None/NaN) is the empty answer, as lmms-eval reads a None response."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise ValueError(f"ChartQA scoring needs columns {', '.join(REQUIRED)}; missing {', '.join(missing)}")
     if frame.empty:
         raise ValueError("ChartQA scoring got no predictions")
     correct = pd.Series(
-        [float(relaxed_correctness(str(p), str(a))) for p, a in zip(frame["prediction"], frame["answer"], strict=True)],
+        [float(relaxed_correctness(str(p), str(a)))
+         for p, a in zip(frame["prediction"].fillna(""), frame["answer"], strict=True)],
         index=frame.index, dtype=float,
     )
     result = {"relaxed_overall": 100.0 * float(correct.mean()), "n_questions": float(len(frame))}

@@ -56,14 +56,16 @@ def parse(response: str | None, fields: Mapping[str, Any] | None = None) -> str:
 
 def score(frame: pd.DataFrame) -> dict[str, float]:
     """`anls`: 100 x the mean ANLS over questions; `anls/<category>` per category; `n_questions`.
-    `prediction` holds `parse()` outputs, `answer` the JSON list of accepted answers."""
+    `prediction` holds `parse()` outputs (None/NaN: the empty answer, as lmms-eval reads a None response),
+    `answer` the JSON list of accepted answers."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise ValueError(f"DocVQA scoring needs columns {', '.join(REQUIRED)}; missing {', '.join(missing)}")
     if frame.empty:
         raise ValueError("DocVQA scoring got no predictions")
     per_question = pd.Series(
-        [anls(str(p), answers_list(a)) for p, a in zip(frame["prediction"], frame["answer"], strict=True)],
+        [anls(str(p), answers_list(a))
+         for p, a in zip(frame["prediction"].fillna(""), frame["answer"], strict=True)],
         index=frame.index, dtype=float,
     )
     result = {"anls": 100.0 * float(per_question.mean()), "n_questions": float(len(frame))}

@@ -124,13 +124,13 @@ def score(frame: pd.DataFrame) -> dict[str, float]:
     """Circular accuracy in percent: a question (`index`) is right when every one of its rows
     (rotations) has `prediction` (a `parse()` output) equal to that row's `answer`. Reports
     `circular_accuracy`, `circular_accuracy/<category>`, `vanilla_accuracy` (the unrotated rows,
-    `circular_index` 0, alone), `n_questions` and `n_rows`."""
+    `circular_index` 0, alone), `n_questions` and `n_rows`. A missing prediction (None/NaN) is wrong."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise ValueError(f"MMBench scoring needs columns {', '.join(REQUIRED)}; missing {', '.join(missing)}")
     if frame.empty:
         raise ValueError("MMBench scoring got no predictions")
-    right = frame["prediction"].astype(str) == frame["answer"].astype(str)
+    right = frame["prediction"].fillna("").astype(str) == frame["answer"].astype(str)
     per_question = right.groupby(frame["index"]).all()
     category = frame.groupby("index")["category"].first()
     first = frame["circular_index"] == 0

@@ -116,14 +116,16 @@ def answers_list(value: Any) -> list[str]:
 def score(frame: pd.DataFrame) -> dict[str, float]:
     """`accuracy`: 100 x the mean VQA accuracy (lmms-eval's `exact_match` mean, in percent);
     `accuracy/<category>` for each category present; `n_questions`. `prediction` holds `parse()`
-    outputs, `answer` the JSON list of human answers."""
+    outputs (a missing one, None/NaN, is the empty
+    answer, as lmms-eval reads a None response), `answer` the JSON list of human answers."""
     missing = [c for c in REQUIRED if c not in frame.columns]
     if missing:
         raise ValueError(f"TextVQA scoring needs columns {', '.join(REQUIRED)}; missing {', '.join(missing)}")
     if frame.empty:
         raise ValueError("TextVQA scoring got no predictions")
     per_question = pd.Series(
-        [vqa_accuracy(str(p), answers_list(a)) for p, a in zip(frame["prediction"], frame["answer"], strict=True)],
+        [vqa_accuracy(str(p), answers_list(a))
+         for p, a in zip(frame["prediction"].fillna(""), frame["answer"], strict=True)],
         index=frame.index, dtype=float,
     )
     result = {"accuracy": 100.0 * float(per_question.mean()), "n_questions": float(len(frame))}
