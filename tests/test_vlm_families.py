@@ -11,6 +11,7 @@ grid (native views of several aspect ratios) and the decode offset after them.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -236,3 +237,43 @@ def test_a_new_vlm_family_is_one_module_and_one_config(tmp_path: Path) -> None:
     assert len(q) >= 1 and (q["status"] == "ok").all() and (q["vlm"] == "llava_vicuna").all()
     assert q["prompt"].str.startswith("USER: <image>\n").all() and q["prompt"].str.endswith(" ASSISTANT:").all()
     assert (q["prompt_tokens"] > q["visual_tokens"]).all() and set(rows["vlm_lm"].dropna()) == {"llama"}
+
+
+def test_qwen2_5_vl_reads_the_hub_layout(tmp_path: Path) -> None:
+    """The hub's config.json (model_type qwen2_5_vl, the text keys at the top level, `rope_scaling`
+    of type mrope) and transformers 5's (`text_config`, `tie_word_embeddings` on top) build the
+    same language model from the same `model.*` / `lm_head.*` tensors (`visual.*` never read),
+    and both answer alike."""
+    import json
+
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
+
+    tok = qwen_family.Qwen2_5_VLAnswerer.random_tokenizer()
+    config = Qwen2_5_VLConfig(vision_config={**QWEN2_5_VIT_TINY, "out_hidden_size": 48},
+                              text_config={**QWEN_TEXT, "eos_token_id": tok.eos_token_id})
+    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    randomise(model)
+    v5, hub = tmp_path / "v5", tmp_path / "hub"
+    model.save_pretrained(v5)
+    tok.save_pretrained(v5)
+    shutil.copytree(v5, hub)
+    saved = json.loads((v5 / "config.json").read_text())
+    text = {k: v for k, v in saved["text_config"].items() if k not in ("model_type", "rope_parameters", "layer_types")}
+    rope = saved["text_config"]["rope_parameters"]
+    (hub / "config.json").write_text(json.dumps({
+        **text, "model_type": "qwen2_5_vl", "architectures": ["Qwen2_5_VLForConditionalGeneration"],
+        "tie_word_embeddings": False, "rope_theta": rope["rope_theta"], "vision_config": saved["vision_config"],
+        "rope_scaling": {"type": "mrope", "mrope_section": rope["mrope_section"]}, "image_token_id": 5}))
+    want = {f"model.{k}": v for k, v in model.model.language_model.state_dict().items()}
+    want["lm_head.weight"] = model.lm_head.weight
+    visual = torch.randn(12, 48, generator=torch.Generator().manual_seed(0))
+    view = layout((112, 84))  # 3 x 4 merged tokens
+    answers = []
+    for folder in (v5, hub):
+        answerer = VLMS.get("qwen2_5_vl")(weights=str(folder), max_new_tokens=4, runtime=CPU)
+        got = answerer.lm.state_dict()
+        assert set(got) == set(want) and all(torch.equal(got[k], want[k]) for k in want)
+        assert answerer.config.rope_parameters["mrope_section"] == [2, 2, 2]
+        answers.append(answerer.answer(visual, QUESTIONS[0], layout=view, keep_logits=True))
+    assert answers[0].token_ids == answers[1].token_ids
+    torch.testing.assert_close(answers[0].first_logits, answers[1].first_logits, atol=0, rtol=0)
