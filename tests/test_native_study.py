@@ -52,6 +52,17 @@ def test_tiny_run_writes_per_image_rows_and_figures(tmp_path: Path) -> None:
     (row,) = pd.read_parquet(tmp_path / "tables" / "native_vs_tiles.parquet").to_dict("records")
     assert row["vlm"] == "qwen2_5_vl" and row["n_questions"] >= 4 and row["answers_complete"]
     assert row["n_question_errors"] == 0 and row["prefill_p50_ms"] > 0
+    assert 0 <= row["metric:yes_no_score"] <= 200  # acc + acc+ in percent over the yes/no pairs
+    # tiles through the same ViT answer too (each tile's grid placed as one more image)
+    tiles = ["experiment=native_vs_tiles_qwen_tiles", "preprocess=llava_onevision",
+             "encoder.size=tiny", "encoder.weights=random", "dataset.num_images=2", "vlm.max_new_tokens=2",
+             f"results_dir={tmp_path / 'tiles'}", "progress=false"]
+    outcome = execute(prepare_job(compose(tiles)))
+    assert outcome.status == "ok", outcome.message
+    rec = pd.read_parquet(outcome.run_dir / "records.parquet")
+    q = rec[rec["kind"] == "question"]
+    assert len(q) >= 2 and (q["status"] == "ok").all() and (q["visual_tokens"] % 256 == 0).all()
+    assert (q["visual_tokens"] >= 2 * 256).all()  # a base view and at least one tile
 
     import runpy
     import sys
