@@ -277,3 +277,29 @@ def test_qwen2_5_vl_reads_the_hub_layout(tmp_path: Path) -> None:
         answers.append(answerer.answer(visual, QUESTIONS[0], layout=view, keep_logits=True))
     assert answers[0].token_ids == answers[1].token_ids
     torch.testing.assert_close(answers[0].first_logits, answers[1].first_logits, atol=0, rtol=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", VLMS.names())
+def test_every_family_answers_through_a_run(tmp_path: Path, family: str) -> None:
+    """Each registered family with its own encoder x strategy (tiny, random weights): a run of
+    one synthetic image answers its questions (the layout reaches the answerer)."""
+    import pandas as pd
+
+    from harness.config import compose
+    from harness.execute import execute
+    from harness.job import prepare_job
+
+    cls = VLMS.get(family)
+    encoder = ENCODERS.get(cls.encoder)
+    connector = [] if encoder.native_connector == cls.connector else [f"encoder.connector={cls.connector}"]
+    outcome = execute(prepare_job(compose([
+        f"encoder={cls.encoder}", *connector, f"preprocess={cls.strategy}", f"vlm={family}", "encoder.size=tiny",
+        "encoder.weights=random", "vlm.max_new_tokens=2", "dataset=synthetic", "dataset.num_images=1",
+        f"results_dir={tmp_path}", "progress=false"])))
+    assert outcome.status == "ok", outcome.message
+    rec = pd.read_parquet(outcome.run_dir / "records.parquet")
+    q = rec[rec["kind"] == "question"]
+    image_tokens = rec.loc[rec["kind"] == "image", "visual_tokens"].iloc[0]
+    assert len(q) >= 1 and (q["status"] == "ok").all() and (q["vlm"] == family).all()
+    assert (q["visual_tokens"] == image_tokens).all() and (q["new_tokens"] <= 2).all()
