@@ -288,7 +288,7 @@ class Runner:
         rows = []
         for k, (question, truth) in enumerate(item.questions):
             try:
-                answer = self.answerer.answer(out.tokens, question)
+                answer = self.answerer.answer(out.tokens, question, layout=item.views.layout)  # type: ignore[union-attr]
             except Exception as exc:  # noqa: BLE001 - one bad question must not end the run
                 kind = "oom" if is_out_of_memory(exc) else "answer"
                 message = f"{item.sample_id}: {type(exc).__name__}: {str(exc)[:300]}"
