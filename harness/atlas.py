@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.bounds import bounded_int
+from harness.command import guarded
 from harness.config import ConfigError
 from harness.config import experiment as experiment_config
 from harness.encoders import ENCODERS
@@ -30,6 +32,9 @@ from harness.types import Layout
 
 MAX_ASPECT = 8.0
 REFERENCE_SIDE = 1024
+# The grid is n_sizes^2 sizes: 1000 (the study's) plans 10^6; 3000 (9 x 10^6) is the most allowed.
+MAX_N_SIZES = 3000
+MAX_SIDE = 100_000  # long sides of the grid, in pixels
 
 
 def token_counter(
@@ -127,26 +132,37 @@ def build_atlas(spec: dict[str, Any], log: Callable[[str], None] = print) -> pd.
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def load_spec(experiment: str) -> dict[str, Any]:
-    try:
-        data = experiment_config(experiment)
-    except ConfigError as exc:
-        raise SystemExit(f"error: {exc}") from exc
+def load_spec(experiment: str, n_sizes: int | None = None) -> dict[str, Any]:
+    """The experiment's `atlas` block, its grid checked (`n_sizes` replaces the block's): a
+    ConfigError naming the key, before any size is planned."""
+    data = experiment_config(experiment)
     if "atlas" not in data:
-        raise SystemExit(f"error: experiment {experiment!r} has no `atlas` block")
-    return data["atlas"]
+        raise ConfigError(f"experiment {experiment!r} has no `atlas` block")
+    spec = dict(data["atlas"])
+    try:
+        if n_sizes is not None:
+            spec["n_sizes"] = bounded_int("--n-sizes", n_sizes, 1, MAX_N_SIZES)
+        spec["n_sizes"] = bounded_int("atlas.n_sizes", spec.get("n_sizes"), 1, MAX_N_SIZES)
+        spec["max_side"] = bounded_int("atlas.max_side", spec.get("max_side"), 1, MAX_SIDE)
+        spec["min_side"] = bounded_int("atlas.min_side", spec.get("min_side"), 1, spec["max_side"])
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    return spec
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.atlas", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", default="token_atlas", help="experiment config with an `atlas` block")
-    parser.add_argument("--n-sizes", type=int, help="override atlas.n_sizes (grid is n_sizes^2 sizes)")
+    parser.add_argument("--n-sizes", type=int,
+                        help=f"override atlas.n_sizes, 1 to {MAX_N_SIZES} (grid is n_sizes^2 sizes)")
     parser.add_argument("--out", default="results/tables", help="folder for token_atlas.{parquet,csv}")
     args = parser.parse_args(argv)
-    spec = load_spec(args.experiment)
-    if args.n_sizes:
-        spec["n_sizes"] = args.n_sizes
+    return guarded(lambda: atlas(args), "harness.atlas")
+
+
+def atlas(args: argparse.Namespace) -> int:
+    spec = load_spec(args.experiment, args.n_sizes)
     t0 = time.perf_counter()
     table = build_atlas(spec)
     if table.empty:

@@ -1,7 +1,7 @@
 """What every command of the harness does around its work: one line per failure, fixed exit codes.
 
 2: a configuration that cannot run (`ConfigError`, before anything is written or loaded).
-1: a job failed (a results folder that cannot be written, images lost, a failed sweep job).
+1: a job failed (a results folder that cannot be written, images or answers lost, a failed sweep job).
 130 / 143: stopped by Ctrl-C / SIGTERM; finished runs are kept (each run folder appears whole
 or not at all, see `harness.store`), so the same command again resumes.
 """

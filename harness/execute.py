@@ -18,6 +18,7 @@ import pandas as pd
 
 from harness.config import ConfigError, compose
 from harness.encoders.weights import WeightsError
+from harness.failures import failure_lines, lost
 from harness.folders import FolderError, check_writable, clean_leftovers
 from harness.identity import new_run_id
 from harness.job import Job, config_identity, fallback_hash, prepare_job
@@ -35,8 +36,10 @@ class LoadError(RuntimeError):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one job did: `ok`, `skipped` (complete already), `lost_images` (written, but more
-    images failed than `max_error_fraction` allows) or `error:<kind>` (a FAILED folder)."""
+    """What one job did: `ok`, `skipped` (complete already), `lost_images` / `lost_answers`
+    (written, but more images / questions failed than `max_error_fraction` allows) or
+    `error:<kind>` (a FAILED folder: the job raised, or no image was encoded (`no_image`) or
+    no question answered (`no_answer`))."""
 
     status: str
     run_dir: Path
@@ -81,21 +84,11 @@ def write_failure(config: dict[str, Any], exc: BaseException, job: Job | None = 
     return Outcome(f"error:{kind}", run_dir, message)
 
 
-def lost_images(records: pd.DataFrame | list[Record], max_error_fraction: float) -> str:
-    """Why a run lost more images than `max_error_fraction` allows, or "" when it did not;
-    from a run's records (in memory or read back), so a resumed run is judged the same way."""
-    if isinstance(records, list):
-        records = records_frame(records)
-    if records.empty or "kind" not in records:
-        return ""
-    images = records[records["kind"] == "image"]
-    lost = images[images["status"] != "ok"]
-    if lost.empty or len(lost) / len(images) <= max_error_fraction:
-        return ""
-    return (
-        f"{len(lost)} of {len(images)} images failed (max_error_fraction={max_error_fraction}):\n"
-        + "\n".join(f"  {r.image_id}: {r.status} {r.message}" for r in lost.itertuples())
-    )
+def lost_items(records: pd.DataFrame | list[Record], max_error_fraction: float) -> tuple[str, str]:
+    """(`lost_images` or `lost_answers`, why) when more images or questions failed than
+    `max_error_fraction` allows, else ("", ""); from a run's records (in memory or read back),
+    so a resumed run is judged the same way (`harness.failures.lost`)."""
+    return lost(records_frame(records) if isinstance(records, list) else records, max_error_fraction)
 
 
 def resumed(job: Job, done: Path) -> Outcome | None:
@@ -109,9 +102,9 @@ def resumed(job: Job, done: Path) -> Outcome | None:
         return None
     log.info("skip %s: records complete in %s (rerun=true runs it again)", job.config_hash, done)
     print(f"records: {done} (skipped, complete)")
-    lost = lost_images(records, job.config["max_error_fraction"])
-    if lost:
-        return Outcome("lost_images", done, f"(skipped, as when it ran) {lost}")
+    status, why = lost_items(records, job.config["max_error_fraction"])
+    if status:
+        return Outcome(status, done, f"(skipped, as when it ran) {why}")
     return Outcome("skipped", done)
 
 
@@ -157,26 +150,33 @@ def _compute(job: Job) -> Outcome:
     runner = Runner(
         job.dataset, job.strategy, encoder, identity,
         num_workers=job.config["num_workers"], progress=job.config["progress"],
-        timing_repeats=int(job.config.get("timing_repeats", 1)), answerer=answerer,
+        timing_repeats=job.config.get("timing_repeats", 1), answerer=answerer,
         batch_images=job.config.get("batch_images"),
     )
     result = runner.run()
-    summary = next(r for r in result.records if r.kind == "run").values
+    run_row = next(r for r in result.records if r.kind == "run")
+    summary = run_row.values
+    run_dir = job.study_dir / run_id
+    if run_row.status != "ok":  # no image encoded or no question answered: FAILED, so resume retries it
+        RunStore(run_dir).write_failure(run_row, job.config, failure_lines(records_frame(result.records)))
+        log.error("%s failed (%s): %s -> %s", identity["config_label"], run_row.status, run_row.message, run_dir)
+        return Outcome(run_row.status, run_dir, run_row.message)
     summary["weights_mb"] = weights_mb  # model weights, apart from the peaks measured while running
     if answerer is not None:  # the language model's, apart from the encoder's
         summary["lm_weights_mb"] = sum(p.numel() * p.element_size() for p in answerer.lm.parameters()) / 2**20
     result.records.extend(quality_records(result.embeddings, result.embedding_labels, identity))
-    run_dir = job.study_dir / run_id
     cached = (result.embedding_ids, result.embeddings) if job.config.get("cache_embeddings", True) else None
     RunStore(run_dir).write(result.records, job.config, cached)  # FolderError: write_failure names the job
+    questions = (f", {summary['n_questions']} questions ({summary['n_question_errors']} errors)"
+                 if "n_questions" in summary else "")
     log.info(
-        "%s: %d images (%d errors), %.0f visual tokens/image, encode p50 %.1f ms -> %s",
-        identity["config_label"], summary["n_images"], summary["n_errors"], summary["visual_tokens_mean"],
+        "%s: %d images (%d errors)%s, %.0f visual tokens/image, encode p50 %.1f ms -> %s",
+        identity["config_label"], summary["n_images"], summary["n_errors"], questions, summary["visual_tokens_mean"],
         summary["encode_p50_ms"], run_dir,
     )
     print(f"records: {run_dir}")
-    lost = lost_images(result.records, job.config["max_error_fraction"])
-    return Outcome("lost_images", run_dir, lost) if lost else Outcome("ok", run_dir)
+    status, why = lost_items(result.records, job.config["max_error_fraction"])
+    return Outcome(status, run_dir, why) if status else Outcome("ok", run_dir)
 
 
 def run(overrides: Sequence[str]) -> Outcome:

@@ -14,9 +14,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from harness.bounds import boolean, bounded_float
+from harness.bounds import boolean, bounded_float, bounded_int, optional_int
 from harness.config import ConfigError
-from harness.data import build_dataset
+from harness.data import DATASETS, build_dataset
 from harness.data.base import Dataset
 from harness.encoders import ENCODERS, Encoder
 from harness.folders import check_name
@@ -25,7 +25,7 @@ from harness.preprocess import STRATEGIES, build_strategy
 from harness.preprocess.base import Strategy
 from harness.reduce import Reducer, build_reducer
 from harness.registry import UnknownChoiceError, check_kwargs, keyword_params
-from harness.runner import resolve_num_workers
+from harness.runner import MAX_BATCH_IMAGES, MAX_TIMING_REPEATS, resolve_num_workers
 from harness.runtime import Runtime
 from harness.vlm import VLMS, Answerer
 
@@ -138,10 +138,13 @@ def run_identity(
 
 def check_run_options(config: dict[str, Any]) -> None:
     """The top-level options every job has: names that become folders are safe, numbers are in
-    range, switches are booleans (encoder options such as seed and batch_views are checked by
-    the encoder class, num_workers by `resolve_num_workers`)."""
+    range (an integer written `1e30`, `1.5` or `true` is refused, never truncated), switches are
+    booleans (encoder options such as seed and batch_views are checked by the encoder class,
+    num_workers by `resolve_num_workers`)."""
     check_name(config["study"], "study")
     bounded_float("max_error_fraction", config["max_error_fraction"], 0.0, 1.0)
+    bounded_int("timing_repeats", config.get("timing_repeats", 1), 1, MAX_TIMING_REPEATS)
+    optional_int("batch_images", config.get("batch_images"), 1, MAX_BATCH_IMAGES)
     for key in ("progress", "rerun", "cache_embeddings"):
         if key in config:
             boolean(key, config[key])
@@ -159,10 +162,6 @@ def prepare_job(config: dict[str, Any]) -> Job:
         strategy = build_strategy(pp.pop("name"), **pp)
         if not strategy.variable_size:
             encoder_cls.check_tile_size(strategy.tile_size, strategy.name)
-        batch_images = config.get("batch_images")
-        if batch_images is not None and (isinstance(batch_images, bool) or not isinstance(batch_images, int)
-                                         or batch_images <= 0):
-            raise ConfigError(f"batch_images must be a positive integer or null; got {batch_images!r}")
         encoder_kwargs = {k: v for k, v in config["encoder"].items() if k != "name"}
         encoder_kwargs.update({k: config[k] for k in ENCODER_RUN_OPTIONS if k in config})
         check_kwargs(encoder_cls, {**encoder_kwargs, "runtime": None}, f"encoder {encoder_cls.name!r}")
@@ -174,6 +173,10 @@ def prepare_job(config: dict[str, Any]) -> Job:
         encoder_cls.check_reduction(reducer, encoder_kwargs.get("connector"))
         resolve_num_workers(config.get("num_workers", 0), runtime.device.type == "cuda")  # "auto" or an int >= 0
         answerer_cls, answerer_kwargs = prepare_answerer(config, encoder_cls, encoder_kwargs)
+        if answerer_cls is not None and not dataset.has_questions:
+            with_questions = [n for n in DATASETS.names() if DATASETS.get(n).has_questions]
+            raise ConfigError(f"vlm={answerer_cls.name} answers questions, but dataset {dataset.name!r} has none: "
+                              f"use a dataset with questions ({', '.join(with_questions)}) or vlm=none")
     except (ValueError, UnknownChoiceError) as exc:
         raise ConfigError(str(exc)) from exc
     return Job(config, runtime, dataset, strategy, encoder_cls, encoder_kwargs, reducer, answerer_cls, answerer_kwargs)

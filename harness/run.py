@@ -2,8 +2,9 @@
 
 The command only: it validates the command line, lets Hydra compose each job, prepares it
 (`harness.job`, every check before any model loads) and executes it (`harness.execute`), then
-turns the outcomes into exit codes: 2 for a config error in a single run, 1 when a job of the
-sweep failed or lost more images than `max_error_fraction` allows.
+turns the outcomes into exit codes: 2 for a config error in a single run, 1 when a job failed
+(a sweep job's error, no image encoded, no question answered) or lost more images or questions
+than `max_error_fraction` allows (docs/guarantees.md).
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def _main() -> int:
     failed = [o for o in outcomes if o.failed]
     if failed:
         lines = [f"{o.run_dir}: {o.status}: {o.message}" for o in failed]
-        print("error: jobs failed or lost images:\n" + "\n".join(lines), file=sys.stderr)
+        print("error: jobs failed or lost images or answers:\n" + "\n".join(lines), file=sys.stderr)
         return 1
     return 0
 

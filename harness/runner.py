@@ -16,10 +16,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from harness.bounds import bounded_int
+from harness.bounds import bounded_int, optional_int
 from harness.data.base import Dataset
 from harness.data.images import ImageLoadError
 from harness.encoders.base import Encoder
+from harness.failures import causes, unanswered
 from harness.metrics.latency import machine_load, summarize_ms, under_load
 from harness.metrics.memory import PeakMemory, is_out_of_memory, release_cached_memory
 from harness.preprocess.base import Strategy
@@ -96,6 +97,8 @@ def _identity_collate(items: list[Prepared]) -> list[Prepared]:
 
 
 MAX_WORKERS = 256  # DataLoader worker processes
+MAX_TIMING_REPEATS = 100  # encodings of each batch whose median stage times are kept
+MAX_BATCH_IMAGES = 4096  # images per encoder call, as many as crops (`Encoder` MAX_BATCH_VIEWS)
 
 
 def resolve_num_workers(value: int | str, cuda: bool, cores: int | None = None) -> int:
@@ -145,13 +148,9 @@ class Runner:
         self.num_workers = resolve_num_workers(num_workers, getattr(device, "type", "cpu") == "cuda")
         self.warmup_batches = warmup_batches
         self.progress = progress
-        self.timing_repeats = int(timing_repeats)
-        if self.timing_repeats < 1:
-            raise ValueError(f"timing_repeats must be an integer >= 1; got {timing_repeats!r}")
+        self.timing_repeats = bounded_int("timing_repeats", timing_repeats, 1, MAX_TIMING_REPEATS)
         self.answerer = answerer  # a VLM's language model answers each image's questions (harness.vlm)
-        if batch_images is not None and int(batch_images) <= 0:
-            raise ValueError(f"batch_images must be positive or null, got {batch_images}")
-        self.batch_images = None if batch_images is None else int(batch_images)
+        self.batch_images = optional_int("batch_images", batch_images, 1, MAX_BATCH_IMAGES)
         # preprocess.device=cuda: the views are made in this process, on the GPU, in batches.
         self.views_on_device = strategy.ops.device.type != "cpu"
 
@@ -249,6 +248,10 @@ class Runner:
         run = self._run_record([r for r in records if r.kind == "image"], wall_s, {**mem.result, **load})
         answers, metrics = answer_summary(records, self.identity)
         run.values.update(answers)
+        questions = [r for r in records if r.kind == "question"]
+        why = unanswered([r.status for r in questions], [r.message for r in questions])
+        if why and run.status == "ok":  # images encoded, yet nothing answered: not a result
+            run.status, run.message = "error:no_answer", why
         records.append(run)
         records.extend(metrics)
         matrix = np.stack(pooled).astype(np.float32) if pooled else np.zeros((0, 0), np.float32)
@@ -391,5 +394,6 @@ class Runner:
         values["images_per_s"] = len(records) / wall_s if wall_s > 0 else float("nan")
         values["views_per_s"] = values["views_total"] / wall_s if wall_s > 0 else float("nan")
         values.update(memory)
-        status, message = ("ok", "") if ok else ("error:no_image", "no image could be encoded")
+        why = causes([r.status for r in records if r.status != "ok"], [r.message for r in records if r.status != "ok"])
+        status, message = ("ok", "") if ok else ("error:no_image", f"no image could be encoded: {why}")
         return Record(kind="run", identity=self.identity, status=status, message=message, values=values)

@@ -38,6 +38,9 @@ class Dataset(ABC):
     process and must not hold decoded images of other items."""
 
     name: ClassVar[str]
+    # Whether its Samples carry (question, answer) pairs: a run with a VLM (`vlm=`) needs them,
+    # and is refused before loading on a dataset without (`harness.job.prepare_job`).
+    has_questions: ClassVar[bool] = False
 
     @abstractmethod
     def __len__(self) -> int: ...

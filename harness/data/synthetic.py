@@ -130,6 +130,7 @@ def questions(spec: dict[str, Any]) -> list[tuple[str, str]]:
 
 @DATASETS.register("synthetic")
 class Synthetic(Dataset):
+    has_questions = True  # two yes/no questions per image
 
     def __init__(self, num_images: int = 48, seed: int = 0, max_side: int = 2000) -> None:
         self.num_images = bounded_int("dataset.num_images", num_images, 1, MAX_SYNTHETIC_IMAGES)

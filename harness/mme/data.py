@@ -153,6 +153,7 @@ def _read_pairs(txt: Path) -> list[tuple[str, str]]:
 
 @DATASETS.register("mme")
 class MME(Dataset):
+    has_questions = True  # two yes/no questions per image
 
     def __init__(
         self,
@@ -268,6 +269,11 @@ class MME(Dataset):
             missing = [p.name for p in images if p.stem not in texts]
             if missing:
                 raise ValueError(f"MME release: {image_dir}: no questions (.txt) for {', '.join(missing[:5])}")
+            stems = {p.stem for p in images}
+            orphans = [str(texts[stem]) for stem in sorted(texts) if stem not in stems]
+            if orphans:  # its two questions would be dropped without a word
+                raise ValueError(f"MME release: no image for the questions of {', '.join(orphans[:5])}"
+                                 + (f" (and {len(orphans) - 5} more)" if len(orphans) > 5 else ""))
             for image in images:
                 qid = f"{category}/{image.name}"
                 pairs = _pair(qid, _read_pairs(texts[image.stem]), str(texts[image.stem]))

@@ -8,6 +8,13 @@ PERCEPTION = (
 )
 COGNITION = ("commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning")
 SUBTASKS = PERCEPTION + COGNITION
+# Images per subtask in the benchmark (two questions each; 1187 images, 2374 questions; docs/mme.md §2):
+# a run is a complete MME result only when every one of them was answered.
+IMAGES = {
+    "existence": 30, "count": 30, "position": 30, "color": 30, "posters": 147, "celebrity": 170, "scene": 200,
+    "landmark": 200, "artwork": 200, "OCR": 20, "commonsense_reasoning": 70, "numerical_calculation": 20,
+    "text_translation": 20, "code_reasoning": 20,
+}
 GROUPS = {"Perception": PERCEPTION, "Cognition": COGNITION}
 # What every MME question ends with (the release's questions_answers_YN files, lmms-lab/MME).
 ANSWER_SUFFIX = " Please answer yes or no."

@@ -18,6 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 
+from harness.bounds import bounded_int
 from harness.preprocess import STRATEGIES
 from harness.preprocess.base import BICUBIC, MAX_TILES, Strategy, check_image_size
 from harness.types import Layout
@@ -67,8 +68,9 @@ class LlavaAnyres(Strategy):
         given = self.default_pinpoints if grid_pinpoints is None else grid_pinpoints
         base = self.pinpoint_unit
         try:
-            pinpoints = [tuple(int(v) for v in p) for p in given]
-        except (TypeError, ValueError):
+            pinpoints = [tuple(bounded_int("preprocess.grid_pinpoints", v, 1, MAX_TILES * base) for v in p)
+                         for p in given]
+        except (TypeError, ValueError):  # 1.5, true, text: refused, never truncated
             pinpoints = []  # not a list of pairs of numbers: the message below says what is
         if (not 1 <= len(pinpoints) <= MAX_TILES
                 or any(len(p) != 2 or min(p) <= 0 or p[0] % base or p[1] % base

@@ -14,11 +14,15 @@ from typing import Any
 
 import torch
 
+from harness.bounds import bounded_int
 from harness.preprocess import STRATEGIES
-from harness.preprocess.base import BICUBIC, Strategy, check_image_size
+from harness.preprocess.base import BICUBIC, MAX_TILE_SIZE, Strategy, check_image_size
 from harness.types import Layout
 
 MAX_ASPECT_RATIO = 200  # smart_resize refuses images whose long/short side ratio exceeds this
+# The largest view (`max_pixels`, and so `min_pixels`): 16384 merged patches of 28x28, the value of
+# Qwen/Qwen2-VL-7B-Instruct's preprocessor_config.json, as many pixels as MAX_TILES tiles of 448.
+MAX_PIXELS = 28 * 28 * 16384
 
 
 def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
@@ -66,12 +70,11 @@ class QwenNative(Strategy):
         self, *, min_pixels: int = 56 * 56, max_pixels: int = 28 * 28 * 1280, patch_size: int = 14,
         merge_size: int = 2, temporal_patch_size: int = 2, tile_size: int | None = None, **common: Any,
     ) -> None:
-        for key, value in (("min_pixels", min_pixels), ("max_pixels", max_pixels), ("patch_size", patch_size),
-                           ("merge_size", merge_size), ("temporal_patch_size", temporal_patch_size)):
-            if isinstance(value, bool) or int(value) != value or int(value) <= 0:
-                raise ValueError(f"qwen_native: {key} must be a positive integer, got {value!r}")
-        if min_pixels > max_pixels:
-            raise ValueError(f"qwen_native: min_pixels {min_pixels} exceeds max_pixels {max_pixels}")
+        max_pixels = bounded_int("preprocess.max_pixels", max_pixels, 1, MAX_PIXELS)
+        min_pixels = bounded_int("preprocess.min_pixels", min_pixels, 1, max_pixels)
+        patch_size = bounded_int("preprocess.patch_size", patch_size, 1, MAX_TILE_SIZE)
+        merge_size = bounded_int("preprocess.merge_size", merge_size, 1, MAX_TILE_SIZE // patch_size)
+        temporal_patch_size = bounded_int("preprocess.temporal_patch_size", temporal_patch_size, 1, 16)
         factor = int(patch_size) * int(merge_size)
         if tile_size is not None and int(tile_size) != factor:
             raise ValueError(

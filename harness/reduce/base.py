@@ -94,7 +94,8 @@ class Reducer(ABC):
 
 def as_int(value: Any, what: str, low: int) -> int:
     """A config integer >= low, or a one-line ValueError."""
-    if isinstance(value, bool) or int(value) != value or int(value) < low:
+    whole = not isinstance(value, bool) and isinstance(value, (int, float)) and float(value).is_integer()
+    if not whole or int(value) < low:  # text, 1.5, true: refused naming the key, never truncated
         raise ValueError(f"{what} must be an integer >= {low}, got {value!r}")
     return int(value)
 

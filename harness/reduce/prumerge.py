@@ -53,7 +53,7 @@ class PruMerge(Reducer):
             raise ValueError(f"reduce.variant must be one of {', '.join(VARIANTS)}; got {variant!r}")
         if not isinstance(adaptive, bool):
             raise ValueError(f"reduce.adaptive must be true or false, got {adaptive!r}")
-        if isinstance(ratio, bool) or not 0 < float(ratio) <= 0.5:
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < float(ratio) <= 0.5:
             raise ValueError(f"reduce.ratio must be in (0, 0.5], got {ratio!r}")
         self.variant, self._adaptive, self.ratio = variant, adaptive, float(ratio)
 

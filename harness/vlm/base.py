@@ -23,6 +23,7 @@ from typing import Any, ClassVar
 import torch
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedTokenizerBase
 
+from harness.bounds import optional_int
 from harness.encoders.weights import KeyMap
 from harness.runtime import Runtime
 from harness.types import Layout
@@ -31,6 +32,9 @@ from harness.vlm.protocols import Protocol, get_protocol
 from harness.vlm.tokenizer import byte_level_tokenizer
 
 LM_SIZES = ("tiny", "full")
+# Answers generated at most (`vlm.max_new_tokens`): MME's protocols use 16-20; far above any
+# benchmark's answer, far below a context length (a larger value only allocates and waits).
+MAX_NEW_TOKENS = 4096
 # The language model's names in a transformers *ForConditionalGeneration checkpoint (LLaVA-NeXT,
 # InternVL): the hub's (`language_model.model.*`, `language_model.lm_head.*`, also what
 # transformers 5 saves) and the in-memory ones.
@@ -196,8 +200,7 @@ class Answerer(ABC):
         if size not in LM_SIZES:
             raise ValueError(f"vlm.size must be one of {', '.join(LM_SIZES)}; got {size!r}")
         get_protocol(protocol)
-        if max_new_tokens is not None and int(max_new_tokens) < 1:
-            raise ValueError(f"vlm.max_new_tokens must be >= 1 (or null: the protocol's); got {max_new_tokens}")
+        optional_int("vlm.max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS)  # null: the protocol's
         if not weights:
             raise ValueError("vlm.weights must be random, pretrained, a hub id or a checkpoint folder")
 

@@ -7,6 +7,8 @@ the tokenizer, the image placeholder once), `response`, `prediction`, `visual_to
 official scores (`harness.mme.scoring.score`) when the categories are MME's, else the same
 yes/no accuracy without the MME totals; with any failed question it says the score is
 incomplete (`answers_complete=False`) and scores only images whose two questions were answered.
+`mme_complete` is true only when all 1187 images (2374 questions) of MME were answered: a subset
+(`categories`, `limit`) or a copy that lacks images is never a complete MME score.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import pandas as pd
 
 from harness.metrics.latency import summarize_ms
 from harness.mme.scoring import score
-from harness.mme.subtasks import SUBTASKS
+from harness.mme.subtasks import IMAGES, SUBTASKS
 from harness.types import Record
 from harness.vlm.base import Answer
 
@@ -74,8 +76,9 @@ def answer_summary(records: list[Record], identity: dict[str, Any]) -> tuple[dic
     is_mme = set(frame["category"]) <= set(SUBTASKS)
     if is_mme:
         result = score(frame)
+        answered = {name: sub["n_images"] for name, sub in result["subtasks"].items()}
         out.update(mme_perception=result["perception"], mme_cognition=result["cognition"], mme_total=result["total"],
-                   mme_complete=bool(all(result["complete"].values()) and not failed))
+                   mme_complete=not failed and all(answered.get(name) == n for name, n in IMAGES.items()))
         for name, sub in result["subtasks"].items():
             out.update({f"mme_{name}": sub["score"], f"mme_{name}_acc": sub["acc"],
                         f"mme_{name}_acc_plus": sub["acc_plus"], f"mme_{name}_other": sub["other_num"]})
