@@ -70,10 +70,16 @@ BLAME = (
     ("node configuration", ("cpus_per_task", "mem_gb", "gpus_per_node", "constraint", "nodes")),
     ("constraint", ("constraint",)),
 )
-# Pending reasons with which a job never starts on this cluster as it is.
-NEVER_STARTS = {"PartitionConfig", "BadConstraints", "PartitionNodeLimit", "PartitionTimeLimit", "InvalidAccount",
-                "InvalidQOS", "QOSMaxCpuPerJobLimit", "QOSMaxGRESPerJob", "QOSMaxMemoryPerJob",
-                "AssocMaxCpuPerJobLimit", "AssocMaxGRESPerJob", "AssocMaxMemPerJob", "ReqNodeNotAvail"}
+# Pending reasons with which a job never starts on this cluster as it is -> the keys at fault.
+RESOURCES = ("cpus_per_task", "mem_gb", "gpus_per_node", "gres", "mem_per_cpu", "nodes", "tasks_per_node")
+NEVER_STARTS: dict[str, tuple[str, ...]] = {
+    "PartitionConfig": (*RESOURCES, "partition"), "BadConstraints": (*RESOURCES, "constraint"),
+    "PartitionTimeLimit": ("timeout_min",), "PartitionNodeLimit": ("nodes",), "InvalidAccount": ("account",),
+    "InvalidQOS": ("qos",), "ReqNodeNotAvail": ("partition", "exclude", "constraint"),
+    "QOSMaxCpuPerJobLimit": ("cpus_per_task",), "QOSMaxGRESPerJob": ("gpus_per_node", "gres"),
+    "QOSMaxMemoryPerJob": ("mem_gb",), "AssocMaxCpuPerJobLimit": ("cpus_per_task",),
+    "AssocMaxGRESPerJob": ("gpus_per_node", "gres"), "AssocMaxMemPerJob": ("mem_gb",),
+}
 ENDED = {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
          "DEADLINE", "SPECIAL_EXIT", "REVOKED"}
 ONE_BY_DEFAULT = ("nodes", "tasks_per_node")  # SLURM's own default: not written out
@@ -146,16 +152,17 @@ def sbatch_options(settings: dict[str, Any]) -> list[str]:
     return out
 
 
-def blame(message: str, settings: dict[str, Any]) -> str:
-    """`message` (sbatch's or the scheduler's) with the launcher keys that cause it, as set."""
-    low = message.lower()
-    for word, keys in BLAME:
-        if word in low:
-            named = [f"{where_set(k)}={settings.get(k)}" for k in keys if settings.get(k) is not None]
-            if not named:
-                named = [f"{where_set(keys[0])} (not set: the cluster's default)"]
-            return f"{message}; change {', '.join(named)}"
-    return message
+def blame(message: str, settings: dict[str, Any], keys: Sequence[str] | None = None) -> str:
+    """`message` (sbatch's or the scheduler's) with the launcher keys that cause it, as set:
+    `keys`, or those the message's words point to."""
+    if keys is None:
+        low = message.lower()
+        keys = next((k for word, k in BLAME if word in low), ())
+    if not keys:
+        return message
+    named = [f"{where_set(k)}={settings.get(k)}" for k in keys if settings.get(k) is not None
+             and not (k in ONE_BY_DEFAULT and settings[k] == 1)]
+    return f"{message}; change {', '.join(named or [f'{where_set(keys[0])} (not set: the cluster default)'])}"
 
 
 @dataclass
@@ -212,9 +219,12 @@ def submit(tasks: list[Task], settings: dict[str, Any], log_dir: Path, study: st
             cancel(ids)
             said = [ln.removeprefix("sbatch: error: ").strip() for ln in (out.stderr or out.stdout).splitlines()
                     if ln.strip()]
-            refusal = said[-1] if said else f"exit status {out.returncode}"
-            detail = next((s for s in said if s != refusal and "submission failed" not in s.lower()), "")
-            said_all = refusal + (f" ({detail})" if detail else "")
+            generic = [ln.removeprefix("Batch job submission failed: ") for ln in said
+                       if ln.startswith("Batch job submission failed")]
+            specific = [ln for ln in said if not ln.startswith("Batch job submission failed")]
+            said_all = "; ".join(specific or generic) or f"exit status {out.returncode}"
+            if specific and generic:
+                said_all += f" ({'; '.join(generic)})"
             raise SlurmError(f"sbatch refused the array: {blame(said_all, settings)}")
         array_id = out.stdout.strip().split(";")[0]
         ids.append(array_id)
@@ -316,7 +326,7 @@ def watch(tasks: list[Task], array_ids: list[str], study_dir: Path, before: set[
             elif state == "PENDING" and reason in NEVER_STARTS:
                 cancel(array_ids)
                 raise SlurmError(blame(f"job {task.slurm_id} cannot start on this cluster (pending: {reason})",
-                                       settings))
+                                       settings, NEVER_STARTS[reason]))
             elif task.ended_at is not None and now - task.ended_at > how.records_s:
                 task.outcome = "failed"
                 task.why = f"SLURM job {task.slurm_id} ended {task.state} without records"

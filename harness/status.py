@@ -38,6 +38,7 @@ class JobState:
     config_hash: str | None = None
     run_dir: Path | None = None
     message: str = ""
+    runnable: bool = True  # False: it cannot be prepared here (invalid, or failed before and invalid now)
 
     @property
     def name(self) -> str:
@@ -111,8 +112,9 @@ def job_state(experiment: str, overrides: tuple[str, ...], failed_by_config: dic
         message = str(exc).splitlines()[0]
         failed = (failed_by_config or {}).get(fallback_hash(config)) if config is not None else None
         if failed is not None:
-            return JobState(experiment, overrides, "failed", hash_of(failed), failed, failure_message(failed))
-        return JobState(experiment, overrides, "invalid", message=message)
+            return JobState(experiment, overrides, "failed", hash_of(failed), failed,
+                            f"{failure_message(failed)}; cannot run here now: {message}", runnable=False)
+        return JobState(experiment, overrides, "invalid", message=message, runnable=False)
     chash = job.config_hash
     done = completed_run(job.study_dir, chash)
     if done is not None:

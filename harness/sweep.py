@@ -162,7 +162,7 @@ def sweep(args: argparse.Namespace) -> int:
         print("\n".join(job_lines(states, show_done=True, action=action)))
         print(summary_line(args.study, states))
         return 0
-    invalid = [j for j in states if j.state == "invalid"]
+    invalid = [j for j in states if not j.runnable]
     if invalid:
         print("\n".join(job_lines(invalid)), file=sys.stderr)
         raise ConfigError(f"{len(invalid)} of {len(states)} jobs of study {args.study!r} cannot run here (listed "

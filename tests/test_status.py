@@ -94,6 +94,8 @@ def test_failed_jobs_that_cannot_be_prepared_count_as_failed(
     by_encoder = {j.overrides[0]: j for j in states}
     assert by_encoder["encoder=clip_vit_l14_336"].state == "failed"
     assert "no such folder" in by_encoder["encoder=clip_vit_l14_336"].message
+    assert "cannot run here now: weights '/gone/weights'" in by_encoder["encoder=clip_vit_l14_336"].message
+    assert not any(j.runnable for j in states)  # a sweep refuses all three before launching any
     assert {by_encoder[e].state for e in ("encoder=phi3_vision", "encoder=internvit_300m")} == {"invalid"}
     assert "not a folder and not a hub id" in by_encoder["encoder=phi3_vision"].message
     assert status.summary_line("quickstart", states) == "quickstart: 3 jobs: 0 done, 1 failed, 0 missing, 2 invalid"
