@@ -99,7 +99,8 @@ def cluster_answers(timeout_s: float = 10.0) -> str | None:
     except subprocess.TimeoutExpired:
         return f"`sinfo` did not answer within {timeout_s:g} s"
     if out.returncode != 0:
-        return f"`sinfo` failed: {(out.stderr or out.stdout).strip().splitlines()[-1:] or ['no output']}"
+        said = (out.stderr or out.stdout).strip().splitlines()
+        return f"`sinfo` failed: {said[-1] if said else f'exit status {out.returncode}'}"
     if not out.stdout.strip():
         return "`sinfo` lists no partition"
     return None
