@@ -70,12 +70,13 @@ BLAME = (
     ("node configuration", ("cpus_per_task", "mem_gb", "gpus_per_node", "constraint", "nodes")),
     ("constraint", ("constraint",)),
 )
-# Pending reasons with which a job never starts on this cluster as it is -> the keys at fault.
+# Pending reasons with which a job never starts on this cluster as it is -> the keys at fault
+# (not ReqNodeNotAvail: nodes down for maintenance come back).
 RESOURCES = ("cpus_per_task", "mem_gb", "gpus_per_node", "gres", "mem_per_cpu", "nodes", "tasks_per_node")
 NEVER_STARTS: dict[str, tuple[str, ...]] = {
     "PartitionConfig": (*RESOURCES, "partition"), "BadConstraints": (*RESOURCES, "constraint"),
     "PartitionTimeLimit": ("timeout_min",), "PartitionNodeLimit": ("nodes",), "InvalidAccount": ("account",),
-    "InvalidQOS": ("qos",), "ReqNodeNotAvail": ("partition", "exclude", "constraint"),
+    "InvalidQOS": ("qos",),
     "QOSMaxCpuPerJobLimit": ("cpus_per_task",), "QOSMaxGRESPerJob": ("gpus_per_node", "gres"),
     "QOSMaxMemoryPerJob": ("mem_gb",), "AssocMaxCpuPerJobLimit": ("cpus_per_task",),
     "AssocMaxGRESPerJob": ("gpus_per_node", "gres"), "AssocMaxMemPerJob": ("mem_gb",),
@@ -282,9 +283,9 @@ def _new_folders(study_dir: Path, before: set[Path]) -> tuple[dict[str, Path], d
 
 @dataclass
 class Watch:
-    """How the sweep waits: poll period; how long an ended task's records may take to appear
-    (shared file systems) and how long a task may be missing from the queue before it counts as
-    failed; how long squeue may not answer before the sweep gives up."""
+    """How the sweep waits: poll period; how long the records of a task SLURM ended may take to
+    appear (shared file systems; `absent_s` for one that exited 0) and how long a task may be
+    missing from the queue before it counts as failed; how long squeue may be silent."""
 
     poll_s: float = 2.0
     records_s: float = 5.0
@@ -328,7 +329,8 @@ def watch(tasks: list[Task], array_ids: list[str], study_dir: Path, before: set[
                 cancel(array_ids)
                 raise SlurmError(blame(f"job {task.slurm_id} cannot start on this cluster (pending: {reason})",
                                        settings, NEVER_STARTS[reason]))
-            elif task.ended_at is not None and now - task.ended_at > how.records_s:
+            elif task.ended_at is not None and now - task.ended_at > (
+                    how.absent_s if task.state == "COMPLETED" else how.records_s):  # exit 0: it wrote; wait longer
                 task.outcome = "failed"
                 task.why = f"SLURM job {task.slurm_id} ended {task.state} without records"
             elif not state and silent_since is None and now - task.seen_at > how.absent_s:
