@@ -12,7 +12,8 @@ TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 .DEFAULT_GOAL := help
-.PHONY: help install demo test test-fast lint bench sweep status tables figures report mme-baseline clean
+.PHONY: help install demo test test-fast lint bench sweep status tables figures report mme-baseline clean \
+	slurm-up slurm-down test-slurm
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -59,6 +60,15 @@ mme-baseline: install ## CLIP text-tower MME baseline, scored officially: make m
 
 bench: install ## speed benchmarks, printed side by side with their references
 	@ls bench/*.py >/dev/null 2>&1 && for f in bench/*.py; do $(PY) $$f || exit 1; done || echo "no benchmarks yet"
+
+slurm-up: ## start a single-node SLURM cluster on this machine (root; Debian packages; docs/slurm.md)
+	scripts/slurm/start.sh
+
+slurm-down: ## stop the daemons slurm-up started (by pid; jobs still queued are cancelled)
+	scripts/slurm/stop.sh
+
+test-slurm: install ## the tests that submit to SLURM (skipped, with the reason, when no cluster answers)
+	$(PY) -m pytest -q -m slurm $(ARGS)
 
 clean: ## remove results (keeps results/README.md) and caches
 	find results -mindepth 1 -not -name README.md -prune -exec rm -rf {} +

@@ -13,15 +13,17 @@ import argparse
 import itertools
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from harness.config import ConfigError, compose
 from harness.config import experiment as config_experiment
-from harness.store import FAILED, RunStore, completed_run, find_failed, find_runs, hash_of
+from harness.store import CONFIG, FAILED, RunStore, completed_run, find_failed, find_runs, hash_of
 
 STATES = ("done", "failed", "missing", "invalid")
 
@@ -36,6 +38,7 @@ class JobState:
     config_hash: str | None = None
     run_dir: Path | None = None
     message: str = ""
+    runnable: bool = True  # False: it cannot be prepared here (invalid, or failed before and invalid now)
 
     @property
     def name(self) -> str:
@@ -73,7 +76,7 @@ def _failed_run(study_dir: Path, chash: str) -> Path | None:
     return found[-1] if found else None
 
 
-def _failure_message(run_dir: Path) -> str:
+def failure_message(run_dir: Path) -> str:
     try:
         rows = RunStore(run_dir).records()
         run = rows[rows["kind"] == "run"]
@@ -90,22 +93,85 @@ def other_configurations(study_dir: Path, states: Sequence[JobState]) -> list[st
     return sorted(found - planned)
 
 
-def job_state(experiment: str, overrides: tuple[str, ...]) -> JobState:
-    """Prepare one job (no model) and look its resume key up in its study folder."""
-    from harness.job import prepare_job
+def job_state(experiment: str, overrides: tuple[str, ...], failed_by_config: dict[str, Path] | None = None,
+              weights_check: Callable[[Any], str | None] | None = None) -> JobState:
+    """Prepare one job (no model) and look its resume key up in its study folder. A job that
+    cannot be prepared here is `invalid`, unless a sweep recorded it as failed
+    (`failed_by_config`: FAILED folders by the hash of their config text, see `failed_configs`).
+    `weights_check(job)` says why its weights cannot be had (then `invalid`), or None."""
+    from harness.job import fallback_hash, prepare_job
 
+    config = None
     try:
-        job = prepare_job(compose([f"experiment={experiment}", *overrides]))
+        config = compose([f"experiment={experiment}", *overrides])
+        job = prepare_job(config)
+        problem = weights_check(job) if weights_check is not None else None
+        if problem:
+            raise ConfigError(problem)
     except (ConfigError, ValueError, OSError) as exc:
-        return JobState(experiment, overrides, "invalid", message=str(exc).splitlines()[0])
+        message = str(exc).splitlines()[0]
+        failed = (failed_by_config or {}).get(fallback_hash(config)) if config is not None else None
+        if failed is not None:
+            return JobState(experiment, overrides, "failed", hash_of(failed), failed,
+                            f"{failure_message(failed)}; cannot run here now: {message}", runnable=False)
+        return JobState(experiment, overrides, "invalid", message=message, runnable=False)
     chash = job.config_hash
     done = completed_run(job.study_dir, chash)
     if done is not None:
         return JobState(experiment, overrides, "done", chash, done)
     failed = _failed_run(job.study_dir, chash)
     if failed is not None:
-        return JobState(experiment, overrides, "failed", chash, failed, _failure_message(failed))
+        return JobState(experiment, overrides, "failed", chash, failed, failure_message(failed))
     return JobState(experiment, overrides, "missing", chash)
+
+
+def failed_configs(study_dir: Path) -> dict[str, Path]:
+    """The newest FAILED folder of a study per hash of its config text (without the volatile
+    keys): how a job that cannot be prepared here (its dataset or weights are gone) is still
+    found as failed, whatever hash its sweep gave it."""
+    from harness.job import fallback_hash
+
+    found: dict[str, Path] = {}
+    for run_dir in find_failed(study_dir) if study_dir.is_dir() else []:
+        try:
+            config = yaml.safe_load((run_dir / CONFIG).read_text()) or {}
+            found[fallback_hash(config)] = run_dir  # sorted: the newest wins
+        except (OSError, yaml.YAMLError, TypeError, ValueError):
+            continue
+    return found
+
+
+def weights_checker() -> Callable[[Any], str | None]:
+    """`check(job)`: why the job's encoder weights are neither local nor reachable, or None.
+    The hub is probed once (a few seconds) for all jobs and each source is checked once."""
+    from functools import cache
+
+    from huggingface_hub import constants
+
+    from harness.encoders.weights import hub_unreachable, unreachable
+
+    user_offline = constants.HF_HUB_OFFLINE  # read now: planning runs inside `offline()`, which sets it
+
+    @cache
+    def hub_down() -> str | None:
+        if user_offline:
+            return "HF_HUB_OFFLINE is set"
+        saved, constants.HF_HUB_OFFLINE = constants.HF_HUB_OFFLINE, False
+        try:
+            return hub_unreachable()
+        finally:
+            constants.HF_HUB_OFFLINE = saved
+
+    @cache
+    def source_problem(encoder_cls: Any, weights: str) -> str | None:
+        source = encoder_cls.hf_id if weights == "pretrained" else weights
+        return unreachable(source, [m for m, _ in encoder_cls.checkpoint_formats], hub_down)
+
+    def check(job: Any) -> str | None:
+        weights = str(job.encoder_kwargs.get("weights", "random"))
+        return None if weights == "random" else source_problem(job.encoder_cls, weights)
+
+    return check
 
 
 @contextmanager
@@ -132,17 +198,21 @@ def offline() -> Iterator[None]:
                 os.environ[name] = value
 
 
-def study_states(study: str, extra: Sequence[str] = ()) -> list[JobState]:
+def study_states(study: str, extra: Sequence[str] = (), check_weights: bool = False) -> list[JobState]:
     """Every job of a study (its experiment configs, without `atlas` ones) with its state,
-    planned offline."""
+    planned offline (datasets from the cache only). With `check_weights`, a job whose weights
+    are neither local nor reachable is `invalid` too (the hub is probed once, not per job)."""
     from harness.sweep import study_experiments
 
+    failed = failed_configs(results_dir(extra) / "runs" / study)
+    weights = weights_checker() if check_weights else None
     states = []
     with offline():
         for experiment in study_experiments(study):
             if "atlas" in config_experiment(experiment):
                 continue
-            states += [job_state(experiment, overrides) for overrides in experiment_jobs(experiment, extra)]
+            states += [job_state(experiment, overrides, failed, weights)
+                       for overrides in experiment_jobs(experiment, extra)]
     return states
 
 

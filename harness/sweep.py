@@ -3,7 +3,10 @@
 A study is every `configs/experiment/*.yaml` that declares `study: <name>`: one file when its
 sweep is a product of options (Hydra's basic sweeper), several when it is not (tiling_budget:
 one per strategy family). A config with an `atlas` block is planned by `harness.atlas`
-instead of run. Finished jobs are skipped (resume), so rerunning a study runs what is missing.
+instead of run. Every job is planned before any is launched (`--dry-run`'s check), so a job that
+cannot run here (a dataset or weights neither cached nor reachable) stops the sweep in seconds.
+Finished jobs are skipped (resume), so rerunning a study runs what is missing; on SLURM they are
+not even submitted (`harness.slurm`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from harness.command import guarded
@@ -48,37 +52,53 @@ def commands(study: str, launcher: str, extra: list[str]) -> list[list[str]]:
     return out
 
 
-class Progress:
-    """One overall line for a sweep: jobs finished (complete or failed folders of the study
-    that appeared since the start, plus those done before) out of the study's jobs, with an
-    ETA from the pace so far. Polls the study folder from a background thread."""
+def progress_line(study: str, total: int, skipped: int, counts: dict[str, int], elapsed_s: float) -> str:
+    """The sweep's one line: jobs skipped (complete before, not rerun), then what happened to the
+    others in this sweep (`counts`: submitted, pending, running where the launcher knows them;
+    done and failed always), with an ETA from the pace so far."""
+    ended = counts["done"] + counts["failed"]
+    left = total - skipped - ended
+    eta = "finished" if left <= 0 else (f"ETA {_duration(elapsed_s / ended * left)}" if ended else "ETA ?")
+    known = [f"{counts[k]} {k}" for k in ("submitted", "pending", "running") if k in counts]
+    shown = ", ".join([*known, f"{counts['done']} done", f"{counts['failed']} failed", f"{max(left, 0)} left"])
+    return (f"[sweep] {study}: {total} jobs, {skipped} skipped (complete); {shown}; "
+            f"elapsed {_duration(elapsed_s)}, {eta}")
 
-    def __init__(self, study_dir: Path, total: int, done_before: int, every_s: float = 2.0) -> None:
-        self.study_dir, self.total, self.done_before, self.every_s = study_dir, total, done_before, every_s
+
+class Progress:
+    """The progress line of a sweep run in this machine's processes: complete and failed folders
+    of the study that appeared since the start, counted apart. Polls from a background thread."""
+
+    def __init__(self, study: str, study_dir: Path, total: int, skipped: int, every_s: float = 2.0) -> None:
+        self.study, self.study_dir, self.total, self.skipped, self.every_s = study, study_dir, total, skipped, every_s
         self.start = time.monotonic()
         self.before = self._finished()
-        self.shown = -1
+        self.shown = ""
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
-    def _finished(self) -> set[Path]:
-        return set(find_runs(self.study_dir)) | set(find_failed(self.study_dir)) if self.study_dir.is_dir() else set()
+    def _finished(self) -> tuple[set[Path], set[Path]]:
+        if not self.study_dir.is_dir():
+            return set(), set()
+        for _ in range(20):  # a folder renamed into place under rglob's feet: look again
+            try:
+                return set(find_runs(self.study_dir)), set(find_failed(self.study_dir))
+            except FileNotFoundError:
+                time.sleep(0.05)
+        return set(), set()
 
-    def line(self) -> tuple[int, str]:
-        """(jobs done, the progress line)."""
-        new = len(self._finished() - self.before)
-        done = min(self.total, self.done_before + new)
-        elapsed = time.monotonic() - self.start
-        left = self.total - done
-        eta = "finished" if not left else (f"ETA {_duration(elapsed / new * left)}" if new else "ETA ?")
-        return done, (f"[sweep] {done}/{self.total} jobs done ({self.done_before} before this sweep), "
-                      f"elapsed {_duration(elapsed)}, {eta}")
+    def counts(self) -> dict[str, int]:
+        done, failed = self._finished()
+        return {"done": len(done - self.before[0]), "failed": len(failed - self.before[1])}
+
+    def line(self) -> str:
+        return progress_line(self.study, self.total, self.skipped, self.counts(), time.monotonic() - self.start)
 
     def show(self, force: bool = False) -> None:
-        done, line = self.line()
-        if force or done != self.shown:
+        line = self.line()
+        if force or line.split("; elapsed")[0] != self.shown:
             print(line, file=sys.stderr, flush=True)
-            self.shown = done
+            self.shown = line.split("; elapsed")[0]
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every_s):
@@ -103,30 +123,58 @@ def _duration(seconds: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.sweep", description=__doc__.splitlines()[0])
     parser.add_argument("study", help="study name (the `study:` of experiment configs)")
-    parser.add_argument("--launcher", default="basic", help="basic, joblib, submitit_local, slurm")
+    parser.add_argument("--launcher", default="basic", help="basic, joblib, submitit_local, slurm "
+                        "(slurm: docs/slurm.md)")
     parser.add_argument("--dry-run", action="store_true",
                         help="list the study's jobs and which a run would skip (complete already); run nothing")
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. encoder.size=tiny")
     args = parser.parse_intermixed_args(argv)
-    return guarded(lambda: sweep(args), "harness.sweep")
+    return guarded(lambda: _one_line(sweep, args), "harness.sweep")
+
+
+def _one_line(body: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """A cluster that refuses or loses the sweep's jobs: one line, exit 1 (no traceback)."""
+    from harness.slurm import SlurmError
+
+    try:
+        return body(args)
+    except SlurmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def wants_rerun(overrides: list[str]) -> bool:
+    return any(o.split("=", 1)[0] == "rerun" and o.split("=", 1)[1].lower() == "true" for o in overrides if "=" in o)
 
 
 def sweep(args: argparse.Namespace) -> int:
+    """Plan every job (no model: the `--dry-run` check, weights reachable included), refuse the
+    sweep if a job cannot run here, then launch what is not complete."""
     cmds = commands(args.study, args.launcher, args.overrides)
     from harness.status import JobState, job_lines, results_dir, study_states, summary_line
 
-    states = study_states(args.study, args.overrides)
+    states = study_states(args.study, args.overrides, check_weights=True)
+    rerun = wants_rerun(args.overrides)
     if args.dry_run:
-        rerun = any(o.split("=", 1)[0] == "rerun" and o.split("=", 1)[1].lower() == "true" for o in args.overrides)
-
         def action(job: JobState) -> str:
             return f"{'skip (complete)' if job.state == 'done' and not rerun else f'run ({job.state})':<18}"
 
         print("\n".join(job_lines(states, show_done=True, action=action)))
         print(summary_line(args.study, states))
         return 0
+    invalid = [j for j in states if not j.runnable]
+    if invalid:
+        print("\n".join(job_lines(invalid)), file=sys.stderr)
+        raise ConfigError(f"{len(invalid)} of {len(states)} jobs of study {args.study!r} cannot run here (listed "
+                          "above, as `--dry-run` shows them); nothing was launched")
     study_dir = results_dir(args.overrides) / "runs" / args.study
-    with Progress(study_dir, len(states), sum(1 for j in states if j.state == "done")):
+    skipped = 0 if rerun else sum(1 for j in states if j.state == "done")
+    if args.launcher == "slurm":
+        from harness.slurm import run_study
+
+        planned = [c for c in cmds if c[2] == "harness.atlas"]
+        return max(run_all(planned), run_study(args.study, states, args.overrides, study_dir, rerun, skipped))
+    with Progress(args.study, study_dir, len(states), skipped):
         return run_all(cmds)
 
 

@@ -113,20 +113,28 @@ def test_study_commands() -> None:
 
 
 def test_slurm_launcher_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """slurm.yaml composes onto submitit's SLURM schema; HARNESS_SLURM_* set its fields, typed."""
+    """slurm.yaml composes onto submitit's SLURM schema; HARNESS_SLURM_* set its fields, typed;
+    unset, nothing is asked that a plain CPU partition refuses (no partition, GPU, memory or CPUs)."""
     from hydra import compose, initialize_config_dir
 
     from harness.config import CONFIG_DIR
+    from harness.slurm import launcher_settings, sbatch_options
 
+    for name in ("PARTITION", "GPUS", "CPUS", "MEM_GB", "TIMEOUT_MIN", "ACCOUNT", "QOS", "ARRAY_PARALLELISM"):
+        monkeypatch.delenv(f"HARNESS_SLURM_{name}", raising=False)
+    assert sbatch_options(launcher_settings([])) == ["--time=120"]
     monkeypatch.setenv("HARNESS_SLURM_PARTITION", "a100")
     monkeypatch.setenv("HARNESS_SLURM_TIMEOUT_MIN", "30")
-    monkeypatch.delenv("HARNESS_SLURM_GPUS", raising=False)
+    monkeypatch.setenv("HARNESS_SLURM_GPUS", "1")
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("config", ["hydra/launcher=slurm"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
     assert (launcher.partition, launcher.timeout_min, launcher.gpus_per_node) == ("a100", 30, 1)
-    assert (launcher.mem_gb, launcher.cpus_per_task, launcher.account) == (64, 8, None)
+    assert (launcher.mem_gb, launcher.cpus_per_task, launcher.account) == (None, None, None)
+    # a command-line override wins over the variable
+    settings = launcher_settings(["hydra.launcher.partition=h100", "hydra.launcher.mem_gb=32", "encoder.size=tiny"])
+    assert sbatch_options(settings) == ["--partition=h100", "--time=30", "--gpus-per-node=1", "--mem=32G"]
 
 
 def test_failure_kinds() -> None:

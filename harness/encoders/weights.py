@@ -18,6 +18,7 @@ import threading
 import urllib.error
 import urllib.request
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -189,6 +190,25 @@ def resolve(source: str, maps: list[KeyMap]) -> Path:
         return _fetch(source, maps, local_only=False)
     except (LocalEntryNotFoundError, OfflineModeIsEnabled, HfHubHTTPError, OSError) as exc:
         raise _offline_error(source, type(exc).__name__) from exc
+
+
+def unreachable(source: str, maps: list[KeyMap], hub_down: Callable[[], str | None] = hub_unreachable) -> str | None:
+    """Why `source` can be neither read (a folder, or a hub id whose files are all cached) nor
+    fetched (`hub_down()` says why the hub does not answer), or None: the check a sweep makes
+    for every job before launching any, without downloading anything."""
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return None
+    if path.exists() or not re.fullmatch(r"[\w.-]+/[\w.-]+", source):
+        return f"weights {source!r}: not a folder and not a hub id"
+    try:
+        _fetch(source, maps, local_only=True)
+        return None
+    except (LocalEntryNotFoundError, OSError):
+        why = hub_down()
+        return None if why is None else str(_offline_error(source, why))
 
 
 def resolve_encoder_weights(encoder_cls: type[Encoder], weights: str) -> Path:
