@@ -9,7 +9,6 @@ missing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedToken
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from harness.encoders.weights import Checkpoint, KeyMap, WeightsError, resolve
+from harness.files import read_json_object
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
 # Config keys that describe a file rather than the architecture.
@@ -32,6 +32,9 @@ def text_config_dict(config: dict[str, Any]) -> dict[str, Any]:
     """The language model's part of a VLM config.json: `text_config` (transformers' LLaVA-NeXT,
     InternVL), `llm_config` (original InternVL / Vintern), or the top level (Phi-3-vision)."""
     sub = config.get("text_config") or config.get("llm_config") or config
+    if not isinstance(sub, dict):
+        raise WeightsError(f"the language model's config (text_config / llm_config) is a {type(sub).__name__}, "
+                           "not an object")
     sub = dict(sub)
     model_type = sub.get("model_type")
     if model_type is None:
@@ -77,10 +80,14 @@ class LMCheckpoint:
         path = self.folder / "config.json"
         if not path.is_file():
             raise WeightsError(f"{self.folder}: no config.json (the language model's architecture comes from it)")
-        return json.loads(path.read_text())
+        return read_json_object(path, "config.json")
 
     def text_config(self, attn: str = "sdpa") -> PretrainedConfig:
-        return build_text_config(text_config_dict(self.config_json()), attn)
+        config = self.config_json()
+        try:
+            return build_text_config(text_config_dict(config), attn)
+        except (KeyError, TypeError, ValueError) as exc:  # transformers' own config checks included
+            raise WeightsError(f"{self.folder / 'config.json'}: {exc}") from exc
 
     def check(self, attn: str = "sdpa") -> PretrainedConfig:
         """Config, tensors and tokenizer are all there and fit; returns the LM config."""
@@ -98,6 +105,7 @@ class LMCheckpoint:
         if not selected:
             raise WeightsError(f"{self.folder}: no language-model tensors ({self.keymap.name}: keys under "
                                f"{', '.join(p for p, _ in self.keymap.prefixes)})")
+        ckpt.check_files(selected)  # a truncated or missing shard is named now, not while loading
         plan = {k: self.keymap.targets(k)[0][0] for k in selected}
         keys, tied = expected_keys(config)
         expected = set(keys) | ({"lm_head.weight"} if tied else set())
@@ -143,7 +151,10 @@ class LMCheckpoint:
             return jinja.read_text()
         js = self.folder / "chat_template.json"
         if js.is_file():
-            return json.loads(js.read_text())["chat_template"]
+            template = read_json_object(js, "chat_template.json").get("chat_template")
+            if not isinstance(template, str):
+                raise WeightsError(f"{js}: no \"chat_template\" text")
+            return template
         return tokenizer.chat_template
 
     def generation_eos(self) -> list[int]:
@@ -151,7 +162,7 @@ class LMCheckpoint:
         path = self.folder / "generation_config.json"
         if not path.is_file():
             return []
-        eos = json.loads(path.read_text()).get("eos_token_id")
+        eos = read_json_object(path, "generation_config.json").get("eos_token_id")
         return [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
 
 
