@@ -139,9 +139,14 @@ class LMCheckpoint:
             model.tie_weights()
 
     def tokenizer(self) -> PreTrainedTokenizerBase:
-        from transformers import AutoTokenizer
+        """The folder's tokenizer with no prompt and no remote code: a config.json that only the
+        checkpoint's code reads (`auto_map`, a model type transformers lacks) is replaced by the
+        language model's config (`harness.vlm.tokenizer.load_tokenizer`)."""
+        from harness.vlm.tokenizer import load_tokenizer
 
-        return AutoTokenizer.from_pretrained(str(self.folder))
+        config = self.config_json()
+        remote = "auto_map" in config or config.get("model_type") not in CONFIG_MAPPING
+        return load_tokenizer(self.folder, self.text_config() if remote else None)
 
     def chat_template(self, tokenizer: PreTrainedTokenizerBase) -> str | None:
         """The processor's template (`chat_template.jinja`, `chat_template.json`) if the folder
