@@ -95,6 +95,17 @@ def test_unknown_mme_category_is_refused(tmp_path: Path) -> None:
         prepare_job(compose(mme_args(folder, tmp_path)))
 
 
+def test_undecodable_release_text_is_named(tmp_path: Path) -> None:
+    from tests.fixtures_data import write_mme_release
+
+    root = write_mme_release(tmp_path / "release", mme_images(1))
+    txt = sorted(root.rglob("*.txt"))[0]
+    txt.write_bytes(b"Is it red?\t\xff\xfeYes\n")
+    args = [*ENCODER_ONLY, "dataset=mme", f"dataset.path={root}", f"results_dir={tmp_path / 'out'}"]
+    with pytest.raises(ConfigError, match=f"MME release: {txt}: not UTF-8 text"):
+        prepare_job(compose(args))
+
+
 @pytest.mark.slow
 def test_garbage_parquet_exits_2_in_one_line(tmp_path: Path) -> None:
     folder = mme_folder(tmp_path)

@@ -163,7 +163,11 @@ def _release_root(path: Path) -> Path:
 
 
 def _read_pairs(txt: Path) -> list[tuple[str, str]]:
-    lines = [ln for ln in txt.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
+    try:
+        text = txt.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:  # its message names the codec, not the file
+        raise BadFile(f"MME release: {txt}: not UTF-8 text (byte {exc.start})") from exc
+    lines = [ln for ln in text.splitlines() if ln.strip()]
     pairs = []
     for ln in lines:
         question, sep, answer = ln.rpartition("\t")
