@@ -37,7 +37,7 @@ def guarded(body: Callable[[], int | None], prog: str) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_stopped)
     # A log file on a full disk must not print a traceback per record; the failure that matters
     # (the results folder) is reported in one line below.
-    logging.raiseExceptions = False
+    raise_before, logging.raiseExceptions = logging.raiseExceptions, False
     try:
         return int(body() or 0)
     except ConfigError as exc:
@@ -53,6 +53,7 @@ def guarded(body: Callable[[], int | None], prog: str) -> int:
         return 128 + int(signum)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        logging.raiseExceptions = raise_before
 
 
 def wants_help(args: list[str]) -> bool:

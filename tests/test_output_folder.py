@@ -77,3 +77,27 @@ def test_a_read_only_folder_is_one_line(tmp_path: Path) -> None:
     res = harness(results, tmp_path)
     one_line_exit_1(res, f"results folder {results} is not writable")
     assert not results.exists()
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a device that is always full)")
+def test_a_log_file_on_a_full_disk_prints_no_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    """Hydra logs each job to a file in the results folder; on a full disk every record's write
+    fails (ENOSPC, as /dev/full answers). Inside a command that prints nothing; outside one,
+    Python's logging prints its usual traceback (so the test can tell)."""
+    import contextlib
+    import logging
+
+    from harness.command import guarded
+
+    log = logging.getLogger("harness.test_full_disk")
+    handler = logging.FileHandler("/dev/full")
+    log.addHandler(handler)
+    try:
+        assert guarded(lambda: log.error("a record the disk cannot take") or 0, "test") == 0
+        assert "Traceback" not in capsys.readouterr().err
+        log.error("outside a command")
+        assert "--- Logging error ---" in capsys.readouterr().err
+    finally:
+        log.removeHandler(handler)
+        with contextlib.suppress(OSError):  # its last flush fails too; logging.shutdown ignores that as well
+            handler.close()
