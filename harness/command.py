@@ -1,13 +1,15 @@
 """What every command of the harness does around its work: one line per failure, fixed exit codes.
 
 2: a configuration that cannot run (`ConfigError`, before anything is written or loaded).
-1: a job failed (a results folder that cannot be written, images or answers lost, a failed sweep job).
+1: a job failed (a results folder that cannot be written: read-only or full, one line; images
+or answers lost; a failed sweep job).
 130 / 143: stopped by Ctrl-C / SIGTERM; finished runs are kept (each run folder appears whole
 or not at all, see `harness.store`), so the same command again resumes.
 """
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
 from collections.abc import Callable
@@ -33,6 +35,9 @@ def _raise_stopped(signum: int, _frame: object) -> None:
 def guarded(body: Callable[[], int | None], prog: str) -> int:
     """Run a command's body and turn its failures into one line on stderr and an exit code."""
     previous = signal.signal(signal.SIGTERM, _raise_stopped)
+    # A log file on a full disk must not print a traceback per record; the failure that matters
+    # (the results folder) is reported in one line below.
+    raise_before, logging.raiseExceptions = logging.raiseExceptions, False
     try:
         return int(body() or 0)
     except ConfigError as exc:
@@ -48,6 +53,7 @@ def guarded(body: Callable[[], int | None], prog: str) -> int:
         return 128 + int(signum)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        logging.raiseExceptions = raise_before
 
 
 def wants_help(args: list[str]) -> bool:

@@ -70,9 +70,9 @@ def write_failure(config: dict[str, Any], exc: BaseException, job: Job | None = 
     run_id = new_run_id(chash)
     identity = job.identity(run_id) if job is not None else config_identity(config, run_id, chash)
     run_dir = Path(config["results_dir"]) / "runs" / str(config["study"]) / run_id
-    if isinstance(exc, FolderError):
+    if isinstance(exc, FolderError):  # nothing was written: the outcome names the study folder
         log.error("%s: %s", identity["config_label"], exc)
-        return Outcome("error:write", run_dir, f"{identity['config_label']}: {exc}")
+        return Outcome("error:write", run_dir.parent, f"{identity['config_label']}: {exc}")
     kind = failure_kind(exc)
     message = f"{type(exc).__name__}: {exc}"
     record = Record(kind="run", identity=identity, status=f"error:{kind}", message=message)

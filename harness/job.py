@@ -19,6 +19,7 @@ from harness.config import ConfigError
 from harness.data import DATASETS, build_dataset
 from harness.data.base import Dataset
 from harness.encoders import ENCODERS, Encoder
+from harness.encoders.weights import check_weights_folder
 from harness.folders import check_name
 from harness.identity import component_columns, config_hash, git_commit, package_versions
 from harness.preprocess import STRATEGIES, build_strategy
@@ -166,6 +167,7 @@ def prepare_job(config: dict[str, Any]) -> Job:
         encoder_kwargs.update({k: config[k] for k in ENCODER_RUN_OPTIONS if k in config})
         check_kwargs(encoder_cls, {**encoder_kwargs, "runtime": None}, f"encoder {encoder_cls.name!r}")
         encoder_cls.check_options(**encoder_kwargs)
+        check_weights_folder(encoder_cls, str(encoder_kwargs.get("weights", "random")))  # damaged files: named now
         # An encoder/strategy pairing that cannot work fails here, before any model loads.
         probe = strategy.plan(2 * strategy.tile_size, strategy.tile_size)
         encoder_cls.check_layout(probe, encoder_kwargs.get("connector"))

@@ -63,6 +63,9 @@ def _main() -> int:
 
     task()
     failed = [o for o in outcomes if o.failed]
+    if len(outcomes) == 1 and failed and failed[0].status == "error:write":  # a full or read-only disk
+        print(f"error: {failed[0].message}", file=sys.stderr)  # one line: the folder and the cause
+        return 1
     if failed:
         lines = [f"{o.run_dir}: {o.status}: {o.message}" for o in failed]
         print("error: jobs failed or lost images or answers:\n" + "\n".join(lines), file=sys.stderr)

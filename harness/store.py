@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from harness.config import ConfigError
 from harness.folders import OWNER, FolderError, is_safe_name, owner_text
 from harness.types import Record
 
@@ -230,6 +231,11 @@ class ConfigBusy(RuntimeError):
     """Another live process holds this configuration's lock (and we were told not to wait)."""
 
 
+class UnreadableLock(ConfigError):
+    """A lock file that names no process (garbage): nobody can tell whether it is stale, so it
+    is named with how to clear it instead of being waited on forever (exit 2)."""
+
+
 def _lock_path(study_dir: Path, chash: str) -> Path:
     return study_dir / f".{chash}{LOCK_SUFFIX}"
 
@@ -267,11 +273,12 @@ def lock_holder_alive(owner: dict[str, Any]) -> bool:
 
 def _read_owner(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_text())
+        owner = json.loads(path.read_text())
     except FileNotFoundError:
         return None
     except (OSError, ValueError):
-        return {}  # being written, or garbage: an owner we cannot check
+        return {}  # garbage: an owner we cannot check
+    return owner if isinstance(owner, dict) and "pid" in owner else {}
 
 
 def _break_stale(path: Path, seen: dict[str, Any]) -> None:
@@ -299,7 +306,7 @@ def config_lock(
     exclusively, holding pid, host and process start) while computing it. A lock whose process is dead
     (same host, pid gone or reused) is broken. When a live process holds it: wait (polling;
     `on_wait(owner)` is called once) until it is released, or raise ConfigBusy if `wait` is
-    false or `timeout_s` passes. An unreadable lock counts as live (the message names it)."""
+    false or `timeout_s` passes. A lock that names no process raises UnreadableLock (exit 2)."""
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     path = _lock_path(study_dir, chash)
@@ -317,7 +324,10 @@ def config_lock(
             owner = _read_owner(path)
             if owner is None:
                 continue  # released between our two looks
-            if owner and not lock_holder_alive(owner):
+            if not owner:  # locks are linked into place whole, so this is not one being written
+                raise UnreadableLock(f"lock file {path} is not a harness lock (no owner in it); if no harness "
+                                     f"process is computing this configuration, remove it: rm {path}")
+            if not lock_holder_alive(owner):
                 _break_stale(path, owner)
                 continue
             if not wait or (deadline is not None and time.monotonic() >= deadline):

@@ -77,16 +77,14 @@ def test_lock_of_a_reused_pid_is_broken(tmp_path: Path) -> None:
         pass
 
 
-@pytest.mark.parametrize("where", ["live_here", "other_host", "garbage"])
+@pytest.mark.parametrize("where", ["live_here", "other_host"])
 def test_live_or_uncheckable_lock_is_respected(tmp_path: Path, where: str) -> None:
     if where == "live_here":
         import psutil
 
         _lock(tmp_path, pid=os.getppid(), host=socket.gethostname(), start=psutil.Process(os.getppid()).create_time())
-    elif where == "other_host":
-        _lock(tmp_path, pid=1, host=socket.gethostname() + "-elsewhere", start=1.0)
     else:
-        (tmp_path / f".{CHASH}.lock").write_text("{not json")
+        _lock(tmp_path, pid=1, host=socket.gethostname() + "-elsewhere", start=1.0)
     with pytest.raises(ConfigBusy, match=CHASH):
         with config_lock(tmp_path, CHASH, wait=False):
             pass

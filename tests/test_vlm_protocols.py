@@ -16,7 +16,8 @@ CASES = {
     "": ("other", "other", "other", "other"),
     "None": ("no", "no", "other", "no"),
     " yes": ("yes", "yes", "yes", "yes"),
-    "   No": ("other", "no", "no", "other"),
+    "   No": ("other", "no", "no", "no"),  # InternVL's chat() strips its answer
+    "  Yes \n": ("other", "yes", "yes", "yes"),
     "Not sure": ("no", "no", "other", "no"),
     "yes, definitely": ("yes", "yes", "yes", "yes"),
     "Y": ("other", "yes", "other", "other"),
@@ -30,6 +31,7 @@ CASES = {
     "是的。": ("other", "other", "other", "yes"),
     "True": ("other", "other", "other", "yes"),
     "\nNo": ("no", "no", "no", "no"),  # "\nno"[:4] holds "no"
+    "\n\n  no": ("other", "no", "no", "no"),
 }
 
 

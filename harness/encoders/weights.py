@@ -12,7 +12,6 @@ peak extra memory is about one tensor. No pickle, no `trust_remote_code`.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import urllib.error
@@ -25,6 +24,8 @@ from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
+
+from harness.files import BadFile, name_inside, read_json_object, safetensors_keys
 
 if TYPE_CHECKING:
     from harness.encoders.base import Encoder
@@ -90,14 +91,22 @@ class Checkpoint:
         index = folder / INDEX
         self.file_of: dict[str, str] = {}
         if index.is_file():
-            self.file_of = dict(json.loads(index.read_text())["weight_map"])
+            self.file_of = weight_map_of(index, folder)
         else:
             files = sorted(folder.glob("*.safetensors"))
             if not files:
                 raise WeightsError(f"no {INDEX} and no *.safetensors in {folder} (pickle checkpoints are not read)")
             for f in files:
-                with safe_open(str(f), framework="pt") as handle:  # reads the header only
-                    self.file_of.update(dict.fromkeys(handle.keys(), f.name))
+                self.file_of.update(dict.fromkeys(safetensors_keys(f), f.name))  # the header only
+
+    def check_files(self, keys: list[str]) -> None:
+        """The files holding `keys` are whole safetensors files that hold them (headers only),
+        so a truncated or missing shard is named before any model is built."""
+        for file, wanted in self.read(keys).items():
+            have = set(safetensors_keys(self.folder / file))
+            lacking = [k for k in wanted if k not in have]
+            if lacking:
+                raise BadFile(f"{self.folder / file}: lacks {', '.join(lacking[:5])}, which {INDEX} places there")
 
     def read(self, keys: list[str]) -> dict[str, list[str]]:
         """Keys grouped by file, so each shard is opened once."""
@@ -105,6 +114,25 @@ class Checkpoint:
         for key in keys:
             by_file[self.file_of[key]].append(key)
         return by_file
+
+
+def weight_map_of(index: Path, folder: Path) -> dict[str, str]:
+    """Tensor name -> shard file of a `model.safetensors.index.json`; every shard inside `folder`."""
+    weight_map = read_json_object(index, INDEX).get("weight_map")
+    if not isinstance(weight_map, dict):
+        raise BadFile(f"{index}: no \"weight_map\" object (tensor name -> shard file)")
+    return {str(k): name_inside(folder, f, INDEX) for k, f in weight_map.items()}
+
+
+def check_weights_folder(encoder_cls: type[Encoder], weights: str) -> None:
+    """A local checkpoint folder's vision files, checked before the model is built (index, shard
+    headers, the tensors each shard should hold); hub ids are checked when fetched."""
+    path = Path(weights).expanduser()
+    if weights in ("random", "pretrained") or not path.is_dir():
+        return
+    ckpt = Checkpoint(path)
+    maps = [m for m, _ in encoder_cls.checkpoint_formats]
+    ckpt.check_files([k for k in ckpt.file_of if any(m.selects(k) for m in maps)])
 
 
 def _offline_error(source: str, why: str) -> WeightsError:
@@ -161,7 +189,7 @@ def _fetch(source: str, maps: list[KeyMap], local_only: bool) -> Path:
                 f"weights {source!r}: the hub repo has neither {INDEX} nor {SINGLE} (pickle checkpoints are not "
                 f"read); convert it to safetensors and pass weights=<folder>"
             ) from exc
-    weight_map = json.loads(index.read_text())["weight_map"]
+    weight_map = weight_map_of(index, index.parent)
     for shard in sorted({f for k, f in weight_map.items() if any(m.selects(k) for m in maps)}):
         download(shard)
     return index.parent

@@ -52,7 +52,7 @@ def load_clip(source: str, device: torch.device) -> tuple[Any, Any]:
 
     try:
         model = CLIPModel.from_pretrained(source, use_safetensors=True).to(device).eval()
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)  # never a stdin prompt
     except OSError as exc:
         raise ConfigError(
             f"cannot load CLIPModel + tokenizer from {source!r} ({type(exc).__name__}: {str(exc).splitlines()[0]}); "

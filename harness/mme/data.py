@@ -21,6 +21,7 @@ from harness.data import DATASETS
 from harness.data.base import MAX_IMAGE_PIXELS, Dataset, digest, file_entries
 from harness.data.images import IMAGE_EXTENSIONS, ImageLoadError, open_image
 from harness.data.selection import MAX_LIMIT, select
+from harness.files import BadFile, open_parquet
 from harness.mme.subtasks import SUBTASKS, group_of
 from harness.types import Sample
 
@@ -54,12 +55,11 @@ class _ParquetRows:
     """Image bytes of a set of parquet files, read lazily one row group at a time per process."""
 
     def __init__(self, files: list[Path]) -> None:
-        import pyarrow.parquet as pq
 
         self.files = files
         self.row_group_starts: list[list[int]] = []
         for f in files:
-            meta = pq.ParquetFile(f).metadata
+            meta = open_parquet(f).metadata  # a zero-byte or garbage file is named here
             starts, total = [], 0
             for g in range(meta.num_row_groups):
                 starts.append(total)
@@ -71,16 +71,22 @@ class _ParquetRows:
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_cache_key": None, "_cache": None}
 
+    def place(self, file_index: int, row: int) -> str:
+        return f"{self.files[file_index]} row {row}"
+
     def text_columns(self) -> list[tuple[int, int, dict[str, str]]]:
         import pyarrow.parquet as pq
 
         out = []
         for fi, f in enumerate(self.files):
-            names = pq.ParquetFile(f).schema_arrow.names
+            names = open_parquet(f).schema_arrow.names
             missing = [c for c in (*TEXT_COLUMNS, "image") if c not in names]
             if missing:
                 raise ValueError(f"MME parquet {f}: no column(s) {', '.join(missing)}; has {', '.join(names)}")
-            table = pq.read_table(f, columns=list(TEXT_COLUMNS))
+            try:
+                table = pq.read_table(f, columns=list(TEXT_COLUMNS))
+            except (OSError, ValueError) as exc:  # a damaged column chunk
+                raise BadFile(f"{f}: the text columns cannot be read ({exc})") from exc
             for ri, row in enumerate(table.to_pylist()):
                 out.append((fi, ri, row))
         return out
@@ -104,10 +110,14 @@ class _ParquetRows:
 class _HubRows:
     """Image bytes of a `datasets.Dataset` (memory-mapped Arrow), without decoding to PIL."""
 
-    def __init__(self, ds: Any) -> None:
+    def __init__(self, ds: Any, name: str) -> None:
         import datasets
 
         self.ds = ds.cast_column("image", datasets.Image(decode=False))
+        self.name = name
+
+    def place(self, file_index: int, row: int) -> str:
+        return f"hub {self.name} row {row}"
 
     def text_columns(self) -> list[tuple[int, int, dict[str, str]]]:
         cols = self.ds.select_columns(list(TEXT_COLUMNS)).to_dict()
@@ -122,6 +132,18 @@ def _bytes_or_path(value: Any) -> bytes | str:
     if isinstance(value, dict):
         return value["bytes"] if value.get("bytes") is not None else value.get("path") or b""
     return value if value is not None else b""
+
+
+def _check_row(row: dict[str, Any], place: str) -> None:
+    """One question row as MME has it: text in every column, a subtask of MME as category and
+    Yes or No as answer; anything else would change what is scored, so it is refused here."""
+    for column in TEXT_COLUMNS:
+        if not isinstance(row[column], str):
+            raise BadFile(f"MME {place}: {column} is {row[column]!r}; expected text")
+    if row["category"] not in SUBTASKS:
+        raise BadFile(f"MME {place}: unknown category {row['category']!r}; MME's subtasks are {', '.join(SUBTASKS)}")
+    if row["answer"].strip().capitalize() not in ("Yes", "No"):
+        raise BadFile(f"MME {place}: answer {row['answer']!r}; expected Yes or No")
 
 
 def _raise(error: Exception) -> Any:
@@ -141,7 +163,11 @@ def _release_root(path: Path) -> Path:
 
 
 def _read_pairs(txt: Path) -> list[tuple[str, str]]:
-    lines = [ln for ln in txt.read_text(encoding="utf-8-sig").splitlines() if ln.strip()]
+    try:
+        text = txt.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:  # its message names the codec, not the file
+        raise BadFile(f"MME release: {txt}: not UTF-8 text (byte {exc.start})") from exc
+    lines = [ln for ln in text.splitlines() if ln.strip()]
     pairs = []
     for ln in lines:
         question, sep, answer = ln.rpartition("\t")
@@ -214,6 +240,7 @@ class MME(Dataset):
         first: dict[str, tuple[int, int]] = {}
         category: dict[str, str] = {}
         for fi, ri, row in rows.text_columns():
+            _check_row(row, rows.place(fi, ri))
             qid = row["question_id"]
             grouped[qid].append((row["question"], row["answer"]))
             first.setdefault(qid, (fi, ri))
@@ -250,7 +277,7 @@ class MME(Dataset):
             why = "offline (HF_HUB_OFFLINE=1) and not in the cache" if offline else f"{type(exc).__name__}: {exc}"
             what = f"{self.hf_id!r} split {self.split!r}"
             raise ValueError(f"MME: cannot load {what} from the hub: {why}; {local}") from exc
-        return self._index_rows(_HubRows(ds), f"hub {self.hf_id}")
+        return self._index_rows(_HubRows(ds, f"{self.hf_id} split {self.split}"), f"hub {self.hf_id}")
 
     def _index_release(self) -> list[MMEItem]:
         assert self.path is not None

@@ -9,7 +9,6 @@ missing.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedToken
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 from harness.encoders.weights import Checkpoint, KeyMap, WeightsError, resolve
+from harness.files import read_json_object
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
 # Config keys that describe a file (or the vision tower) rather than the language model.
@@ -33,6 +33,9 @@ def text_config_dict(config: dict[str, Any]) -> dict[str, Any]:
     """The language model's part of a VLM config.json: `text_config` (transformers' LLaVA-NeXT,
     InternVL), `llm_config` (original InternVL / Vintern), or the top level (Phi-3-vision)."""
     sub = config.get("text_config") or config.get("llm_config") or config
+    if not isinstance(sub, dict):
+        raise WeightsError(f"the language model's config (text_config / llm_config) is a {type(sub).__name__}, "
+                           "not an object")
     sub = dict(sub)
     if "tie_word_embeddings" in config:  # transformers 5 keeps it at the top level (Qwen2.5-VL)
         sub.setdefault("tie_word_embeddings", config["tie_word_embeddings"])
@@ -80,10 +83,14 @@ class LMCheckpoint:
         path = self.folder / "config.json"
         if not path.is_file():
             raise WeightsError(f"{self.folder}: no config.json (the language model's architecture comes from it)")
-        return json.loads(path.read_text())
+        return read_json_object(path, "config.json")
 
     def text_config(self, attn: str = "sdpa") -> PretrainedConfig:
-        return build_text_config(text_config_dict(self.config_json()), attn)
+        config = self.config_json()
+        try:
+            return build_text_config(text_config_dict(config), attn)
+        except (KeyError, TypeError, ValueError) as exc:  # transformers' own config checks included
+            raise WeightsError(f"{self.folder / 'config.json'}: {exc}") from exc
 
     def check(self, attn: str = "sdpa") -> PretrainedConfig:
         """Config, tensors and tokenizer are all there and fit; returns the LM config."""
@@ -101,6 +108,7 @@ class LMCheckpoint:
         if not selected:
             raise WeightsError(f"{self.folder}: no language-model tensors ({self.keymap.name}: keys under "
                                f"{', '.join(p for p, _ in self.keymap.prefixes)})")
+        ckpt.check_files(selected)  # a truncated or missing shard is named now, not while loading
         plan = {k: self.keymap.targets(k)[0][0] for k in selected}
         keys, tied = expected_keys(config)
         expected = set(keys) | ({"lm_head.weight"} if tied else set())
@@ -134,9 +142,14 @@ class LMCheckpoint:
             model.tie_weights()
 
     def tokenizer(self) -> PreTrainedTokenizerBase:
-        from transformers import AutoTokenizer
+        """The folder's tokenizer with no prompt and no remote code: a config.json that only the
+        checkpoint's code reads (`auto_map`, a model type transformers lacks) is replaced by the
+        language model's config (`harness.vlm.tokenizer.load_tokenizer`)."""
+        from harness.vlm.tokenizer import load_tokenizer
 
-        return AutoTokenizer.from_pretrained(str(self.folder))
+        config = self.config_json()
+        remote = "auto_map" in config or config.get("model_type") not in CONFIG_MAPPING
+        return load_tokenizer(self.folder, self.text_config() if remote else None)
 
     def chat_template(self, tokenizer: PreTrainedTokenizerBase) -> str | None:
         """The processor's template (`chat_template.jinja`, `chat_template.json`) if the folder
@@ -146,7 +159,10 @@ class LMCheckpoint:
             return jinja.read_text()
         js = self.folder / "chat_template.json"
         if js.is_file():
-            return json.loads(js.read_text())["chat_template"]
+            template = read_json_object(js, "chat_template.json").get("chat_template")
+            if not isinstance(template, str):
+                raise WeightsError(f"{js}: no \"chat_template\" text")
+            return template
         return tokenizer.chat_template
 
     def generation_eos(self) -> list[int]:
@@ -154,7 +170,7 @@ class LMCheckpoint:
         path = self.folder / "generation_config.json"
         if not path.is_file():
             return []
-        eos = json.loads(path.read_text()).get("eos_token_id")
+        eos = read_json_object(path, "generation_config.json").get("eos_token_id")
         return [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
 
 

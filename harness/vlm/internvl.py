@@ -5,12 +5,13 @@ writes one `<IMG_CONTEXT>` (older templates: `<image>`); the processor turns it 
 `<IMG_CONTEXT>` x visual tokens, `</img>`. The original one (`OpenGVLab/InternVL2-1B`,
 `5CD-AI/Vintern-1B-v2`: config.json with `llm_config` and `template`): the checkpoint's
 conversation template (`model.chat`), `<image>\n` before the question, expanded the same way,
-generation ending at the template's separator (docs/vlm_protocols.md §4)."""
+generation ending at the template's separator, the config's `system_message` (when it has one)
+over the template's, as `InternVLChatModel.__init__` does (docs/vlm_protocols.md §4)."""
 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 from harness.encoders.weights import KeyMap
@@ -101,10 +102,17 @@ class InternVLAnswerer(Answerer):
         super().__init__(**kwargs)
         self.conversation: Conversation | None = None
         if self.checkpoint is not None:
-            name = self.checkpoint.config_json().get("template")
+            config = self.checkpoint.config_json()
+            name = config.get("template")
             if name:  # the original layout: model.chat's prompt and stop token
                 path = self.checkpoint.folder / "conversation.py"
                 self.conversation = checkpoint_conversation(name, path.read_text() if path.is_file() else None)
+                system = config.get("system_message")
+                if system is not None:  # InternVLChatModel takes the config's over the template's
+                    if not isinstance(system, str):
+                        raise ValueError(f"{self.checkpoint.folder / 'config.json'}: system_message is {system!r}; "
+                                         "expected text")
+                    self.conversation = replace(self.conversation, system_message=system)
                 self.template = None
                 self.eos_ids = {self.tokenizer.convert_tokens_to_ids(self.conversation.sep.strip())}
 

@@ -69,8 +69,11 @@ def internvl_post_processing(response: str) -> str:
 
 
 def internvl_parse(response: str) -> str:
-    """InternVL's script writes the post-processed answer for the official calculation.py."""
-    return official_parse(internvl_post_processing(response))
+    """InternVL's script post-processes what `model.chat()` returns and writes it for the official
+    calculation.py. `chat()` returns `response.split(template.sep.strip())[0].strip()`: the
+    answerer stops at that separator's token and skips special tokens, the strip is done here
+    (`"   No"` is `no`, as InternVL scores it)."""
+    return official_parse(internvl_post_processing(str(response).strip()))
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,46 @@
-"""A byte-level tokenizer with a family's special tokens and chat template, for language
-models with random weights (no tokenizer file exists offline) and for the tests' checkpoints.
+"""Tokenizers: a checkpoint folder's own, loaded without remote code and without a prompt
+(`load_tokenizer`), and a byte-level one with a family's special tokens and chat template, for
+language models with random weights (no tokenizer file exists offline) and for the tests'
+checkpoints (`byte_level_tokenizer`).
 
-Ids: the special tokens first (in the order given), then the 256 byte symbols. Any text
-encodes (byte-level BPE without merges), special tokens stay atomic, decoding is exact.
+Byte-level ids: the special tokens first (in the order given), then the 256 byte symbols. Any
+text encodes (byte-level BPE without merges), special tokens stay atomic, decoding is exact.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
-from transformers import PreTrainedTokenizerFast
+from transformers import PretrainedConfig, PreTrainedTokenizerBase, PreTrainedTokenizerFast
+
+from harness.files import BadFile, read_json_object
+
+TOKENIZER_CONFIG = "tokenizer_config.json"
+
+
+def load_tokenizer(folder: Path, config: PretrainedConfig | None = None) -> PreTrainedTokenizerBase:
+    """The tokenizer of a checkpoint folder, as transformers' AutoTokenizer picks it, never
+    through remote code and never asking on stdin.
+
+    AutoTokenizer reads config.json first (AutoConfig): with transformers 5 a config with
+    `auto_map` (InternVL2/2.5, Vintern, Phi-3(.5)-vision) asks whether to run the checkpoint's
+    code, and a Phi-3.5 `longrope` config then fails AutoConfig's checks. For such a folder pass
+    `config` (the language model's, `LMCheckpoint.text_config`): AutoTokenizer then reads only the
+    tokenizer files. `trust_remote_code=False` throughout; a tokenizer class that exists only as
+    the checkpoint's code (InternLM2's) falls back to the folder's tokenizer.json, or is named."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), config=config, trust_remote_code=False,
+                                             local_files_only=True)
+    except (OSError, ValueError) as exc:
+        named = read_json_object(folder / TOKENIZER_CONFIG, TOKENIZER_CONFIG).get("tokenizer_class") \
+            if (folder / TOKENIZER_CONFIG).is_file() else None
+        raise BadFile(f"{folder}: the tokenizer (tokenizer_class {named!r}) cannot be loaded without running "
+                      f"the checkpoint's code, which the harness never does ({type(exc).__name__}: "
+                      f"{str(exc).splitlines()[0] if str(exc) else ''}); a tokenizer.json beside it would do") from exc
 
 
 def byte_level_tokenizer(
