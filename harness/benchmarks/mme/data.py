@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from harness.benchmarks.mme.subtasks import SUBTASKS, group_of
+from harness.benchmarks.rows import HubRows, ParquetRows, raise_error
 from harness.bounds import optional_int
 from harness.data import DATASETS
 from harness.data.base import MAX_IMAGE_PIXELS, Dataset, digest, file_entries
@@ -48,84 +49,6 @@ def _pair(image_id: str, rows: list[tuple[str, str]], where: str) -> list[tuple[
             f"MME {where}: image {image_id!r} has answers {[a for _, a in rows]}; expected one Yes and one No"
         )
     return sorted(((q.strip(), a.strip().capitalize()) for q, a in rows), key=lambda qa: qa[1] != "Yes")
-
-
-class _ParquetRows:
-    """Image bytes of a set of parquet files, read lazily one row group at a time per process."""
-
-    def __init__(self, files: list[Path]) -> None:
-        import pyarrow.parquet as pq
-
-        self.files = files
-        self.row_group_starts: list[list[int]] = []
-        for f in files:
-            meta = pq.ParquetFile(f).metadata
-            starts, total = [], 0
-            for g in range(meta.num_row_groups):
-                starts.append(total)
-                total += meta.row_group(g).num_rows
-            self.row_group_starts.append([*starts, total])
-        self._cache_key: tuple[int, int] | None = None
-        self._cache: Any = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_cache_key": None, "_cache": None}
-
-    def text_columns(self) -> list[tuple[int, int, dict[str, str]]]:
-        import pyarrow.parquet as pq
-
-        out = []
-        for fi, f in enumerate(self.files):
-            names = pq.ParquetFile(f).schema_arrow.names
-            missing = [c for c in (*TEXT_COLUMNS, "image") if c not in names]
-            if missing:
-                raise ValueError(f"MME parquet {f}: no column(s) {', '.join(missing)}; has {', '.join(names)}")
-            table = pq.read_table(f, columns=list(TEXT_COLUMNS))
-            for ri, row in enumerate(table.to_pylist()):
-                out.append((fi, ri, row))
-        return out
-
-    def image_bytes(self, file_index: int, row: int) -> bytes | str:
-        """The encoded image (or, for a parquet that stores only paths, its path)."""
-        import bisect
-
-        import pyarrow.parquet as pq
-
-        starts = self.row_group_starts[file_index]
-        group = bisect.bisect_right(starts, row) - 1
-        if self._cache_key != (file_index, group):
-            self._cache = None  # drop the old row group before reading the next
-            table = pq.ParquetFile(self.files[file_index]).read_row_group(group, columns=["image"])
-            self._cache = table.column("image").combine_chunks()
-            self._cache_key = (file_index, group)
-        return _bytes_or_path(self._cache[row - starts[group]].as_py())
-
-
-class _HubRows:
-    """Image bytes of a `datasets.Dataset` (memory-mapped Arrow), without decoding to PIL."""
-
-    def __init__(self, ds: Any) -> None:
-        import datasets
-
-        self.ds = ds.cast_column("image", datasets.Image(decode=False))
-
-    def text_columns(self) -> list[tuple[int, int, dict[str, str]]]:
-        cols = self.ds.select_columns(list(TEXT_COLUMNS)).to_dict()
-        return [(0, i, {k: cols[k][i] for k in TEXT_COLUMNS}) for i in range(len(self.ds))]
-
-    def image_bytes(self, file_index: int, row: int) -> bytes | str:
-        return _bytes_or_path(self.ds[row]["image"])
-
-
-def _bytes_or_path(value: Any) -> bytes | str:
-    """`datasets`' Image struct {bytes, path}: the bytes when embedded, else the path."""
-    if isinstance(value, dict):
-        return value["bytes"] if value.get("bytes") is not None else value.get("path") or b""
-    return value if value is not None else b""
-
-
-def _raise(error: Exception) -> Any:
-    raise error
 
 
 def _release_root(path: Path) -> Path:
@@ -188,7 +111,7 @@ class MME(Dataset):
         self.hf_id, self.split, self.revision, self.cache_dir = hf_id, split, revision, cache_dir
         self.limit, self.seed = limit, seed
         self.max_image_pixels = optional_int("dataset.max_image_pixels", max_image_pixels, 1, MAX_IMAGE_PIXELS)
-        self._rows: _ParquetRows | _HubRows | None = None
+        self._rows: ParquetRows | HubRows | None = None
         # Each item: (id, category, questions, where) with where = (file index, row) or a path.
         items = {"hub": self._index_hub, "parquet": self._index_parquet, "release": self._index_release}[self.source]()
         if self.categories is not None:
@@ -209,7 +132,7 @@ class MME(Dataset):
 
     # -- the three sources -------------------------------------------------------------------
 
-    def _index_rows(self, rows: _ParquetRows | _HubRows, where: str) -> list[MMEItem]:
+    def _index_rows(self, rows: ParquetRows | HubRows, where: str) -> list[MMEItem]:
         grouped: dict[str, list[tuple[str, str]]] = defaultdict(list)
         first: dict[str, tuple[int, int]] = {}
         category: dict[str, str] = {}
@@ -232,7 +155,7 @@ class MME(Dataset):
             files = sorted(self.path.glob("data/*.parquet")) or sorted(self.path.glob("*.parquet"))
             split_files = [f for f in files if f.name.startswith(f"{self.split}-")]
             files = split_files or files
-        return self._index_rows(_ParquetRows(files), f"parquet {self.path}")
+        return self._index_rows(ParquetRows(files, TEXT_COLUMNS, what="MME parquet"), f"parquet {self.path}")
 
     def _index_hub(self) -> list[MMEItem]:
         import datasets
@@ -250,7 +173,7 @@ class MME(Dataset):
             why = "offline (HF_HUB_OFFLINE=1) and not in the cache" if offline else f"{type(exc).__name__}: {exc}"
             what = f"{self.hf_id!r} split {self.split!r}"
             raise ValueError(f"MME: cannot load {what} from the hub: {why}; {local}") from exc
-        return self._index_rows(_HubRows(ds), f"hub {self.hf_id}")
+        return self._index_rows(HubRows(ds, TEXT_COLUMNS, what=f"hub {self.hf_id}"), f"hub {self.hf_id}")
 
     def _index_release(self) -> list[MMEItem]:
         assert self.path is not None
@@ -294,11 +217,11 @@ class MME(Dataset):
     def fingerprint(self) -> str:
         """parquet: files, sizes and rows; release: each file's relative path, size and
         modification time; hub: the `datasets` cache's own fingerprint of the split."""
-        if isinstance(self._rows, _ParquetRows):
+        if isinstance(self._rows, ParquetRows):
             files = self._rows.files
             content: Any = [(f.name, f.stat().st_size, starts[-1])
                             for f, starts in zip(files, self._rows.row_group_starts, strict=True)]
-        elif isinstance(self._rows, _HubRows):
+        elif isinstance(self._rows, HubRows):
             content = [self.hf_id, self.split, self.revision, getattr(self._rows.ds, "_fingerprint", None),
                        len(self._rows.ds)]
         else:
@@ -316,13 +239,13 @@ class MME(Dataset):
             path: Path | None = where
         else:
             fi, ri = where
-            source = self._rows.files[fi] if isinstance(self._rows, _ParquetRows) else self.hf_id
+            source = self._rows.files[fi] if isinstance(self._rows, ParquetRows) else self.hf_id
             name = f"{qid} ({source} row {ri})"
             try:
                 data = self._rows.image_bytes(fi, ri)  # type: ignore[union-attr]
             except Exception as exc:  # noqa: BLE001 - a damaged row is this image's error row
                 error = ImageLoadError(name, "unreadable", f"{type(exc).__name__}: {exc}")
-                loader = partial(_raise, error)
+                loader = partial(raise_error, error)
             else:
                 loader = partial(open_image, data, name=name, max_pixels=self.max_image_pixels)
             path = None
