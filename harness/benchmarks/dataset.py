@@ -42,6 +42,9 @@ class BenchmarkDataset(Dataset):
     required: ClassVar[tuple[str, ...]]  # text columns of the hub's schema
     optional: ClassVar[tuple[str, ...]] = ()
     release_help: ClassVar[str] = "no official release format is read"
+    # No image id in the hub's columns: rows whose image bytes are equal share the image
+    # (`image_key` then sees the hash as row["image_digest"]).
+    key_by_image_bytes: ClassVar[bool] = False
 
     def __init__(
         self, source: str | None = None, path: str | None = None, images: str | None = None,
@@ -115,8 +118,11 @@ class BenchmarkDataset(Dataset):
         grouped: dict[str, list[Question]] = {}
         first: dict[str, tuple[int, int]] = {}
         row: Row
-        for row in rows.text_columns():
+        digests = rows.image_digests() if self.key_by_image_bytes else None
+        for n, row in enumerate(rows.text_columns()):
             fi, ri, values = row
+            if digests is not None:
+                values["image_digest"] = digests[n]
             key = self.image_key(values)
             first.setdefault(key, (fi, ri))
             grouped.setdefault(key, []).extend(self.questions(values))
@@ -124,7 +130,7 @@ class BenchmarkDataset(Dataset):
 
     def _index_parquet(self) -> list[ImageItem]:
         assert self.path is not None
-        files = parquet_files(self.path, self.split)
+        files = parquet_files(self.path, self.split, self.config)
         return self._index_rows(ParquetRows(files, self.required, self.optional, what=f"{self.what} parquet"))
 
     def _index_hub(self) -> list[ImageItem]:

@@ -5,6 +5,7 @@ at a time per process), so that memory does not grow with the dataset."""
 from __future__ import annotations
 
 import bisect
+import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +19,10 @@ def bytes_or_path(value: Any) -> bytes | str:
     if isinstance(value, dict):
         return value["bytes"] if value.get("bytes") is not None else value.get("path") or b""
     return value if value is not None else b""
+
+
+def _digest(data: bytes | str) -> str:
+    return hashlib.sha1(data if isinstance(data, bytes) else data.encode()).hexdigest()[:16]
 
 
 def raise_error(error: Exception) -> Any:
@@ -82,6 +87,19 @@ class ParquetRows:
     def source(self, file_index: int) -> str:
         return str(self.files[file_index])
 
+    def image_digests(self) -> list[str]:
+        """A hash of every row's image bytes, in row order (which rows show the same image, for
+        a dataset without image ids), read one row group at a time."""
+        import pyarrow.parquet as pq
+
+        out = []
+        for f in self.files:
+            pf = pq.ParquetFile(f)
+            for g in range(pf.metadata.num_row_groups):
+                column = pf.read_row_group(g, columns=["image"]).column("image").combine_chunks()
+                out += [_digest(bytes_or_path(v.as_py())) for v in column]
+        return out
+
     def fingerprint(self) -> Any:
         return [(f.name, f.stat().st_size, starts[-1]) for f, starts in zip(self.files, self.row_group_starts,
                                                                           strict=True)]
@@ -108,16 +126,22 @@ class HubRows:
     def source(self, file_index: int) -> str:
         return self.what
 
+    def image_digests(self) -> list[str]:
+        return [_digest(bytes_or_path(v)) for v in self.ds["image"]]
+
     def fingerprint(self) -> Any:
         return [self.what, getattr(self.ds, "_fingerprint", None), len(self.ds)]
 
 
-def parquet_files(path: Path, split: str) -> list[Path]:
+def parquet_files(path: Path, split: str, config: str | None = None) -> list[Path]:
     """The parquet files of `split` in a local copy of a hub dataset: `path` itself, or
-    `<path>/data/<split>-*.parquet` (also `<path>/<config>/<split>-*` one level down and files
-    directly in `path`); all files when none is named after the split."""
+    `<path>/data/<split>-*.parquet`, `<path>/<config>/<split>-*.parquet` (the hub's layout of a
+    dataset with configs), files directly in `path` or one level down; all files when none is
+    named after the split."""
     if path.is_file():
         return [path]
+    if config and (path / config).is_dir():
+        path = path / config
     files = (sorted(path.glob("data/*.parquet")) or sorted(path.glob("*.parquet"))
              or sorted(path.glob("*/*.parquet")))
     split_files = [f for f in files if f.name.startswith(f"{split}-") or f.name.startswith(f"{split}.")]
