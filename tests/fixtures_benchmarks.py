@@ -194,8 +194,8 @@ def write_chartqa_release(root: Path) -> Path:
         (root / "png" / name).write_bytes(data)
         key = "test_human.json" if r["type"] == "human_test" else "test_augmented.json"
         files[key].append({"imgname": name, "query": r["question"], "label": r["answer"]})
-    for name, entries in files.items():
-        (root / name).write_text(json.dumps(entries))
+    (root / "test_human.json").write_text(json.dumps(files["test_human.json"]))
+    (root / "test_augmented.json").write_text(json.dumps({"data": files["test_augmented.json"]}))  # both forms
     return root
 
 

@@ -1,8 +1,10 @@
 """ChartQA test: the hub copy `lmms-lab/ChartQA` (split test; columns type (human_test |
 augmented_test), question, answer, image: no ids, so rows whose image bytes are equal share the
 image), a local copy of its parquet files, or the release folder `ChartQA Dataset/test`
-(`test_human.json` and `test_augmented.json`, lists of {imgname, query, label}, charts in `png/`
-or `dataset.images`). A question's id is its split and position in it; category = the split."""
+(`test_human.json` and `test_augmented.json`, lists of {imgname, query, label} (also accepted
+wrapped as {"data": [...]}), charts in `png/` or `dataset.images`). A question's id is its split
+and position in it (the hub keeps the release's order: human, then augmented, lmms-eval's
+`upload_chartqa.py`); category = the split."""
 
 from __future__ import annotations
 
@@ -49,6 +51,8 @@ class ChartQA(BenchmarkDataset):
         for f in files:
             try:
                 entries = json.loads(f.read_text(encoding="utf-8"))
+                if isinstance(entries, dict):  # {"data": [...]}, as lmms-eval's upload script reads it
+                    entries = entries["data"]
                 for e in entries:
                     q = self._question(RELEASE_FILES[f.name], e["query"], e["label"])
                     grouped.setdefault(str(e["imgname"]), []).append(q)
