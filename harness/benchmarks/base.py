@@ -43,13 +43,23 @@ class Benchmark:
     task: ClassVar[str] = "short_answer"
     many_answers: ClassVar[bool] = False
 
+    def _module(self, name: str) -> ModuleType:
+        """The folder's `prompts` or `scoring` module; a folder without it fails in one line."""
+        full = f"{type(self).__module__}.{name}"
+        try:
+            return importlib.import_module(full)
+        except ModuleNotFoundError as exc:
+            if exc.name != full:
+                raise
+            raise ValueError(f"benchmark {self.name} has no {name}.py yet (harness/benchmarks/{self.name}/)") from exc
+
     @cached_property
     def prompts(self) -> ModuleType:
-        return importlib.import_module(f"{type(self).__module__}.prompts")
+        return self._module("prompts")
 
     @cached_property
     def scoring(self) -> ModuleType:
-        return importlib.import_module(f"{type(self).__module__}.scoring")
+        return self._module("scoring")
 
     # --- protocols ----------------------------------------------------------------------------
     def protocols(self) -> list[str]:

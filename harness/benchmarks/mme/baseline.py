@@ -120,8 +120,8 @@ def run(overrides: Sequence[str]) -> Path:
                                   message=f"{type(exc).__name__}: {exc}", values={"category": sample.category}))
             continue
         pixels[sample.id] = views.pixel_values[0]
-        rows += [{"question_id": sample.id, "category": sample.category, "question": q, "answer": a}
-                 for q, a in sample.questions]
+        rows += [{"question_id": q.id, "category": sample.category, "question": q.text, "answer": q.answer}
+                 for q in sample.questions]
         if len(pixels) >= batch:
             flush()
     flush()
