@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from harness.benchmarks.mme.prompts import PARSERS
 from harness.runtime import Runtime
 from harness.vlm import VLMS
 from harness.vlm.internvl import CONVERSATIONS
-from harness.vlm.protocols import get_protocol
 from tests.fixtures_checkpoints import internvl_chat_folder
 from tests.internvl_chat_reference import chat_query
 
@@ -61,8 +61,8 @@ def chat_then_post_process(decoded: str, sep: str) -> str:
     """What InternVL's MME script scores: `chat()`'s `response.split(template.sep.strip())[0].strip()`,
     then its `post_processing` and the official parser (the harness's own functions for those
     two, tested against the scripts in tests/test_vlm_protocols.py)."""
+    from harness.benchmarks.mme.prompts import internvl_post_processing
     from harness.mme.scoring import parse_answer
-    from harness.vlm.protocols import internvl_post_processing
 
     return parse_answer(internvl_post_processing(decoded.split(sep.strip())[0].strip()))
 
@@ -70,14 +70,15 @@ def chat_then_post_process(decoded: str, sep: str) -> str:
 @pytest.mark.parametrize("decoded", ["   No", "  Yes \n", "\n\n  no", " yes", "No.", "   是", "maybe"])
 def test_internvl_parser_strips_as_chat_does(decoded: str) -> None:
     sep = CONVERSATIONS["internvl2_5"].sep
-    assert get_protocol("internvl").parse(decoded) == chat_then_post_process(decoded, sep)
+    assert PARSERS["internvl"](decoded) == chat_then_post_process(decoded, sep)
 
 
 def test_a_leading_space_answer_scores_through_a_run_of_the_answerer(tmp_path: Path, monkeypatch) -> None:
     """End to end through `Answerer.answer`: a model whose greedy answer decodes to `"   No"`
-    (forced through the decoder) is recorded raw and predicted `no` under the internvl protocol."""
+    (forced through the decoder) is recorded raw and parsed `no` under the internvl protocol (the
+    benchmark parses responses: harness/benchmarks/mme/prompts.py)."""
     folder, _ = internvl_chat_folder(tmp_path / "internvl2_5")
     answerer = VLMS.get("internvl")(weights=str(folder), protocol="internvl", max_new_tokens=2, runtime=CPU)
     monkeypatch.setattr(answerer.tokenizer, "decode", lambda ids, **kw: "   No")
     ans = answerer.answer(torch.zeros(256, 48), QUESTION)
-    assert ans.response == "   No" and ans.prediction == "no"
+    assert ans.response == "   No" and PARSERS["internvl"](ans.response) == "no"  # MME's parser of the protocol

@@ -152,8 +152,8 @@ def test_make_figures_runs_every_study_script(built: Path, capsys: pytest.Captur
     made = sorted(p.name for p in (built / "figures" / "quickstart").iterdir())
     assert made == ["latency_vs_tokens.pdf", "latency_vs_tokens.png", "memory_vs_views.pdf", "memory_vs_views.png",
                     "quality_vs_tokens.pdf", "quality_vs_tokens.png"]
-    assert len(report.figure_scripts()) == 8  # the five studies of issue 7, mme_strategies, token_budget,
-    # native_vs_tiles
+    assert len(report.figure_scripts()) == 9  # the five studies of issue 7, mme_strategies, token_budget,
+    # native_vs_tiles, benchmarks_by_strategy
     printed = capsys.readouterr().out
     assert "no tables yet" in printed and "encoder_zoo" in printed and "quickstart" not in printed.split("\n")[0]
 

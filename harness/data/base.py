@@ -38,9 +38,9 @@ class Dataset(ABC):
     process and must not hold decoded images of other items."""
 
     name: ClassVar[str]
-    # Whether its Samples carry (question, answer) pairs: a run with a VLM (`vlm=`) needs them,
-    # and is refused before loading on a dataset without (`harness.job.prepare_job`).
-    has_questions: ClassVar[bool] = False
+    # The benchmark (harness/benchmarks/<name>/) that prompts, parses and scores this dataset's
+    # questions; None: a dataset without questions.
+    benchmark: ClassVar[str | None] = None
 
     @abstractmethod
     def __len__(self) -> int: ...
