@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.benchmarks.mme.prompts import PARSERS
+from harness.benchmarks.mme.prompts import PARSERS, PROMPTS
 from harness.runtime import Runtime
 from harness.vlm import VLMS
 from harness.vlm.internvl import CONVERSATIONS
@@ -43,7 +43,8 @@ def test_system_message_follows_the_model_code(tmp_path: Path, system: str | Non
     tok = answerer.tokenizer
     for patches in (1, 2):
         ids = tok(chat_query(expected, template.sep, ASKED, 256, patches))["input_ids"]
-        assert answerer.tokenize(QUESTION, 256 * patches).ids.tolist() == ids
+        user_text = PROMPTS["internvl"]({"question": QUESTION})  # what MME's benchmark hands the answerer
+        assert answerer.tokenize(user_text, 256 * patches).ids.tolist() == ids
     assert (system is None) == (expected == template.system_message)
 
 

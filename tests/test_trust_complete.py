@@ -15,6 +15,7 @@ import torch
 from cli import cli
 from fixtures_data import mme_images, write_mme_release
 
+from harness.benchmarks import get_benchmark
 from harness.config import ConfigError, compose
 from harness.execute import run
 from harness.job import prepare_job
@@ -71,7 +72,7 @@ def test_a_template_without_the_image_placeholder_fails_the_run_and_resume_redoe
     first = run(common)
     assert first.status == "error:no_answer" and first.failed  # even with every failure tolerated
     assert first.message == ("all 4 questions failed: error:answer x4 (first: synthetic/0/000000: ValueError: "
-                             "internvl: the chat template must write one <IMG_CONTEXT> (or <image>) placeholder)")
+                             "internvl: the chat template wrote 0 <IMG_CONTEXT> placeholders, not 1)")
     assert first.message.count("chat template") == 1  # the cause once, not once per question
     assert (first.run_dir / FAILED).exists() and not (first.run_dir / COMPLETE).exists()
     row = RunStore(first.run_dir).records().iloc[0]
@@ -191,17 +192,18 @@ def _answered(n_images: dict[str, int]) -> list[Record]:
 
 
 def test_mme_complete_only_when_all_2374_questions_were_answered() -> None:
+    MME = get_benchmark("mme")
     full = _answered(IMAGES)
     assert len(full) == 2374 and sum(IMAGES.values()) == 1187
-    summary, _ = answer_summary(full, {})
+    summary, _ = answer_summary(full, {}, MME)
     assert summary["mme_complete"] and summary["mme_perception"] == 2000 and summary["mme_cognition"] == 800
     one_short = _answered({**IMAGES, "OCR": IMAGES["OCR"] - 1})  # OCR_0019 gone from the copy
-    summary, _ = answer_summary(one_short, {})
+    summary, _ = answer_summary(one_short, {}, MME)
     assert summary["answers_complete"] and not summary["mme_complete"]
     failed = list(full)
     failed[0] = Record("question", {}, image_id=failed[0].image_id, status="error:answer", message="x",
                        values={k: failed[0].values[k] for k in ("question_id", "question_index", "category")})
-    summary, _ = answer_summary(failed, {})
+    summary, _ = answer_summary(failed, {}, MME)
     assert not summary["answers_complete"] and not summary["mme_complete"]
 
 
@@ -310,7 +312,8 @@ def test_a_vlm_on_a_dataset_without_questions_is_refused(tmp_path: Path, monkeyp
     no_models(monkeypatch)
     overrides = [o for o in VLM if not o.startswith("dataset.")]
     with pytest.raises(ConfigError, match=r"vlm=internvl answers questions, but dataset 'image_folder' has none: "
-                                          r"use a dataset with questions \(mme, synthetic\) or vlm=none"):
+                                          r"use a dataset with questions \(chartqa, docvqa, mmbench, mme, pope, "
+                                          r"synthetic, textvqa\) or vlm=none"):
         prepare_job(compose([*overrides, "dataset=image_folder", f"dataset.path={folder}"]))
     assert prepare_job(compose(VLM)).answerer_cls is InternVLAnswerer  # synthetic has questions
     plain = prepare_job(compose([*TINY, "dataset=image_folder", f"dataset.path={folder}"]))
