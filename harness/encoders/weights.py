@@ -20,13 +20,9 @@ import urllib.request
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
-
-if TYPE_CHECKING:
-    from harness.encoders.base import Encoder
 
 INDEX = "model.safetensors.index.json"
 HUB_PROBE_TIMEOUT_S = 3.0  # how long a hub id without a cached copy waits for the hub to answer
@@ -191,19 +187,11 @@ def resolve(source: str, maps: list[KeyMap]) -> Path:
         raise _offline_error(source, type(exc).__name__) from exc
 
 
-def resolve_encoder_weights(encoder_cls: type[Encoder], weights: str) -> Path:
-    """The local folder for `weights` (pretrained | hub id | folder); runs before the model is
-    built, so a missing cache fails fast. The formats are the encoder's own `checkpoint_formats`."""
-    source = encoder_cls.hf_id if weights == "pretrained" else weights
-    return resolve(source, [m for m, _ in encoder_cls.checkpoint_formats])
-
-
-def load_encoder_weights(encoder: Encoder, folder: Path) -> list[str]:
-    """Load the checkpoint in `folder` into `encoder.model`, strictly; returns the model keys the
-    checkpoint's format may lack and did (`KeyMap.absent_ok`)."""
+def load_weights(model: torch.nn.Module, folder: Path, formats: tuple[Format, ...], connector: str) -> list[str]:
+    """Load the checkpoint in `folder` into `model` (backbone + connector), strictly; returns the
+    model keys the checkpoint's format may lack and did (`KeyMap.absent_ok`)."""
     absent: list[str] = []
-    load_state(encoder.model, Checkpoint(folder), encoder.checkpoint_formats, encoder.connector_name, str(folder),
-               absent)
+    load_state(model, Checkpoint(folder), formats, connector, str(folder), absent)
     return absent
 
 
