@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.bounds import boolean, bounded_float
-from harness.config import ConfigError
+from harness.config import ENCODER_RUN_OPTIONS, ConfigError
 from harness.data import build_dataset
 from harness.data.base import Dataset
 from harness.encoders import ENCODERS, Encoder
@@ -36,8 +36,6 @@ COMPONENT_KEYS = ("encoder", "preprocess", "dataset", "reduce")
 # Options added after runs were recorded whose null means "as before": left out of the key while
 # null, so that those runs keep their hashes (resume still finds them).
 NULL_AS_BEFORE = ("batch_images",)
-# Top-level options that are encoder constructor arguments.
-ENCODER_RUN_OPTIONS = ("batch_views", "seed", "attn")
 
 
 def strategy_params(config: dict[str, Any], encoder_cls: type[Encoder]) -> dict[str, Any]:
