@@ -95,6 +95,8 @@ METHODS = [
     ("prumerge", {"variant": "prumerge_plus", "adaptive": False, "ratio": 0.3}),
     ("prumerge", {}), ("prumerge", {"variant": "prumerge_plus"}),
 ]
+# Every registered method runs here, a new one with its defaults until it adds its own cases.
+METHODS += [(name, {}) for name in REDUCERS.names() if name not in {m for m, _ in METHODS}]
 
 
 @pytest.mark.parametrize(("name", "params"), METHODS)

@@ -32,6 +32,7 @@ CASES = [  # encoder, connector, strategy
 REDUCTIONS = [("cls_topk", {"keep": 20}), ("uniform", {"keep": 30}), ("pool", {"stride": 3}),
               ("visionzip", {"dominant": 12, "contextual": 4}), ("prumerge", {"adaptive": False}),
               ("prumerge", {"variant": "prumerge_plus"})]
+REDUCTIONS += [(name, {}) for name in REDUCERS.names() if name not in {m for m, _ in REDUCTIONS} | {"none"}]
 
 UNREDUCIBLE = {  # encoder: the reason its declaration gives (checked before any model loads)
     "siglip_so400m": "encoder 'siglip_so400m' cannot be reduced (reduce={}): it has no CLS token",
