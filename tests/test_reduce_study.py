@@ -35,9 +35,7 @@ def test_every_token_budget_job_passes_the_pre_load_checks() -> None:
 
 
 def test_figure_has_one_line_per_method(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("tb_figures", ROOT / "experiments" / "token_budget" / "figures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = importlib.import_module("experiments.token_budget.figures")
     rows = []
     for enc in ("clip_vit_l14_336", "internvit_300m"):
         for tokens, knn in ((2880, 0.8), (1152, 0.7), (576, 0.5)):
