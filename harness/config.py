@@ -32,10 +32,12 @@ class ConfigError(ValueError):
 
 
 def choices(group: str) -> list[str]:
-    """Config names available in a group (files `configs/<group>/<name>.yaml`; `_<name>.yaml`
-    are bases the others start from, not choices)."""
+    """Config names available in a group: files `configs/<group>/<name>.yaml`, and in subfolders
+    `<folder>/<name>` (experiments are grouped per study: `experiment=<study>/<variant>`);
+    `_<name>.yaml` are bases the others start from, not choices."""
     folder = CONFIG_DIR / group
-    return sorted(p.stem for p in folder.glob("*.yaml") if not p.stem.startswith("_"))
+    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml")
+                  if not p.stem.startswith("_"))
 
 
 SWEEP_FUNCTIONS = ("choice(", "glob(", "range(", "interval(", "tag(", "sort(", "shuffle(")
@@ -195,8 +197,9 @@ def compose(overrides: Sequence[str], defaults: dict[str, str] | None = None) ->
 
 
 def experiment(name: str) -> dict[str, Any]:
-    """The raw content of `configs/experiment/<name>.yaml` (its `study`, sweep params, `atlas`
-    block): what the sweep and atlas commands read before Hydra composes any job."""
+    """The raw content of `configs/experiment/<study>/<variant>.yaml` (`name` = `<study>/<variant>`;
+    its `study`, sweep params, `atlas` block): what the sweep and atlas commands read before Hydra
+    composes any job."""
     import yaml
 
     path = CONFIG_DIR / "experiment" / f"{name}.yaml"

@@ -1,9 +1,10 @@
 """`python -m harness.sweep <study>`: run every experiment config of a study (`make sweep`).
 
-A study is every `configs/experiment/*.yaml` that declares `study: <name>`: one file when its
-sweep is a product of options (Hydra's basic sweeper), several when it is not (tiling_budget:
-one per strategy family). A config with an `atlas` block is planned by `harness.atlas`
-instead of run. Finished jobs are skipped (resume), so rerunning a study runs what is missing.
+A study is every experiment config (`configs/experiment/<study>/<variant>.yaml`) that declares
+`study: <name>`: one file when its sweep is a product of options (Hydra's basic sweeper),
+several when it is not (tiling_budget: one per strategy family). A config with an `atlas`
+block is planned by `harness.atlas` instead of run. Finished jobs are skipped (resume), so
+rerunning a study runs what is missing.
 """
 
 from __future__ import annotations
