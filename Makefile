@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 install: $(VENV)/.installed ## create .venv and install the harness (torch pinned by TORCH_SPEC)
 
 demo: install ## run the quickstart study on the shipped synthetic data, then tables + figures
-	$(PY) -m harness -m experiment=quickstart $(ARGS)
+	$(PY) -m harness -m experiment=quickstart/default $(ARGS)
 	$(PY) -m harness.report results/runs/quickstart
 
 test: install ## run the whole test suite (CPU, no network), as CI does

@@ -28,7 +28,6 @@ from harness.data.synthetic import Synthetic
 from harness.encoders import ENCODERS
 from harness.preprocess import build_strategy
 from harness.reduce import build_reducer
-from harness.reduce import connect as rules
 from harness.reduce.scores import compute_scores
 from harness.runtime import Runtime
 
@@ -54,14 +53,13 @@ def bench(encoder_name: str, size: str, runtime: Runtime, images: list, rounds: 
     backbone_ms: list[float] = []
     reduce_ms: dict[str, list[float]] = {lab: [] for lab, _ in reducers}
     tokens: dict[str, int] = {}
-    layers = encoder.backbone_layers()
     with torch.inference_mode():
         encoder.encode(views[:1])  # warm-up
         for _ in range(rounds):
             for v in views:  # one image per call, as LLaVA runs PruMerge/VisionZip
                 pixels = v.pixel_values.to(runtime.device, runtime.dtype)
                 t0 = time.perf_counter()
-                states = encoder.model.backbone(pixel_values=pixels, output_hidden_states=True).hidden_states
+                states = encoder.hidden_states(pixels)
                 runtime.synchronize()
                 backbone_ms.append((time.perf_counter() - t0) * 1e3)
                 feats = states[encoder.feature_layer]
@@ -70,9 +68,10 @@ def bench(encoder_name: str, size: str, runtime: Runtime, images: list, rounds: 
                     if reducer.name == "none":
                         out = encoder.connector(feats[:, 1:], v.layout)
                     else:
-                        scores = compute_scores(layers, states, encoder.feature_layer, reducer.needs)
-                        x = rules.view_features(encoder.connector, feats, scores, v.layout)
-                        out = rules.project(encoder.connector, torch.cat(reducer.apply(x)))
+                        scores = compute_scores(encoder.qk_recipe, encoder.model.backbone, states,
+                                                encoder.feature_layer, reducer.needs)
+                        x = encoder.connector.arrange_reduced(feats, scores, v.layout)
+                        out = encoder.connector.project_reduced(torch.cat(reducer.apply(x)))
                     runtime.synchronize()
                     reduce_ms[lab].append((time.perf_counter() - t0) * 1e3)
                     tokens[lab] = tokens.get(lab, 0) + out.shape[0]

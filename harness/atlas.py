@@ -83,7 +83,7 @@ def token_grid(plan: Callable[[int, int], Layout], count: Callable[[Layout], int
 
 
 def build_atlas(spec: dict[str, Any], log: Callable[[str], None] = print) -> pd.DataFrame:
-    """The atlas table for an `atlas` block (see configs/experiment/token_atlas.yaml)."""
+    """The atlas table for an `atlas` block (see configs/experiment/token_atlas/default.yaml)."""
     aspects, widths, heights = size_grid(int(spec["min_side"]), int(spec["max_side"]), int(spec["n_sizes"]))
     ref = int(np.argmin(np.abs(np.geomspace(spec["min_side"], spec["max_side"], spec["n_sizes"]) - REFERENCE_SIDE)))
     frames = []
@@ -153,7 +153,7 @@ def load_spec(experiment: str, n_sizes: int | None = None) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.atlas", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--experiment", default="token_atlas", help="experiment config with an `atlas` block")
+    parser.add_argument("--experiment", default="token_atlas/default", help="experiment config with an `atlas` block")
     parser.add_argument("--n-sizes", type=int,
                         help=f"override atlas.n_sizes, 1 to {MAX_N_SIZES} (grid is n_sizes^2 sizes)")
     parser.add_argument("--out", default="results/tables", help="folder for token_atlas.{parquet,csv}")

@@ -32,22 +32,36 @@ class ConfigError(ValueError):
 
 
 def choices(group: str) -> list[str]:
-    """Config names available in a group (files `configs/<group>/<name>.yaml`)."""
+    """Config names available in a group: files `configs/<group>/<name>.yaml`, and in subfolders
+    `<folder>/<name>` (experiments are grouped per study: `experiment=<study>/<variant>`);
+    `_<name>.yaml` are bases the others start from, not choices."""
     folder = CONFIG_DIR / group
-    return sorted(p.stem for p in folder.glob("*.yaml"))
+    return sorted(p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.yaml")
+                  if not p.stem.startswith("_"))
 
 
 SWEEP_FUNCTIONS = ("choice(", "glob(", "range(", "interval(", "tag(", "sort(", "shuffle(")
 # Options whose value becomes a folder name (checked by `harness.folders.check_name`).
 NAME_OPTIONS = ("study",)
-# Encoder constructor arguments that are set at the top level (`seed=`, not `encoder.seed=`)
-# or by the harness itself.
-ENCODER_NOT_KEYS = ("runtime", "connector_params", "batch_views", "seed", "attn")
+# Encoder constructor arguments that are set at the top level (`seed=`, not `encoder.seed=`),
+# and those that, with the ones the harness sets itself, are no `encoder.<key>`.
+ENCODER_RUN_OPTIONS = ("batch_views", "seed", "attn")
+ENCODER_NOT_KEYS = ("runtime", "connector_params", *ENCODER_RUN_OPTIONS)
 
 
 @cache
 def _yaml(path: Path) -> dict[str, Any]:
     return yaml.safe_load(path.read_text()) or {}
+
+
+def _option_yaml(group: str, choice: str) -> dict[str, Any]:
+    """A group option's keys with those of the `_<base>` files its defaults list starts from."""
+    data = _yaml(CONFIG_DIR / group / f"{choice}.yaml")
+    out: dict[str, Any] = {}
+    for entry in data.get("defaults", []):
+        if isinstance(entry, str) and entry.startswith("_") and entry != "_self_":
+            out.update(_option_yaml(group, entry))
+    return {**out, **{k: v for k, v in data.items() if k != "defaults"}}
 
 
 def top_level_keys() -> list[str]:
@@ -84,10 +98,11 @@ def group_keys(group: str, choice: str, given: dict[str, str]) -> set[str]:
     from harness.data import DATASETS
     from harness.encoders import ENCODERS
     from harness.preprocess import STRATEGIES
+    from harness.reduce import REDUCERS
     from harness.registry import UnknownChoiceError, keyword_params
 
-    keys = {k for k in _yaml(CONFIG_DIR / group / f"{choice}.yaml") if k != "defaults"}
-    name = _yaml(CONFIG_DIR / group / f"{choice}.yaml").get("name", choice)
+    keys = set(_option_yaml(group, choice))
+    name = _option_yaml(group, choice).get("name", choice)
     try:
         if group == "encoder":
             keys |= keyword_params(ENCODERS.get(name)) - set(ENCODER_NOT_KEYS)
@@ -99,6 +114,8 @@ def group_keys(group: str, choice: str, given: dict[str, str]) -> set[str]:
                     CONFIG_DIR / "encoder" / f"{encoder}.yaml").get("name", encoder)).native_strategy))
         elif group == "preprocess":
             keys |= keyword_params(STRATEGIES.get(name))
+        elif group == "reduce":
+            keys |= keyword_params(REDUCERS.get(name))
     except UnknownChoiceError:
         pass  # a config file without a class: its YAML keys only
     return keys
@@ -142,7 +159,7 @@ def validate_overrides(args: Sequence[str]) -> list[str]:
                 raise ConfigError(
                     f"unknown key {head}.{field} for {head}={','.join(options)}; valid keys: {', '.join(sorted(valid))}"
                 )
-            listed = all(field in _yaml(CONFIG_DIR / head / f"{c}.yaml") for c in options)
+            listed = all(field in _option_yaml(head, c) for c in options)
             if options and not prefix and not listed:
                 arg = f"++{arg}"
         elif (head != "hydra" and not rest and head not in top_level_keys() and prefix != "~"
@@ -180,8 +197,9 @@ def compose(overrides: Sequence[str], defaults: dict[str, str] | None = None) ->
 
 
 def experiment(name: str) -> dict[str, Any]:
-    """The raw content of `configs/experiment/<name>.yaml` (its `study`, sweep params, `atlas`
-    block): what the sweep and atlas commands read before Hydra composes any job."""
+    """The raw content of `configs/experiment/<study>/<variant>.yaml` (`name` = `<study>/<variant>`;
+    its `study`, sweep params, `atlas` block): what the sweep and atlas commands read before Hydra
+    composes any job."""
     import yaml
 
     path = CONFIG_DIR / "experiment" / f"{name}.yaml"

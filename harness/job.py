@@ -16,7 +16,7 @@ from typing import Any
 
 from harness.benchmarks import get_benchmark
 from harness.bounds import boolean, bounded_float, bounded_int, optional_int
-from harness.config import ConfigError
+from harness.config import ENCODER_RUN_OPTIONS, ConfigError
 from harness.data import DATASETS, build_dataset
 from harness.data.base import Dataset
 from harness.encoders import ENCODERS, Encoder
@@ -38,8 +38,6 @@ COMPONENT_KEYS = ("encoder", "preprocess", "dataset", "reduce")
 # Options added after runs were recorded whose null means "as before": left out of the key while
 # null, so that those runs keep their hashes (resume still finds them).
 NULL_AS_BEFORE = ("batch_images",)
-# Top-level options that are encoder constructor arguments.
-ENCODER_RUN_OPTIONS = ("batch_views", "seed", "attn")
 
 
 def strategy_params(config: dict[str, Any], encoder_cls: type[Encoder]) -> dict[str, Any]:
@@ -168,7 +166,8 @@ def prepare_job(config: dict[str, Any]) -> Job:
         encoder_kwargs.update({k: config[k] for k in ENCODER_RUN_OPTIONS if k in config})
         check_kwargs(encoder_cls, {**encoder_kwargs, "runtime": None}, f"encoder {encoder_cls.name!r}")
         encoder_cls.check_options(**encoder_kwargs)
-        check_weights_folder(encoder_cls, str(encoder_kwargs.get("weights", "random")))  # damaged files: named now
+        # damaged files of a local checkpoint folder: named now, before any model is built
+        check_weights_folder(encoder_cls.checkpoint_formats, str(encoder_kwargs.get("weights", "random")))
         # An encoder/strategy pairing that cannot work fails here, before any model loads.
         probe = strategy.plan(2 * strategy.tile_size, strategy.tile_size)
         encoder_cls.check_layout(probe, encoder_kwargs.get("connector"))

@@ -323,7 +323,7 @@ class Runner:
         layout = item.views.layout  # type: ignore[union-attr]
         expected = self.encoder.num_tokens(layout)
         if expected is None:  # a data-dependent reduction: the count is recorded, checked against its bounds
-            lo, hi = self.encoder.token_bounds(layout, self.encoder.connector_name, self.encoder.reducer)
+            lo, hi = self.encoder.token_range(layout, self.encoder.connector_name, self.encoder.reducer)
             if not lo <= out.num_tokens <= hi:
                 raise AssertionError(f"{self.encoder.name}: forward gave {out.num_tokens} tokens for "
                                      f"{item.sample_id}, outside the reduction's bounds {lo}..{hi}")

@@ -1,10 +1,11 @@
 """`python -m harness.sweep <study>`: run every experiment config of a study (`make sweep`).
 
-A study is every `configs/experiment/*.yaml` that declares `study: <name>`: one file when its
-sweep is a product of options (Hydra's basic sweeper), several when it is not (tiling_budget:
-one per strategy family). A config with an `atlas` block is planned by `harness.atlas`
-instead of run. Every job is planned before any is launched (`--dry-run`'s check), so a job that
-cannot run here (a dataset or weights neither cached nor reachable) stops the sweep in seconds.
+A study is every experiment config (`configs/experiment/<study>/<variant>.yaml`) that declares
+`study: <name>`: one file when its sweep is a product of options (Hydra's basic sweeper),
+several when it is not (tiling_budget: one per strategy family). A config with an `atlas`
+block is planned by `harness.atlas` instead of run. Every job is planned before any is launched
+(`--dry-run`'s check), so a job that cannot run here (a dataset or weights neither cached nor
+reachable) stops the sweep in seconds.
 Finished jobs are skipped (resume), so rerunning a study runs what is missing; on SLURM they are
 not even submitted (`harness.slurm`).
 """

@@ -52,7 +52,7 @@ def count(overrides: Sequence[str], sizes: list[tuple[int, int]]) -> list[dict[s
                 "view": "{}x{}".format(*layout.view_wh),  # JSON only: the size of each encoded view
             }
             if n is None:  # adaptive reduction: decided per image, within bounds
-                lo, hi = encoder_cls.token_bounds(layout, connector, job.reducer)
+                lo, hi = encoder_cls.token_range(layout, connector, job.reducer)
                 row.update(visual_tokens_min=lo, visual_tokens_max=hi)
             rows.append(row)
     except (ValueError, UnknownChoiceError) as exc:

@@ -202,6 +202,26 @@ def test_unknown_options_name_valid_choices() -> None:
         cls.check_options(size="tiny", weights="pretrained")
 
 
+@pytest.mark.parametrize("name", ENCODERS.names())
+def test_every_encoder_declares_its_backbone_as_data(name: str) -> None:
+    """config_class + model_class + presets build the backbone; `tiny` keeps the tile and patch
+    size (same token counts); `num_layers` and the query/key recipe (when declared) match the model."""
+    cls = ENCODERS.get(name)
+    assert {"full", "tiny"} <= set(cls.presets)
+    for key in ("patch_size", "image_size"):
+        if key in cls.presets["full"]:
+            assert cls.presets["tiny"][key] == cls.presets["full"][key]
+    enc = cls(size="tiny", weights="random", runtime=CPU)
+    backbone = enc.model.backbone
+    assert isinstance(backbone, cls.model_class) and isinstance(backbone.config, cls.config_class)
+    blocks = [m for m in backbone.modules() if isinstance(m, torch.nn.ModuleList) and len(m) == cls.num_layers("tiny")]
+    assert blocks, f"{name}: no layer list of {cls.num_layers('tiny')} blocks"
+    if cls.qk_recipe is not None:
+        assert len(cls.qk_recipe.layer_list(backbone)) == cls.num_layers("tiny")
+    else:
+        assert cls.no_reduction
+
+
 ENCODE_CASES = [
     ("clip_vit_l14_336", None, [single_layout(336, "center_crop"), phi3_layout(2000, 500, 1, 4, num_crops=6)]),
     ("clip_vit_l14_336", "llava_next", [llava_layout(704, 396, 2, 2), llava_layout(13, 4000, 3, 1)]),

@@ -83,10 +83,8 @@ NEW_ENCODER = '''
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-import torch
-from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from harness.encoders import ENCODERS
@@ -95,10 +93,7 @@ from harness.encoders.clip_vit import CLIP
 from harness.encoders.weights import Format
 from harness.preprocess.normalization import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
-PRESETS = {
-    "full": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12),
-    "tiny": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4),
-}
+SHAPE = dict(image_size=224, patch_size=16)
 
 
 @ENCODERS.register("clip_vit_b16_224")
@@ -111,18 +106,12 @@ class ClipB16(Encoder):
     hf_id = "openai/clip-vit-base-patch16"
     lm_dim: ClassVar[dict[str, int]] = {"full": 4096, "tiny": 48}
     checkpoint_formats: ClassVar[tuple[Format, ...]] = ((CLIP, None),)
-
-    @classmethod
-    def num_layers(cls, size: str) -> int:
-        return PRESETS[size]["num_hidden_layers"]
-
-    def build_backbone(self, size: str, attn: str) -> tuple[nn.Module, int]:
-        config = CLIPVisionConfig(**PRESETS[size], image_size=224, patch_size=16, attn_implementation=attn)
-        return CLIPVisionModel(config), config.hidden_size
-
-    def run_backbone(self, pixels: torch.Tensor) -> torch.Tensor:
-        out = self.model.backbone(pixel_values=pixels, output_hidden_states=True)
-        return out.hidden_states[self.feature_layer]
+    config_class = CLIPVisionConfig
+    model_class = CLIPVisionModel
+    presets: ClassVar[dict[str, dict[str, Any]]] = {
+        "full": dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12, **SHAPE),
+        "tiny": dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, **SHAPE),
+    }
 '''
 NEW_CONFIG = """\
 # CLIP ViT-B/16-224 (written by tests/test_job.py)
@@ -161,6 +150,9 @@ def test_a_new_encoder_is_one_module_and_one_config(tmp_path: Path) -> None:
                      "format=json")
     assert tokens.returncode == 0, tokens.stderr
     assert json.loads(tokens.stdout)[0]["visual_tokens"] == 14 * 14
+    # It declares no query/key recipe: a reduction is refused before loading, not after.
+    refused = harness("-m", "harness.tokens", "encoder=clip_vit_b16_224", "preprocess=native", "reduce=pool")
+    assert refused.returncode == 2 and "declares no query/key recipe" in refused.stderr, refused.stderr
     ran = harness("-m", "harness", "encoder=clip_vit_b16_224", "encoder.size=tiny", f"encoder.weights={ckpt}",
                   "preprocess=native", "dataset.num_images=2", "progress=false", f"results_dir={tmp_path / 'out'}")
     assert ran.returncode == 0, ran.stderr

@@ -11,9 +11,9 @@ from PIL import Image
 from harness.config import ConfigError, compose
 from harness.encoders import base as encoder_base
 from harness.job import prepare_job
+from harness.preprocess import STRATEGIES as REGISTERED
 
-STRATEGIES = ["resize", "center_crop", "internvl_dynamic", "phi3_hd", "llava_anyres", "qwen_native",
-              "llava_onevision", "native"]
+STRATEGIES = [*REGISTERED.names(), "native"]
 # (encoder overrides) -> {strategy: refusal message}; every other strategy runs.
 ENCODERS = {
     ("encoder=qwen2_5_vl_vit",): {},

@@ -20,8 +20,8 @@ pytestmark = pytest.mark.filterwarnings("ignore:(?s).*is validated against Confi
 
 def test_every_job_passes_the_pre_load_checks() -> None:
     experiments = study_experiments("native_vs_tiles")
-    assert experiments == ["native_vs_tiles_onevision", "native_vs_tiles_qwen_native", "native_vs_tiles_qwen_tiles",
-                           "native_vs_tiles_siglip"]
+    assert experiments == ["native_vs_tiles/onevision", "native_vs_tiles/qwen_native", "native_vs_tiles/qwen_tiles",
+                           "native_vs_tiles/siglip"]
     offline = ["encoder.size=tiny", "encoder.weights=random"]  # the language models' checks read no hub
     jobs = [prepare_job(compose([f"experiment={experiment}", *overrides, *offline]))
             for experiment in experiments for overrides in _sweep_jobs(experiment)]
@@ -39,7 +39,7 @@ def test_tiny_run_writes_per_image_rows_and_figures(tmp_path: Path) -> None:
     from harness.report import build_tables
     from harness.report_figures import read_tables
 
-    overrides = ["experiment=native_vs_tiles_qwen_native", "preprocess.max_pixels=50176", "encoder.size=tiny",
+    overrides = ["experiment=native_vs_tiles/qwen_native", "preprocess.max_pixels=50176", "encoder.size=tiny",
                  "encoder.weights=random", "dataset.num_images=4", f"results_dir={tmp_path}", "progress=false"]
     assert execute(prepare_job(compose(overrides))).status == "ok"
     build_tables([str(tmp_path / "runs")], tmp_path)

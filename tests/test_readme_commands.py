@@ -62,7 +62,7 @@ HOW: dict[str, tuple[str, ...]] = {
     "python -m harness.mme.baseline dataset.path=/data/MME encoder.weights=/models/clip-l-336 preprocess=resize":
         ("run", "dataset.path={mme} encoder.weights={clip}", "a tiny CLIP checkpoint and the MME fixture"),
     "make report": ("run", "", ""),
-    "python -m harness -m experiment=quickstart encoder.size=full study=gpu_full dataset.num_images=96 "
+    "python -m harness -m experiment=quickstart/default encoder.size=full study=gpu_full dataset.num_images=96 "
     "device=cuda dtype=bfloat16,float32 batch_views=32": ("gpu", f"{TINY} dataset.num_images=2", "needs a GPU"),
     "make sweep STUDY=tiling_budget": ("skip", "needs lmms-lab/MME and pretrained weights from the hub "
                                        "(its jobs' pre-load checks: tests/test_sweep.py)"),

@@ -7,12 +7,12 @@ import pytest
 import torch
 from transformers import CLIPVisionConfig, CLIPVisionModel, InternVLVisionConfig, InternVLVisionModel
 
+from harness.encoders import ENCODERS
 from harness.reduce import REDUCERS, ViewFeatures, build_reducer
 from harness.reduce.prumerge import max_outliers
 from harness.reduce.scores import (
     cls_attention,
     compute_scores,
-    layer_qk,
     mean_keys,
     scoring_layers,
     single_head_cls_attention,
@@ -38,14 +38,21 @@ def internvit_eager() -> InternVLVisionModel:
     return InternVLVisionModel(config).eval()
 
 
+CLIP_QK = ENCODERS.get("clip_vit_l14_336").qk_recipe
+INTERNVIT_QK = ENCODERS.get("internvit_300m").qk_recipe
+
+
 @pytest.mark.parametrize("family", ["clip", "internvit"])
 @torch.no_grad()
 def test_scores_equal_eager_attention(family: str) -> None:
+    """Each encoder's declared q/k recipe reproduces transformers' eager attention of every layer."""
     model = clip_eager() if family == "clip" else internvit_eager()
-    layers = model.encoder.layers if family == "clip" else model.encoder.layer
+    recipe = CLIP_QK if family == "clip" else INTERNVIT_QK
+    layers = recipe.layer_list(model)
+    assert len(layers) == 3
     out = model(pixel_values=torch.randn(3, 3, 112, 112), output_hidden_states=True, output_attentions=True)
     for i, layer in enumerate(layers):
-        qk = layer_qk(layer, out.hidden_states[i])
+        qk = recipe.qk(layer, out.hidden_states[i])
         eager = out.attentions[i]  # [N, H, T, T]
         torch.testing.assert_close(cls_attention(qk), eager[:, :, 0, 1:].sum(1), atol=1e-6, rtol=1e-5)
         # the keys: eager attention rebuilt from them reproduces every row, not only CLS
@@ -88,6 +95,8 @@ METHODS = [
     ("prumerge", {"variant": "prumerge_plus", "adaptive": False, "ratio": 0.3}),
     ("prumerge", {}), ("prumerge", {"variant": "prumerge_plus"}),
 ]
+# Every registered method runs here, a new one with its defaults until it adds its own cases.
+METHODS += [(name, {}) for name in REDUCERS.names() if name not in {m for m, _ in METHODS}]
 
 
 @pytest.mark.parametrize(("name", "params"), METHODS)
@@ -99,7 +108,7 @@ def test_count_equals_output_length(name: str, params: dict, grid: tuple[int, in
     reducer.check(grid, has_cls)
     tokens = reducer.apply(random_views(3, grid, has_cls))
     assert len(tokens) == 3
-    lo, hi = reducer.bounds(grid, has_cls)
+    lo, hi = reducer.count_range(grid, has_cls)
     for t in tokens:
         assert t.shape[1] == 16
         if reducer.adaptive:
@@ -119,7 +128,7 @@ def test_counts_closed_form() -> None:
     assert build_reducer("pool", stride=5).count(g, True) == 25
     assert build_reducer("prumerge", adaptive=False).count(g, True) == 72 + 1
     assert build_reducer("prumerge", variant="prumerge_plus", adaptive=False).count(g, True) == 72 + 72 + 1
-    assert build_reducer("prumerge").bounds(g, True) == (1, 145)
+    assert build_reducer("prumerge").count_range(g, True) == (1, 145)
     assert max_outliers(576) == 144  # values above Q3 at index 431.25 of 575: indices 432..575
 
 
@@ -187,8 +196,8 @@ def test_identity_columns() -> None:
 def test_compute_scores_only_what_is_needed() -> None:
     model = clip_eager()
     out = model(pixel_values=torch.randn(1, 3, 112, 112), output_hidden_states=True)
-    assert compute_scores(model.encoder.layers, out.hidden_states, -2, ()) == {}
-    s = compute_scores(model.encoder.layers, out.hidden_states, -2, ("cls_attn",))
+    assert compute_scores(CLIP_QK, model, out.hidden_states, -2, ()) == {}
+    s = compute_scores(CLIP_QK, model, out.hidden_states, -2, ("cls_attn",))
     assert set(s) == {"cls_attn"} and s["cls_attn"].shape == (1, 64)
-    s = compute_scores(model.encoder.layers, out.hidden_states, -2, ("pm_attn", "pm_keys"))
+    s = compute_scores(CLIP_QK, model, out.hidden_states, -2, ("pm_attn", "pm_keys"))
     assert s["pm_keys"].shape == (1, 64, 32)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness.connectors import build_connector
+from harness.connectors import CONNECTORS, build_connector, connector_class
 from harness.connectors.internvl import pixel_shuffle
 from harness.preprocess import build_strategy
 from harness.reduce import build_reducer
-from harness.reduce.connect import PHI3_REASON, check_pairing, count_tokens, reduce_image, token_bounds
+from harness.reduce.connect import reduce_image
 from tests.test_reduce import METHODS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -22,6 +22,21 @@ PAIRINGS = [  # connector, tile, strategies
     ("internvl", 448, ["internvl_dynamic", "resize"]),
 ]
 C = 8
+PHI3_REASON = (
+    "connector 'phi3_hd' cannot take reduced tokens: its HD transform puts a sub_GN after every row of the "
+    "2x2-merged grid of the sub-image canvas and of the global view, and a reduced set has no rows; use reduce=none, "
+    "or encoder.connector=flat"
+)
+
+
+def check_pairing(reducer, connector: str, grid_side: int) -> None:
+    connector_class(connector).check_reduction(reducer, grid_side)
+
+
+def test_every_connector_that_takes_reduced_tokens_is_tested() -> None:
+    """The registry's own declarations: a connector that accepts reductions must be in PAIRINGS."""
+    accepting = {n for n in CONNECTORS.names() if connector_class(n).no_reduction is None}
+    assert accepting == {connector for connector, _, _ in PAIRINGS}
 
 
 def scores_for(v: int, p: int, seed: int) -> dict[str, torch.Tensor]:
@@ -47,8 +62,8 @@ def test_counts_equal_forward(name, params, connector, tile, strategies) -> None
             v = layout.executed_views
             feats = torch.randn(v, 1 + g * g, C, generator=torch.Generator().manual_seed(i))
             out = reduce_image(reducer, conn, feats, scores_for(v, g * g, i), layout)
-            n = count_tokens(reducer, connector, layout, g)
-            lo, hi = token_bounds(reducer, connector, layout, g)
+            n = conn.reduced_tokens(reducer, layout, g)
+            lo, hi = conn.reduced_range(reducer, layout, g)
             assert out.tokens.shape[1] == (C if connector == "flat" else 6)
             assert sum(out.view_counts) == out.tokens.shape[0]
             assert out.pooled.shape == (C,)
@@ -106,5 +121,5 @@ def test_refusals() -> None:
 def test_visionzip_64_per_view() -> None:
     vz = build_reducer("visionzip", dominant=54, contextual=10)
     layout = build_strategy("llava_anyres", tile_size=336).plan(1920, 1080)
-    assert count_tokens(vz, "llava_next", layout, 24) == 64 * layout.n_views
-    assert count_tokens(vz, "flat", build_strategy("center_crop").plan(640, 480), 24) == 64
+    assert connector_class("llava_next").reduced_tokens(vz, layout, 24) == 64 * layout.n_views
+    assert connector_class("flat").reduced_tokens(vz, build_strategy("center_crop").plan(640, 480), 24) == 64

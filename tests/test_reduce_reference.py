@@ -7,6 +7,7 @@ import pytest
 import torch
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
+from harness.encoders import ENCODERS
 from harness.reduce import ViewFeatures, build_reducer
 from harness.reduce.scores import compute_scores
 from tests.reduce_references import prumerge_reference, visionzip_reference
@@ -25,7 +26,7 @@ def tiny_clip(seed: int) -> CLIPVisionModel:
 def ours(model: CLIPVisionModel, images: torch.Tensor, reducer, feature_layer: int = -2):
     out = model(pixel_values=images, output_hidden_states=True)
     hs = out.hidden_states
-    scores = compute_scores(model.encoder.layers, hs, feature_layer, reducer.needs)
+    scores = compute_scores(ENCODERS.get("clip_vit_l14_336").qk_recipe, model, hs, feature_layer, reducer.needs)
     feats = hs[feature_layer]
     x = ViewFeatures(patches=feats[:, 1:], cls=feats[:, 0], grid=(24, 24), **scores)
     return x, reducer.apply(x)
@@ -68,5 +69,5 @@ def test_prumerge_equals_reference(seed: int, variant: str, adaptive: bool) -> N
         torch.testing.assert_close(tokens[0], ref_tokens[0], atol=1e-6, rtol=0)
         if not adaptive:
             assert tokens[0].shape[0] == reducer.count((24, 24), True)
-        lo, hi = reducer.bounds((24, 24), True)
+        lo, hi = reducer.count_range((24, 24), True)
         assert lo <= tokens[0].shape[0] <= hi

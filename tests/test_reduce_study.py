@@ -24,20 +24,18 @@ def test_every_token_budget_job_passes_the_pre_load_checks() -> None:
             assert job.config["study"] == "token_budget"
             jobs[(experiment, *overrides)] = job
     assert len(jobs) == 15 + 15 + 12 + 4
-    vz = jobs[("token_budget_llava", "+reduce_budget=visionzip_128")]
+    vz = jobs[("token_budget/llava", "+reduce_budget=visionzip_128")]
     assert vz.reducer is not None and vz.reducer.params() == {"dominant": 108, "contextual": 20}
     layout = vz.strategy.plan(1920, 1080)
     assert vz.encoder_cls.count_tokens(layout, "llava_next", vz.reducer) == 128 * layout.n_views
     # the unreduced preset with 12 tiles is the tile line's max_tiles=12 job: one hash, run once
-    none = jobs[("token_budget_internvl", "+reduce_budget=none")]
+    none = jobs[("token_budget/internvl", "+reduce_budget=none")]
     assert none.reducer is None
-    assert none.config_hash == jobs[("token_budget_tiles_internvl", "preprocess.max_tiles=12")].config_hash
+    assert none.config_hash == jobs[("token_budget/tiles_internvl", "preprocess.max_tiles=12")].config_hash
 
 
 def test_figure_has_one_line_per_method(tmp_path: Path) -> None:
-    spec = importlib.util.spec_from_file_location("tb_figures", ROOT / "experiments" / "token_budget" / "figures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = importlib.import_module("experiments.token_budget.figures")
     rows = []
     for enc in ("clip_vit_l14_336", "internvit_300m"):
         for tokens, knn in ((2880, 0.8), (1152, 0.7), (576, 0.5)):

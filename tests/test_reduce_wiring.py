@@ -12,14 +12,14 @@ import pytest
 import torch
 from cli import cli
 
-from harness.config import compose
+from harness.config import ConfigError, compose
 from harness.encoders import ENCODERS
 from harness.job import prepare_job
 from harness.preprocess import build_strategy
-from harness.reduce import build_reducer
-from harness.reduce.connect import PHI3_REASON
+from harness.reduce import REDUCERS, build_reducer
 from harness.runtime import Runtime
 from harness.types import Views
+from tests.test_reduce_connect import PHI3_REASON
 
 CPU = Runtime.resolve("cpu", "float32")
 CASES = [  # encoder, connector, strategy
@@ -32,6 +32,13 @@ CASES = [  # encoder, connector, strategy
 REDUCTIONS = [("cls_topk", {"keep": 20}), ("uniform", {"keep": 30}), ("pool", {"stride": 3}),
               ("visionzip", {"dominant": 12, "contextual": 4}), ("prumerge", {"adaptive": False}),
               ("prumerge", {"variant": "prumerge_plus"})]
+REDUCTIONS += [(name, {}) for name in REDUCERS.names() if name not in {m for m, _ in REDUCTIONS} | {"none"}]
+
+UNREDUCIBLE = {  # encoder: the reason its declaration gives (checked before any model loads)
+    "siglip_so400m": "encoder 'siglip_so400m' cannot be reduced (reduce={}): it has no CLS token",
+    "qwen2_5_vl_vit": "encoder 'qwen2_5_vl_vit' cannot be reduced (reduce={}): it has no CLS token, and its patch "
+                      "merger runs inside the ViT",
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -55,7 +62,7 @@ def test_encoder_forward_equals_count(encoder: str, connector: str | None, strat
         assert set(stages) == {"h2d", "backbone", "reduce", "connector"}
         for views, out, ref in zip(batch, outputs, plain, strict=True):
             n = enc.num_tokens(views.layout)
-            lo, hi = cls.token_bounds(views.layout, enc.connector_name, reducer)
+            lo, hi = cls.token_range(views.layout, enc.connector_name, reducer)
             assert (out.num_tokens == n) if n is not None else (lo <= out.num_tokens <= hi), (name, views.layout)
             assert out.tokens.shape[1] == ref.tokens.shape[1] and out.pooled.shape == ref.pooled.shape
             assert torch.isfinite(out.tokens).all()
@@ -103,6 +110,9 @@ def test_none_changes_no_key_hash_or_column() -> None:
 
 @pytest.mark.parametrize(("args", "needle"), [
     (["encoder=phi3_vision", "preprocess=native", "reduce=pool"], PHI3_REASON),
+    (["encoder=siglip_so400m", "reduce=uniform"], UNREDUCIBLE["siglip_so400m"].format("uniform")),
+    (["encoder=qwen2_5_vl_vit", "preprocess=native", "reduce=visionzip"],
+     UNREDUCIBLE["qwen2_5_vl_vit"].format("visionzip")),
     (["encoder=internvit_300m", "reduce=uniform", "reduce.keep=300"], "reduce.keep must be in 1..256"),
     (["reduce=visionzip", "reduce.dominant=0"], "reduce.dominant must be an integer >= 1"),
     (["reduce=fastv"], "unknown reduce 'fastv'; valid choices: cls_topk, none, pool, prumerge, uniform, visionzip"),
@@ -114,6 +124,42 @@ def test_refusals_exit_2_before_any_model(tmp_path: Path, args: list[str], needl
     assert res.returncode == 2, res.stderr
     assert needle in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()
+
+
+
+
+@pytest.mark.parametrize("method", [m for m in REDUCERS.names() if m != "none"])
+@pytest.mark.parametrize("encoder", ENCODERS.names())
+def test_every_encoder_either_reduces_or_is_refused_before_loading(encoder: str, method: str) -> None:
+    """Every encoder x reduction pairing is settled by the declarations before any model exists:
+    refused with the encoder's reason, or accepted and counted (the forward is checked by
+    test_encoder_forward_equals_count)."""
+    config = compose([f"encoder={encoder}", "preprocess=native", f"reduce={method}", "encoder.size=tiny",
+                      "encoder.weights=random"])
+    if encoder in UNREDUCIBLE:
+        with pytest.raises(ConfigError) as err:
+            prepare_job(config)
+        assert str(err.value).startswith(UNREDUCIBLE[encoder].format(method)) and "use reduce=none" in str(err.value)
+        return
+    cls = ENCODERS.get(encoder)
+    assert cls.qk_recipe is not None
+    try:
+        job = prepare_job(config)
+    except ConfigError as exc:  # refused by the native connector, with its declared reason
+        conn = cls.connector_for(None)
+        assert conn.no_reduction is not None and str(exc).endswith(conn.no_reduction)
+        return
+    layout = job.strategy.plan(900, 500)
+    lo, hi = cls.token_range(layout, None, job.reducer)
+    assert 1 <= lo <= hi
+
+
+@pytest.mark.parametrize("encoder", sorted(UNREDUCIBLE))
+def test_tokens_command_refuses_an_unreducible_encoder(encoder: str) -> None:
+    """harness.tokens reads the same declarations as a run: exit 2 with the reason, no count."""
+    res = cli("harness.tokens", f"encoder={encoder}", "preprocess=native", "reduce=pool", "format=json")
+    assert res.returncode == 2 and res.stdout == ""
+    assert UNREDUCIBLE[encoder].format("pool") in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 def test_tokens_command_prints_reduced_counts() -> None:

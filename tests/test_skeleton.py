@@ -105,3 +105,15 @@ def test_bad_parameter_fails_before_model_loads(tmp_path: Path) -> None:
     res = _harness("harness", "+preprocess.bogus=1", "encoder.size=tiny", "encoder.weights=random",
                    f"results_dir={tmp_path}", cwd=tmp_path)
     assert res.returncode == 2 and "unknown key preprocess.bogus" in res.stderr and "valid keys:" in res.stderr
+
+
+@pytest.mark.parametrize("study", sorted(p.parent.name for p in (ROOT / "experiments").glob("*/figures.py")))
+def test_study_figure_scripts_import_as_modules(study: str) -> None:
+    """`experiments.<study>.figures` imports from the checkout root (no sys.path edits in the
+    scripts) and runs nothing on import."""
+    import importlib
+
+    source = (ROOT / "experiments" / study / "figures.py").read_text()
+    assert "sys.path" not in source
+    module = importlib.import_module(f"experiments.{study}.figures")
+    assert module.__name__ == f"experiments.{study}.figures"

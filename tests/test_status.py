@@ -22,9 +22,9 @@ pytestmark = [pytest.mark.filterwarnings("ignore:(?s).*is validated against Conf
 def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
     out = tmp_path_factory.mktemp("results")
     extra = [f"results_dir={out}", "dataset.num_images=2"]
-    done = prepare_job(compose(["experiment=quickstart", "encoder=clip_vit_l14_336", *extra]))
+    done = prepare_job(compose(["experiment=quickstart/default", "encoder=clip_vit_l14_336", *extra]))
     RunStore(done.study_dir / f"20260101T000000_000000Z-{done.config_hash}").write([Record("run", {})], {})
-    bad = prepare_job(compose(["experiment=quickstart", "encoder=phi3_vision", *extra]))
+    bad = prepare_job(compose(["experiment=quickstart/default", "encoder=phi3_vision", *extra]))
     write_failure(bad.config, RuntimeError("the GPU fell off"), bad)
     return out, extra
 
@@ -34,7 +34,7 @@ def test_status_says_done_failed_missing(results: tuple[Path, list[str]], capsys
     assert status.main(["quickstart", *(a for o in extra for a in ("-o", o))]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "quickstart: 3 jobs: 1 done, 1 failed, 1 missing"
-    assert any(line.split()[:2] == ["failed", "experiment=quickstart"] and "encoder=phi3_vision" in line
+    assert any(line.split()[:2] == ["failed", "experiment=quickstart/default"] and "encoder=phi3_vision" in line
                and "the GPU fell off" in line for line in out)
     assert any(line.split()[:1] == ["missing"] and "encoder=internvit_300m" in line for line in out)
     assert not any("clip_vit_l14_336" in line for line in out[1:])  # done jobs only with --all
@@ -48,7 +48,8 @@ def test_sweep_dry_run_lists_jobs_and_skips(
     before = sorted(p.name for p in (out_dir / "runs" / "quickstart").iterdir())
     assert sweep.main(["quickstart", "--dry-run", *extra]) == 0
     lines = capsys.readouterr().out.splitlines()
-    actions = {line.split("experiment=quickstart ")[1].split()[0]: line.split("  ")[0].strip() for line in lines[:3]}
+    actions = {line.split("experiment=quickstart/default ")[1].split()[0]: line.split("  ")[0].strip()
+               for line in lines[:3]}
     assert actions == {"encoder=clip_vit_l14_336": "skip (complete)", "encoder=phi3_vision": "run (failed)",
                        "encoder=internvit_300m": "run (missing)"}
     assert sorted(p.name for p in (out_dir / "runs" / "quickstart").iterdir()) == before  # ran nothing

@@ -97,15 +97,15 @@ def test_failed_job_writes_failure_record_and_sweep_goes_on(tmp_path: Path) -> N
 def test_study_commands() -> None:
     """A study is every experiment config that declares it; the atlas is planned, not run."""
     assert study_experiments("tiling_budget") == [
-        "tiling_budget_internvl", "tiling_budget_llava", "tiling_budget_phi3"]
+        "tiling_budget/internvl", "tiling_budget/llava", "tiling_budget/phi3"]
     cmds = commands("tiling_budget", "slurm", ["encoder.size=tiny"])
-    assert [c[4] for c in cmds] == ["experiment=tiling_budget_internvl", "experiment=tiling_budget_llava",
-                                    "experiment=tiling_budget_phi3"]
+    assert [c[4] for c in cmds] == ["experiment=tiling_budget/internvl", "experiment=tiling_budget/llava",
+                                    "experiment=tiling_budget/phi3"]
     assert all("hydra/launcher=slurm" in c and c[-1] == "encoder.size=tiny" for c in cmds)
     assert commands("token_atlas", "basic", [])[0][1:4] == ["-m", "harness.atlas", "--experiment"]
     for study in ("quickstart", "encoder_zoo"):
-        assert study_experiments(study) == [study]
-    assert study_experiments("cross_strategy") == ["cross_strategy", "cross_strategy_phi3"]
+        assert study_experiments(study) == [f"{study}/default"]
+    assert study_experiments("cross_strategy") == ["cross_strategy/default", "cross_strategy/phi3"]
     with pytest.raises(ConfigError, match=r"valid: .*encoder_zoo"):
         commands("nope", "basic", [])
     with pytest.raises(ConfigError, match="valid: basic, joblib, slurm, submitit_local"):

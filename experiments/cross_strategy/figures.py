@@ -3,8 +3,6 @@
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's harness
-
 from harness.report_figures import (
     StudyTables,
     cka_heatmap,

@@ -5,8 +5,6 @@ against visual tokens, and a configuration x subtask heatmap of scores."""
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's harness
-
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd

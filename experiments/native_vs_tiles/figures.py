@@ -5,8 +5,6 @@ size, one line per configuration) and quality against tokens."""
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's harness
-
 import matplotlib.pyplot as plt
 import pandas as pd
 

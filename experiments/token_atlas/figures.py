@@ -4,8 +4,6 @@ results/tables/token_atlas.parquet (written by `python -m harness.atlas`)."""
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's harness
-
 from harness.report_figures import StudyTables, study_main, tokens_vs_aspect
 
 

@@ -10,8 +10,6 @@ prefill latency when the table has it.
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # this checkout's harness
-
 import matplotlib.pyplot as plt
 import pandas as pd
 

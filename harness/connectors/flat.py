@@ -10,8 +10,10 @@ from harness.types import Layout
 
 @CONNECTORS.register("flat")
 class Flat(Connector):
-    """Per-view patch tokens concatenated in view order; no merge, no projection (D = C)."""
+    """Per-view patch tokens concatenated in view order; no merge, no projection (D = C).
+    Reduced: each content view's reduced tokens, concatenated in view order."""
 
+    no_reduction = None
 
     @classmethod
     def num_tokens(cls, layout: Layout, grid_side: int) -> int:

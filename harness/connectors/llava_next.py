@@ -28,6 +28,9 @@ class LlavaNext(Connector):
     unpadded to the image content and one `image_newline` after each row."""
 
     needs = "llava_anyres"
+    # Reduced: each content view (base, then tiles) projected by the MLP, in view order, without
+    # unpad or newlines (as VisionZip's LLaVA-NeXT path; docs/token_reduction.md).
+    no_reduction = None
 
     def __init__(self, *, in_dim: int, out_dim: int, grid_side: int) -> None:
         super().__init__(in_dim=in_dim, out_dim=out_dim, grid_side=grid_side)
@@ -44,6 +47,9 @@ class LlavaNext(Connector):
     def num_tokens(cls, layout: Layout, grid_side: int) -> int:
         ch, cw = unpadded_grid(*layout.grid, grid_side, *layout.original_size)
         return grid_side**2 + ch * cw + ch
+
+    def project_reduced(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.linear_2(self.act(self.linear_1(tokens)))
 
     def project_and_unpad(self, features: torch.Tensor, layout: Layout) -> tuple[torch.Tensor, torch.Tensor]:
         """The projected base view `[g*g, D]` and the tiles' feature grid `[D, ch, cw]` cut to the

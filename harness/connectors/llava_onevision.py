@@ -32,6 +32,10 @@ class LlavaOnevision(LlavaNext):
 
     needs = "llava_onevision (or llava_anyres)"
     MAX_TILES = 9  # anyres_max_9, the setting of every released OneVision checkpoint
+    no_reduction = (
+        "its anyres_max_9 shrink interpolates the unpadded tile grid, and a reduced set has no grid; "
+        "use reduce=none"
+    )
 
     @classmethod
     def num_tokens(cls, layout: Layout, grid_side: int) -> int:

@@ -38,6 +38,10 @@ class Phi3HD(Connector):
     needs = "phi3_hd"
     ORDERS = ("sub_glb", "glb_sub")
     PROJECTIONS = ("linear", "mlp")
+    no_reduction = (
+        "its HD transform puts a sub_GN after every row of the 2x2-merged grid of the sub-image canvas and of "
+        "the global view, and a reduced set has no rows; use reduce=none, or encoder.connector=flat"
+    )
 
     def __init__(
         self, *, in_dim: int, out_dim: int, grid_side: int, projection: str = "mlp", hd_transform_order: str = "sub_glb"

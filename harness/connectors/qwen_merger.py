@@ -18,6 +18,7 @@ class QwenMerger(Connector):
     owner = "qwen2_5_vl_vit"
     needs = "views whose sides are multiples of 28 (qwen_native, or tiles of 28k px)"
     UNIT = 28  # patch 14 x spatial merge 2
+    no_reduction = "the merger runs inside the ViT, so no patch features reach a reducer; use reduce=none"
 
     @classmethod
     def tokens_per_view(cls, layout: Layout) -> int:

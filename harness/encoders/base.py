@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import inspect
 import time
-from abc import ABC, abstractmethod
+from abc import ABC
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
+from transformers import PretrainedConfig
 
 from harness.bounds import bounded_int, optional_int
 from harness.connectors import Connector, build_connector, connector_class
-from harness.encoders.weights import Format, load_encoder_weights, resolve_encoder_weights
+from harness.encoders.weights import Format, load_weights, resolve
 from harness.reduce import Reducer
-from harness.reduce import connect as reduce_rules
-from harness.reduce.scores import compute_scores
+from harness.reduce.connect import pooled_mean
+from harness.reduce.scores import QKRecipe, compute_scores
 from harness.runtime import Runtime
 from harness.types import EncoderOutput, Layout, Views
 
@@ -40,8 +41,9 @@ class EncoderModel(nn.Module):
 class Encoder(ABC):
     """Base class for encoders.
 
-    Subclasses set the class constants and implement `build_backbone(size, attn) ->
-    (module, C)` and `run_backbone(pixels) -> [N, 1+P, C]` (CLS first). Token counts are
+    Subclasses set the class constants, among them the backbone as data (`config_class`,
+    `model_class`, `presets` by size), and override `run_backbone(pixels) -> [N, 1+P, C]`
+    (CLS first) only when the hidden state of `feature_layer` is not it. Token counts are
     class-level (`count_tokens`, `check_layout`) so that `harness.tokens` needs no model.
     """
 
@@ -59,9 +61,19 @@ class Encoder(ABC):
     # Checkpoint formats this encoder reads (key map, connector its tensors fill), tried in order.
     checkpoint_formats: ClassVar[tuple[Format, ...]] = ()
     lm_dim: ClassVar[dict[str, int]] = {"full": 4096, "tiny": 48}  # connector output width by size
+    # The backbone: transformers config and model classes and the config keywords of each size
+    # preset (`tiny` keeps tile and patch size, so token counts are those of `full`).
+    config_class: ClassVar[type[PretrainedConfig]]
+    model_class: ClassVar[type[nn.Module]]
+    presets: ClassVar[dict[str, dict[str, Any]]]
+    layers_key: ClassVar[str] = "num_hidden_layers"  # the preset key holding the number of layers
     # Token reduction between backbone and connector (docs/token_reduction.md), set by
     # `use_reduction`; None is `reduce=none`, today's path.
     reducer: Reducer | None = None
+    # Where a reducer finds this backbone's layers, norms and q/k projections (its hidden states
+    # start with a CLS token); None: it cannot be reduced, for the reason `no_reduction`.
+    qk_recipe: ClassVar[QKRecipe | None] = None
+    no_reduction: ClassVar[str] = "it declares no query/key recipe (Encoder.qk_recipe)"
     # True for encoders that take views of any size (Layout.view_size), e.g. Qwen2.5-VL's ViT.
     variable_views: ClassVar[bool] = False
     # The connectors this encoder can take (None: any connector whose layout needs are met).
@@ -85,7 +97,9 @@ class Encoder(ABC):
         self.feature_layer = self.default_feature_layer if feature_layer is None else int(feature_layer)
         folder = None
         if weights != "random":
-            folder = resolve_encoder_weights(type(self), weights)
+            # resolved before the model is built, so that a missing cache fails fast
+            source = self.hf_id if weights == "pretrained" else weights
+            folder = resolve(source, [m for m, _ in self.checkpoint_formats])
         self.weights_source = str(folder) if folder else "random"
         torch.manual_seed(seed)
         backbone, feature_dim = self.build_backbone(size, attn)
@@ -95,27 +109,33 @@ class Encoder(ABC):
         )
         self.model = EncoderModel(backbone, conn).eval()
         if folder is not None:
-            self.after_load(load_encoder_weights(self, folder))
+            self.after_load(load_weights(self.model, folder, self.checkpoint_formats, self.connector_name))
         self.model.to(runtime.device, runtime.dtype)
 
-    # --- to implement -------------------------------------------------------------------
-    @abstractmethod
+    # --- the backbone -------------------------------------------------------------------
+    def backbone_config(self, size: str, attn: str) -> PretrainedConfig:
+        """The transformers config of the preset `size` with this attention implementation."""
+        return self.config_class(**self.presets[size], attn_implementation=attn)
+
     def build_backbone(self, size: str, attn: str) -> tuple[nn.Module, int]:
         """The backbone module (random init) and its feature width C."""
+        config = self.backbone_config(size, attn)
+        return self.model_class(config), config.hidden_size
 
-    @abstractmethod
     def run_backbone(self, pixels: torch.Tensor) -> torch.Tensor:
         """Features `[N, 1+P, C]` (CLS first) of `self.feature_layer` for `N` crops."""
+        return self.hidden_states(pixels)[self.feature_layer]
 
-    def backbone_layers(self) -> nn.ModuleList:
-        """The backbone's transformer layers (for reductions that score tokens)."""
-        raise NotImplementedError(f"encoder {self.name!r} does not expose its layers; use reduce=none")
+    def hidden_states(self, pixels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """The embeddings and every layer's output `[N, 1+P, C]` (CLS first), what a reducer reads."""
+        return self.model.backbone(pixel_values=pixels, output_hidden_states=True).hidden_states
 
     @classmethod
-    @abstractmethod
     def num_layers(cls, size: str) -> int:
         """Transformer layers of the backbone preset `size` (feature_layer indexes its L+1
         hidden states: the embeddings, then each layer's output)."""
+        return int(cls.presets[size][cls.layers_key])
+
     def after_load(self, absent: list[str]) -> None:
         """Called with the model keys a checkpoint lacked where its format allows it (none by default)."""
         return None
@@ -190,21 +210,27 @@ class Encoder(ABC):
 
     @classmethod
     def check_reduction(cls, reducer: Reducer | None, connector: str | None = None) -> None:
-        """Raise ValueError (the reason) when `reducer` cannot feed this encoder's connector."""
-        if reducer is not None:
-            reduce_rules.check_pairing(reducer, connector or cls.native_connector, cls.grid_side())
+        """Raise ValueError (the reason) when this encoder, or its connector, cannot be reduced
+        by `reducer`: both declare it (`qk_recipe`/`no_reduction`, `Connector.no_reduction`)."""
+        if reducer is None or reducer.name == "none":
+            return
+        if cls.qk_recipe is None:
+            raise ValueError(f"encoder {cls.name!r} cannot be reduced (reduce={reducer.name}): {cls.no_reduction}; "
+                             f"use reduce=none")
+        cls.connector_for(connector).check_reduction(reducer, cls.grid_side())
 
     @classmethod
     def count_tokens(cls, layout: Layout, connector: str | None = None, reducer: Reducer | None = None) -> int | None:
         """Visual tokens the forward pass will produce for `layout`; None when a data-dependent
-        reduction (adaptive PruMerge) decides per image (see `token_bounds`)."""
+        reduction (adaptive PruMerge) decides per image (see `token_range`)."""
+        conn = cls.connector_for(connector)
         if reducer is None or reducer.name == "none":
-            return cls.connector_for(connector).num_tokens(layout, cls.grid_side())
-        connector = connector or cls.native_connector
-        return reduce_rules.count_tokens(reducer, connector, layout, cls.grid_side())
+            return conn.num_tokens(layout, cls.grid_side())
+        cls.check_reduction(reducer, connector)
+        return conn.reduced_tokens(reducer, layout, cls.grid_side())
 
     @classmethod
-    def token_bounds(
+    def token_range(
         cls, layout: Layout, connector: str | None = None, reducer: Reducer | None = None,
     ) -> tuple[int, int]:
         """Least and most visual tokens for `layout` (equal unless the reduction is adaptive)."""
@@ -212,7 +238,8 @@ class Encoder(ABC):
             n = cls.count_tokens(layout, connector, reducer)
             assert n is not None
             return n, n
-        return reduce_rules.token_bounds(reducer, connector or cls.native_connector, layout, cls.grid_side())
+        cls.check_reduction(reducer, connector)
+        return cls.connector_for(connector).reduced_range(reducer, layout, cls.grid_side())
 
     def num_tokens(self, layout: Layout) -> int | None:
         return self.count_tokens(layout, self.connector_name, self.reducer)
@@ -319,17 +346,17 @@ class Encoder(ABC):
         """`encode` with a reduction: scores of one layer come with the features (their cost is
         counted as `reduce`, with the reduction itself), then reduce and connect per image.
         `mean_patch` pooling becomes the mean of the reduced tokens before the connector."""
-        rt, reducer = self.runtime, self.reducer
-        assert reducer is not None
+        rt, reducer, recipe = self.runtime, self.reducer, self.qk_recipe
+        assert reducer is not None and recipe is not None  # use_reduction checked both
         backbone_s = reduce_s = 0.0
         feats, scores = [], []
         for chunk in chunks:
             t0 = time.perf_counter()
-            states = self.model.backbone(pixel_values=chunk, output_hidden_states=True).hidden_states
+            states = self.hidden_states(chunk)
             rt.synchronize()
             t1 = time.perf_counter()
             feats.append(states[self.feature_layer])
-            scores.append(compute_scores(self.backbone_layers(), states, self.feature_layer, reducer.needs))
+            scores.append(compute_scores(recipe, self.model.backbone, states, self.feature_layer, reducer.needs))
             rt.synchronize()
             backbone_s, reduce_s = backbone_s + t1 - t0, reduce_s + time.perf_counter() - t1
         feat_all = torch.cat(feats)
@@ -341,15 +368,14 @@ class Encoder(ABC):
             image_scores = {k: v[start : start + n] for k, v in score_all.items()}
             start += n
             t0 = time.perf_counter()
-            reduced = torch.cat(reducer.apply(reduce_rules.view_features(self.connector, feat, image_scores,
-                                                                         views.layout)))
+            reduced = torch.cat(reducer.apply(self.connector.arrange_reduced(feat, image_scores, views.layout)))
             rt.synchronize()
             t1 = time.perf_counter()
-            tokens = reduce_rules.project(self.connector, reduced)
+            tokens = self.connector.project_reduced(reduced)
             rt.synchronize()
             reduce_s, connector_s = reduce_s + t1 - t0, connector_s + time.perf_counter() - t1
             if self.pool_mode == "mean_patch":
-                pooled = reduce_rules.pooled_mean(reduced, feat.shape[-1])
+                pooled = pooled_mean(reduced, feat.shape[-1])
             else:
                 pooled = self.pool(feat, views.layout)
             outputs.append(EncoderOutput(tokens=tokens.float().cpu(), pooled=pooled.cpu()))

@@ -3,16 +3,15 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
-import torch
-from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel
 
 from harness.encoders import ENCODERS
 from harness.encoders.base import Encoder
 from harness.encoders.weights import POSITION_IDS, Format, KeyMap
 from harness.preprocess.normalization import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from harness.reduce.scores import QKRecipe
 
 CLIP_L14_336 = dict(
     hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
@@ -57,10 +56,6 @@ LLAVA_NEXT_HF = KeyMap(
 LLAVA_NEXT_TOWER = KeyMap("llava_next_tower", prefixes=LLAVA_NEXT_TOWER_PREFIXES, ignore=(POSITION_IDS,))
 
 
-def clip_vision_config(size: str, attn: str) -> CLIPVisionConfig:
-    return CLIPVisionConfig(**(CLIP_TINY if size == "tiny" else CLIP_L14_336), attn_implementation=attn)
-
-
 @ENCODERS.register("clip_vit_l14_336")
 class ClipViT(Encoder):
     tile_size = 336
@@ -74,18 +69,9 @@ class ClipViT(Encoder):
     checkpoint_formats: ClassVar[tuple[Format, ...]] = (
         (CLIP, None), (PHI3_CLIP, None), (LLAVA_NEXT_HF, "llava_next"), (LLAVA_NEXT_TOWER, None),
     )
+    config_class = CLIPVisionConfig
+    model_class = CLIPVisionModel
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"full": CLIP_L14_336, "tiny": CLIP_TINY}
+    # CLIPEncoderLayer (transformers 5 CLIPVisionModel: no vision_model level)
+    qk_recipe = QKRecipe(layers="encoder.layers", norm="layer_norm1", attention="self_attn")
 
-    @classmethod
-    def num_layers(cls, size: str) -> int:
-        return (CLIP_TINY if size == "tiny" else CLIP_L14_336)["num_hidden_layers"]  # type: ignore[return-value]
-
-    def build_backbone(self, size: str, attn: str) -> tuple[nn.Module, int]:
-        config = clip_vision_config(size, attn)
-        return CLIPVisionModel(config), config.hidden_size
-
-    def run_backbone(self, pixels: torch.Tensor) -> torch.Tensor:
-        out = self.model.backbone(pixel_values=pixels, output_hidden_states=True)
-        return out.hidden_states[self.feature_layer]
-
-    def backbone_layers(self) -> nn.ModuleList:
-        return self.model.backbone.encoder.layers  # transformers 5 CLIPVisionModel: no vision_model level

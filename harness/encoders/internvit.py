@@ -4,16 +4,16 @@ InternVLVisionModel, last layer, CLS dropped, pixel shuffle 0.5 and `mlp1`: 256 
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
-from torch import nn
 from transformers import InternVLVisionConfig, InternVLVisionModel
 
 from harness.encoders import ENCODERS
 from harness.encoders.base import Encoder
 from harness.encoders.weights import Format, KeyMap
 from harness.preprocess.normalization import IMAGENET_MEAN, IMAGENET_STD
+from harness.reduce.scores import QKRecipe
 
 INTERNVIT_300M = dict(
     hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
@@ -57,10 +57,6 @@ INTERNVL_ORIGINAL = KeyMap(
 )
 
 
-def internvit_config(size: str, attn: str) -> InternVLVisionConfig:
-    return InternVLVisionConfig(**(INTERNVIT_TINY if size == "tiny" else INTERNVIT_300M), attn_implementation=attn)
-
-
 @ENCODERS.register("internvit_300m")
 class InternViT(Encoder):
     tile_size = 448
@@ -73,20 +69,13 @@ class InternViT(Encoder):
     checkpoint_formats: ClassVar[tuple[Format, ...]] = ((INTERNVL_HF, "internvl"), (INTERNVL_ORIGINAL, "internvl"))
     lm_dim: ClassVar[dict[str, int]] = {"full": 896, "tiny": 48}  # Qwen2/2.5-0.5B width (InternVL3-1B, Vintern-1B-v2)
     default_feature_layer = -1  # the last layer, as InternVL (select_layer -1)
-
-    @classmethod
-    def num_layers(cls, size: str) -> int:
-        return (INTERNVIT_TINY if size == "tiny" else INTERNVIT_300M)["num_hidden_layers"]  # type: ignore[return-value]
-
-    def build_backbone(self, size: str, attn: str) -> tuple[nn.Module, int]:
-        config = internvit_config(size, attn)
-        return InternVLVisionModel(config), config.hidden_size
-
-    def backbone_layers(self) -> nn.ModuleList:
-        return self.model.backbone.encoder.layer
+    config_class = InternVLVisionConfig
+    model_class = InternVLVisionModel
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"full": INTERNVIT_300M, "tiny": INTERNVIT_TINY}
+    # InternVLVisionLayer: q_norm / k_norm are identities unless use_qk_norm
+    qk_recipe = QKRecipe(layers="encoder.layer", norm="layernorm_before", attention="attention", qk_norm=True)
 
     def run_backbone(self, pixels: torch.Tensor) -> torch.Tensor:
         if self.feature_layer == -1:
             return self.model.backbone(pixel_values=pixels).last_hidden_state
-        out = self.model.backbone(pixel_values=pixels, output_hidden_states=True)
-        return out.hidden_states[self.feature_layer]
+        return super().run_backbone(pixels)

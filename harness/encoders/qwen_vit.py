@@ -14,7 +14,6 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from torch import nn
 from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLVisionConfig
 from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VisionTransformerPretrainedModel
 
@@ -42,13 +41,6 @@ PATCH, MERGE, TEMPORAL = (QWEN2_5_VIT[k] for k in ("patch_size", "spatial_merge_
 QWEN2_5_VL = KeyMap("qwen2_5_vl", prefixes=(("model.visual.", "backbone."), ("visual.", "backbone.")))
 
 
-def qwen_vit_config(size: str, attn: str, out_dim: int) -> Qwen2_5_VLVisionConfig:
-    preset = QWEN2_5_VIT_TINY if size == "tiny" else QWEN2_5_VIT
-    config = Qwen2_5_VLVisionConfig(**preset, out_hidden_size=out_dim)
-    config._attn_implementation = attn
-    return config
-
-
 @ENCODERS.register("qwen2_5_vl_vit")
 class QwenViT(Encoder):
     tile_size = 448  # the default tile of tiled strategies; any multiple of 28 is taken
@@ -63,6 +55,12 @@ class QwenViT(Encoder):
     checkpoint_formats: ClassVar[tuple[Format, ...]] = ((QWEN2_5_VL, None),)
     lm_dim: ClassVar[dict[str, int]] = {"full": 3584, "tiny": 48}  # Qwen2.5-7B width; 3B: out_dim=2048
     default_feature_layer = -1  # the merger takes the last block
+    config_class = Qwen2_5_VLVisionConfig
+    model_class = Qwen2_5_VisionTransformerPretrainedModel
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"full": QWEN2_5_VIT, "tiny": QWEN2_5_VIT_TINY}
+    layers_key = "depth"
+    no_reduction = ("it has no CLS token, and its patch merger runs inside the ViT, so no patch features "
+                    "reach a reducer")
 
     @classmethod
     def check_options(cls, *, pool: str = "mean_patch", feature_layer: int | None = None, **options: Any) -> None:
@@ -81,13 +79,10 @@ class QwenViT(Encoder):
                 f"a multiple of {UNIT} (e.g. 336, 448); set preprocess.tile_size"
             )
 
-    @classmethod
-    def num_layers(cls, size: str) -> int:
-        return (QWEN2_5_VIT_TINY if size == "tiny" else QWEN2_5_VIT)["depth"]  # type: ignore[return-value]
-
-    def build_backbone(self, size: str, attn: str) -> tuple[nn.Module, int]:
-        config = qwen_vit_config(size, attn, self.out_dim)  # the merger's width
-        return Qwen2_5_VisionTransformerPretrainedModel(config), config.hidden_size
+    def backbone_config(self, size: str, attn: str) -> Qwen2_5_VLVisionConfig:
+        config = self.config_class(**self.presets[size], out_hidden_size=self.out_dim)  # the merger's width
+        config._attn_implementation = attn
+        return config
 
     def run_backbone(self, pixels: torch.Tensor) -> torch.Tensor:
         """Merged tokens `[N, (H/28)*(W/28), D]` of N same-size views (one packed call)."""

@@ -11,10 +11,9 @@ class pools, connects and batches as for CLIP. Checkpoints without a head (LLaVA
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
-from torch import nn
 from transformers import SiglipVisionConfig, SiglipVisionModel
 
 from harness.encoders import ENCODERS
@@ -47,10 +46,6 @@ LLAVA_ONEVISION_TOWER = KeyMap(
 )
 
 
-def siglip_config(size: str, attn: str) -> SiglipVisionConfig:
-    return SiglipVisionConfig(**(SIGLIP_TINY if size == "tiny" else SO400M_384), attn_implementation=attn)
-
-
 @ENCODERS.register("siglip_so400m")
 class Siglip(Encoder):
     tile_size = 384
@@ -65,14 +60,10 @@ class Siglip(Encoder):
         (SIGLIP, None), (LLAVA_ONEVISION_HF, "llava_onevision"), (LLAVA_ONEVISION_TOWER, None),
     )
     lm_dim: ClassVar[dict[str, int]] = {"full": 896, "tiny": 48}  # LLaVA-OneVision-0.5B (Qwen2-0.5B) width
-
-    @classmethod
-    def num_layers(cls, size: str) -> int:
-        return (SIGLIP_TINY if size == "tiny" else SO400M_384)["num_hidden_layers"]  # type: ignore[return-value]
-
-    def build_backbone(self, size: str, attn: str) -> tuple[nn.Module, int]:
-        config = siglip_config(size, attn)
-        return SiglipVisionModel(config), config.hidden_size
+    config_class = SiglipVisionConfig
+    model_class = SiglipVisionModel
+    presets: ClassVar[dict[str, dict[str, Any]]] = {"full": SO400M_384, "tiny": SIGLIP_TINY}
+    no_reduction = "it has no CLS token to score patches with (slot 0 of its features is the pooling head's vector)"
 
     def after_load(self, absent: list[str]) -> None:
         """LLaVA-OneVision's tower lacks so400m's last block, post-layernorm and pooling head

@@ -20,15 +20,11 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import torch
 from safetensors import safe_open
 
 from harness.files import BadFile, name_inside, read_json_object, safetensors_keys
-
-if TYPE_CHECKING:
-    from harness.encoders.base import Encoder
 
 INDEX = "model.safetensors.index.json"
 HUB_PROBE_TIMEOUT_S = 3.0  # how long a hub id without a cached copy waits for the hub to answer
@@ -124,14 +120,15 @@ def weight_map_of(index: Path, folder: Path) -> dict[str, str]:
     return {str(k): name_inside(folder, f, INDEX) for k, f in weight_map.items()}
 
 
-def check_weights_folder(encoder_cls: type[Encoder], weights: str) -> None:
-    """A local checkpoint folder's vision files, checked before the model is built (index, shard
-    headers, the tensors each shard should hold); hub ids are checked when fetched."""
+def check_weights_folder(formats: tuple[Format, ...], weights: str) -> None:
+    """A local checkpoint folder's vision files (for an encoder whose checkpoint formats are
+    `formats`), checked before the model is built (index, shard headers, the tensors each shard
+    should hold); hub ids are checked when fetched."""
     path = Path(weights).expanduser()
     if weights in ("random", "pretrained") or not path.is_dir():
         return
     ckpt = Checkpoint(path)
-    maps = [m for m, _ in encoder_cls.checkpoint_formats]
+    maps = [m for m, _ in formats]
     ckpt.check_files([k for k in ckpt.file_of if any(m.selects(k) for m in maps)])
 
 
@@ -239,19 +236,11 @@ def unreachable(source: str, maps: list[KeyMap], hub_down: Callable[[], str | No
         return None if why is None else str(_offline_error(source, why))
 
 
-def resolve_encoder_weights(encoder_cls: type[Encoder], weights: str) -> Path:
-    """The local folder for `weights` (pretrained | hub id | folder); runs before the model is
-    built, so a missing cache fails fast. The formats are the encoder's own `checkpoint_formats`."""
-    source = encoder_cls.hf_id if weights == "pretrained" else weights
-    return resolve(source, [m for m, _ in encoder_cls.checkpoint_formats])
-
-
-def load_encoder_weights(encoder: Encoder, folder: Path) -> list[str]:
-    """Load the checkpoint in `folder` into `encoder.model`, strictly; returns the model keys the
-    checkpoint's format may lack and did (`KeyMap.absent_ok`)."""
+def load_weights(model: torch.nn.Module, folder: Path, formats: tuple[Format, ...], connector: str) -> list[str]:
+    """Load the checkpoint in `folder` into `model` (backbone + connector), strictly; returns the
+    model keys the checkpoint's format may lack and did (`KeyMap.absent_ok`)."""
     absent: list[str] = []
-    load_state(encoder.model, Checkpoint(folder), encoder.checkpoint_formats, encoder.connector_name, str(folder),
-               absent)
+    load_state(model, Checkpoint(folder), formats, connector, str(folder), absent)
     return absent
 
 

@@ -2,7 +2,7 @@
 
 A reducer sees one batch of views of the same patch grid (`ViewFeatures`) and returns one
 token sequence per view. Its count is analytic from the grid alone (`count`), except for
-data-dependent methods (adaptive PruMerge), which give `None` and `bounds`. Facts and sources:
+data-dependent methods (adaptive PruMerge), which give `None` and `count_range`. Facts and sources:
 docs/token_reduction.md.
 """
 
@@ -77,7 +77,7 @@ class Reducer(ABC):
     def count(self, grid: tuple[int, int], has_cls: bool) -> int | None:
         """Tokens per view for a `grid` of patches (and a CLS when `has_cls`); None if adaptive."""
 
-    def bounds(self, grid: tuple[int, int], has_cls: bool) -> tuple[int, int]:
+    def count_range(self, grid: tuple[int, int], has_cls: bool) -> tuple[int, int]:
         """Least and most tokens per view (equal for analytic methods)."""
         n = self.count(grid, has_cls)
         assert n is not None

@@ -85,7 +85,7 @@ class PruMerge(Reducer):
         extra = len(self._spatial(p, self.ratio)) if self.variant == "prumerge_plus" else 0
         return k + extra + 1
 
-    def bounds(self, grid: tuple[int, int], has_cls: bool) -> tuple[int, int]:
+    def count_range(self, grid: tuple[int, int], has_cls: bool) -> tuple[int, int]:
         n = self.count(grid, has_cls)
         if n is not None:
             return n, n

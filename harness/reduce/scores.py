@@ -4,12 +4,15 @@ Reductions need the CLS attention (and keys) of a single layer. Asking transform
 `output_attentions` forces eager attention in every layer; instead we take the layer's input
 (from `output_hidden_states`), apply its pre-attention norm and q/k projections, and compute
 only the CLS row. Equal to eager attention weights (tests/test_reduce.py::test_scores_equal_eager_attention).
-Which layer each method reads: docs/token_reduction.md.
+Which layer each method reads: docs/token_reduction.md. Where a backbone keeps its layers,
+norms and projections is the encoder's declaration (`Encoder.qk_recipe`, a `QKRecipe`), so
+this module knows no model family.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 import torch
 from torch import nn
@@ -25,22 +28,31 @@ class QK:
     scale: float  # per-head softmax scale of the layer (head_dim ** -0.5)
 
 
-def layer_qk(layer: nn.Module, hidden: torch.Tensor) -> QK:
-    """q and k of one encoder layer from its input `hidden` `[N, T, C]`.
+@dataclass(frozen=True)
+class QKRecipe:
+    """Where a backbone keeps what a reducer reads (attribute names, declared by its encoder).
 
-    CLIP (`CLIPEncoderLayer`): `layer_norm1`, then `self_attn.q_proj` / `k_proj`.
-    InternViT (`InternVLVisionLayer`): `layernorm_before`, then `attention.q_proj` / `k_proj`
-    and its `q_norm` / `k_norm` (identity unless `use_qk_norm`).
+    `layers`: the transformer layers, from the backbone module (e.g. `encoder.layers`);
+    `norm`: a layer's pre-attention norm; `attention`: a layer's attention module, which holds
+    `q_proj`, `k_proj`, `num_heads` and `scale`; `qk_norm`: also apply its `q_norm` / `k_norm`.
+    The backbone's hidden states must start with a CLS token (the scores are its attention row).
     """
-    if hasattr(layer, "layer_norm1") and hasattr(layer, "self_attn"):
-        attn, x = layer.self_attn, layer.layer_norm1(hidden)
+
+    layers: str
+    norm: str
+    attention: str
+    qk_norm: bool = False
+
+    def layer_list(self, backbone: nn.Module) -> nn.ModuleList:
+        return attrgetter(self.layers)(backbone)
+
+    def qk(self, layer: nn.Module, hidden: torch.Tensor) -> QK:
+        """q and k of one layer from its input `hidden` `[N, T, C]`."""
+        attn, x = getattr(layer, self.attention), getattr(layer, self.norm)(hidden)
         q, k = attn.q_proj(x), attn.k_proj(x)
-    elif hasattr(layer, "layernorm_before") and hasattr(layer, "attention"):
-        attn, x = layer.attention, layer.layernorm_before(hidden)
-        q, k = attn.q_norm(attn.q_proj(x)), attn.k_norm(attn.k_proj(x))
-    else:
-        raise TypeError(f"no attention-score recipe for layer type {type(layer).__name__}")
-    return QK(q=q, k=k, num_heads=int(attn.num_heads), scale=float(attn.scale))
+        if self.qk_norm:
+            q, k = attn.q_norm(q), attn.k_norm(k)
+        return QK(q=q, k=k, num_heads=int(attn.num_heads), scale=float(attn.scale))
 
 
 def cls_attention(qk: QK) -> torch.Tensor:
@@ -82,22 +94,23 @@ def scoring_layers(num_layers: int, feature_layer: int) -> tuple[int, int]:
 
 
 def compute_scores(
-    layers: nn.ModuleList | list[nn.Module], hidden_states: tuple[torch.Tensor, ...], feature_layer: int,
+    recipe: QKRecipe, backbone: nn.Module, hidden_states: tuple[torch.Tensor, ...], feature_layer: int,
     needs: tuple[str, ...],
 ) -> dict[str, torch.Tensor]:
     """The score tensors a reducer `needs` (names in harness.reduce.base.SCORES), CLS dropped."""
     out: dict[str, torch.Tensor] = {}
     if not needs:
         return out
+    layers = recipe.layer_list(backbone)
     produce, consume = scoring_layers(len(layers), feature_layer)
     if "cls_attn" in needs or "keys" in needs:
-        qk = layer_qk(layers[produce], hidden_states[produce])
+        qk = recipe.qk(layers[produce], hidden_states[produce])
         if "cls_attn" in needs:
             out["cls_attn"] = cls_attention(qk)
         if "keys" in needs:
             out["keys"] = mean_keys(qk)
     if "pm_attn" in needs or "pm_keys" in needs:
-        qk = layer_qk(layers[consume], hidden_states[consume])
+        qk = recipe.qk(layers[consume], hidden_states[consume])
         out["pm_attn"] = single_head_cls_attention(qk)
         out["pm_keys"] = qk.k[:, 1:]
     return out
