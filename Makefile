@@ -55,7 +55,7 @@ report: install ## tables, then figures
 	$(PY) -m harness.report results/runs
 
 mme-baseline: install ## CLIP text-tower MME baseline, scored officially: make mme-baseline ARGS="dataset.path=..."
-	$(PY) -m harness.mme.baseline $(ARGS)
+	$(PY) -m harness.benchmarks.mme.baseline $(ARGS)
 
 bench: install ## speed benchmarks, printed side by side with their references
 	@ls bench/*.py >/dev/null 2>&1 && for f in bench/*.py; do $(PY) $$f || exit 1; done || echo "no benchmarks yet"

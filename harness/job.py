@@ -14,6 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from harness.benchmarks import get_benchmark
 from harness.bounds import boolean, bounded_float
 from harness.config import ConfigError
 from harness.data import build_dataset
@@ -173,7 +174,7 @@ def prepare_job(config: dict[str, Any]) -> Job:
         reducer = build_job_reducer(config)
         encoder_cls.check_reduction(reducer, encoder_kwargs.get("connector"))
         resolve_num_workers(config.get("num_workers", 0), runtime.device.type == "cuda")  # "auto" or an int >= 0
-        answerer_cls, answerer_kwargs = prepare_answerer(config, encoder_cls, encoder_kwargs)
+        answerer_cls, answerer_kwargs = prepare_answerer(config, encoder_cls, encoder_kwargs, dataset)
     except (ValueError, UnknownChoiceError) as exc:
         raise ConfigError(str(exc)) from exc
     return Job(config, runtime, dataset, strategy, encoder_cls, encoder_kwargs, reducer, answerer_cls, answerer_kwargs)
@@ -187,10 +188,11 @@ def build_job_reducer(config: dict[str, Any]) -> Reducer | None:
 
 
 def prepare_answerer(
-    config: dict[str, Any], encoder_cls: type[Encoder], encoder_kwargs: dict[str, Any]
+    config: dict[str, Any], encoder_cls: type[Encoder], encoder_kwargs: dict[str, Any], dataset: Dataset | None = None,
 ) -> tuple[type[Answerer] | None, dict[str, Any]]:
     """The VLM answerer class and its kwargs (`vlm=none`: none), checked before any model
-    loads: its connector, the connector's width against the LM's hidden size, and the
+    loads: the protocol against the dataset's benchmark (whose limit a null max_new_tokens
+    becomes), its connector, the connector's width against the LM's hidden size, and the
     checkpoint's config, LM tensors and tokenizer (a WeightsError names what is missing)."""
     vlm = dict(config.get("vlm") or {"name": "none"})
     name = vlm.pop("name")
@@ -200,6 +202,12 @@ def prepare_answerer(
     kwargs = {**vlm, "attn": config.get("attn", "sdpa"), "seed": config["seed"]}
     check_kwargs(cls, {**kwargs, "runtime": None}, f"vlm {name!r}")
     cls.check_options(**kwargs)
+    benchmark = getattr(dataset, "benchmark", None)
+    if benchmark is not None:
+        bench = get_benchmark(benchmark)
+        bench.check_protocol(kwargs["protocol"])
+        if kwargs.get("max_new_tokens") is None:
+            kwargs["max_new_tokens"] = bench.max_new_tokens(kwargs["protocol"])
     connector = encoder_kwargs.get("connector") or encoder_cls.native_connector
     if connector != cls.connector:
         raise ConfigError(f"vlm={name} takes the {cls.connector!r} connector's tokens; encoder {encoder_cls.name!r} "

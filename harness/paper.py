@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from harness.mme.subtasks import GROUPS
+from harness.benchmarks.mme.subtasks import GROUPS
 from harness.report_figures import (
     ALWAYS_SHOWN,
     METRIC_PREFIX,

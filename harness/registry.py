@@ -7,6 +7,7 @@ plus one config file; nothing else needs to list it.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import pkgutil
 from collections.abc import Callable
@@ -20,12 +21,15 @@ class UnknownChoiceError(ValueError):
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str, package: str, modules: tuple[str, ...] = ()) -> None:
-        """`package`: every public module in it registers itself; `modules`: more modules
-        elsewhere (a box whose home is another subpackage, e.g. MME's dataset in harness.mme)."""
+    def __init__(self, kind: str, package: str, modules: tuple[str, ...] = (),
+                 folders: tuple[tuple[str, str], ...] = ()) -> None:
+        """`package`: every public module (and folder) in it registers itself; `modules`: more
+        modules elsewhere; `folders`: (package, module) pairs: that module of every folder of that
+        package, if it has one (each benchmark folder's `data`, harness/benchmarks/)."""
         self.kind = kind
         self.package = package
         self.modules = modules
+        self.folders = folders
         self._items: dict[str, T] = {}
         self._loaded = False
 
@@ -49,6 +53,13 @@ class Registry(Generic[T]):
                 importlib.import_module(f"{self.package}.{info.name}")
         for module in self.modules:
             importlib.import_module(module)
+        for package, module in self.folders:
+            outer = importlib.import_module(package)
+            for info in pkgutil.iter_modules(outer.__path__):
+                if info.ispkg and not info.name.startswith("_"):
+                    name = f"{package}.{info.name}.{module}"
+                    if importlib.util.find_spec(name) is not None:
+                        importlib.import_module(name)
         self._loaded = True
 
     def names(self) -> list[str]:

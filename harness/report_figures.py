@@ -19,7 +19,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from harness import style
-from harness.mme.subtasks import SUBTASKS
+from harness.benchmarks.mme.subtasks import SUBTASKS
 
 METRIC_PREFIX = "metric:"
 QUALITY_PREFERENCE = ("knn", "probe", "retrieval", "recall")

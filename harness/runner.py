@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from harness.benchmarks import Benchmark, get_benchmark
 from harness.bounds import bounded_int
 from harness.data.base import Dataset
 from harness.data.images import ImageLoadError
@@ -23,7 +24,7 @@ from harness.encoders.base import Encoder
 from harness.metrics.latency import machine_load, summarize_ms, under_load
 from harness.metrics.memory import PeakMemory, is_out_of_memory, release_cached_memory
 from harness.preprocess.base import Strategy
-from harness.types import EncoderOutput, Record, Views
+from harness.types import EncoderOutput, Question, Record, Views
 from harness.vlm.base import Answerer
 from harness.vlm.records import answer_summary, question_error, question_record
 
@@ -41,7 +42,7 @@ class Prepared:
     preprocess_ms: float
     error_kind: str | None = None
     error: str = ""
-    questions: list[tuple[str, str]] = field(default_factory=list)
+    questions: list[Question] = field(default_factory=list)
     # With views made on a GPU: the plan and the CPU pixels, until the main process makes the views.
     source: tuple[Any, Any] | None = None
 
@@ -149,6 +150,9 @@ class Runner:
         if self.timing_repeats < 1:
             raise ValueError(f"timing_repeats must be an integer >= 1; got {timing_repeats!r}")
         self.answerer = answerer  # a VLM's language model answers each image's questions (harness.vlm)
+        # ... as the dataset's benchmark prompts, parses and scores them (harness/benchmarks/)
+        name = getattr(dataset, "benchmark", None)
+        self.benchmark: Benchmark | None = get_benchmark(name) if answerer is not None and name else None
         if batch_images is not None and int(batch_images) <= 0:
             raise ValueError(f"batch_images must be positive or null, got {batch_images}")
         self.batch_images = None if batch_images is None else int(batch_images)
@@ -247,7 +251,7 @@ class Runner:
         load = {**load_start, **machine_load("load_end")}
         load["timed_under_load"] = under_load(load_start, load, own_processes=1 + self.num_workers)
         run = self._run_record([r for r in records if r.kind == "image"], wall_s, {**mem.result, **load})
-        answers, metrics = answer_summary(records, self.identity)
+        answers, metrics = answer_summary(records, self.identity, self.benchmark)
         run.values.update(answers)
         records.append(run)
         records.extend(metrics)
@@ -283,29 +287,32 @@ class Runner:
     def _answers(self, item: Prepared, out: EncoderOutput) -> list[Record]:
         """Each question of the image answered from its one encoding; a question that fails
         (out of memory, ...) becomes an error row and the run goes on."""
-        if self.answerer is None:
+        if self.answerer is None or self.benchmark is None:
             return []
-        rows = []
-        for k, (question, truth) in enumerate(item.questions):
+        bench, protocol, rows = self.benchmark, self.answerer.protocol, []
+        for k, question in enumerate(item.questions):
             try:
-                answer = self.answerer.answer(out.tokens, question, layout=item.views.layout)  # type: ignore[union-attr]
+                text = self.answerer.toolkit_prompt(bench.prompt(question, protocol), protocol, bench.task)
+                answer = self.answerer.answer(out.tokens, text, layout=item.views.layout)
+                prediction = bench.parse(answer.response, question, protocol)
             except Exception as exc:  # noqa: BLE001 - one bad question must not end the run
                 kind = "oom" if is_out_of_memory(exc) else "answer"
                 message = f"{item.sample_id}: {type(exc).__name__}: {str(exc)[:300]}"
-                rows.append(question_error(self.identity, item.sample_id, item.category, k, question, truth,
+                rows.append(question_error(self.identity, item.sample_id, item.category, k, question, bench,
                                            f"error:{kind}", message))
                 if kind == "oom":
                     release_cached_memory(self.encoder.runtime.device)
                 continue
-            rows.append(question_record(self.identity, item.sample_id, item.category, k, question, truth, answer))
+            rows.append(question_record(self.identity, item.sample_id, item.category, k, question, bench, answer,
+                                        prediction))
         return rows
 
     def _question_errors(self, item: Prepared) -> list[Record]:
         """The questions of an image that could not be encoded: error rows, never answers."""
-        if self.answerer is None:
+        if self.answerer is None or self.benchmark is None:
             return []
-        return [question_error(self.identity, item.sample_id, item.category, k, q, a, f"error:{item.error_kind}",
-                               item.error) for k, (q, a) in enumerate(item.questions)]
+        return [question_error(self.identity, item.sample_id, item.category, k, q, self.benchmark,
+                               f"error:{item.error_kind}", item.error) for k, q in enumerate(item.questions)]
 
     def _image_record(
         self, item: Prepared, out: EncoderOutput, stage_s: dict[str, float], total_pixels: int, warmup: bool

@@ -15,13 +15,36 @@ import torch
 from PIL import Image
 
 
+@dataclass(frozen=True)
+class Question:
+    """One question about a sample's image, as its benchmark states it (harness/benchmarks/).
+
+    `id` is the benchmark's unit of scoring (MME: the image, whose two questions share it; MMBench:
+    the original question, shared by its circular variants); `answers` the ground truth, one or
+    many (TextVQA's ten); `options` letter -> text of a multiple-choice question; `fields`
+    whatever else its prompt or scorer reads (hint, index, circular_index, ...).
+    """
+
+    id: str
+    text: str
+    answers: tuple[str, ...]
+    category: str | None = None
+    options: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def answer(self) -> str:
+        """The (first) ground-truth answer."""
+        return self.answers[0] if self.answers else ""
+
+
 @dataclass
 class Sample:
     """One image and what its dataset knows about it.
 
     `image` may be None when the image is loaded lazily from `path` (or `loader`); call
-    `load()` to get it. `questions` holds (question, answer) pairs, e.g. MME's two yes/no
-    questions per image.
+    `load()` to get it. `questions` holds the image's questions (`Question`), e.g. MME's two
+    yes/no questions; all of them are answered from one encoding of the image.
     """
 
     id: str
@@ -29,7 +52,7 @@ class Sample:
     path: Path | None = None
     label: str | None = None
     category: str | None = None
-    questions: list[tuple[str, str]] = field(default_factory=list)
+    questions: list[Question] = field(default_factory=list)
     meta: dict[str, Any] = field(default_factory=dict)
     loader: Callable[[], Image.Image] | None = field(default=None, repr=False)  # picklable, e.g. a partial
 
@@ -124,7 +147,7 @@ class Record:
 
     `kind` is "image" (one per image), "run" (one summary per run), "metric" (run-level
     quality metrics) or "question" (one per question: a VLM's answer from `harness.vlm`,
-    or the CLIP baseline's from `harness.mme.baseline`).
+    or the CLIP baseline's from `harness.benchmarks.mme.baseline`).
     `identity` holds the run/config identity shared by every row of a run; `values` the
     measurements. `to_row()` flattens both into one dict for the store.
     """

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from harness.mme.subtasks import COGNITION
-from harness.mme.subtasks import SUBTASKS as CATEGORIES
+from harness.benchmarks.mme.subtasks import COGNITION
+from harness.benchmarks.mme.subtasks import SUBTASKS as CATEGORIES
 
 SPLIT_LAYOUT = ("artwork", "celebrity", "landmark", "posters", "scene")
 COCO = ("existence", "count", "position", "color")

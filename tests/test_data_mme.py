@@ -15,8 +15,8 @@ import pytest
 from cli import cli
 from fixtures_data import mme_images, write_mme_parquet, write_mme_release
 
+from harness.benchmarks.mme.subtasks import SUBTASKS as CATEGORIES
 from harness.data import build_dataset
-from harness.mme.subtasks import SUBTASKS as CATEGORIES
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_CATEGORY = 3
@@ -48,7 +48,8 @@ def _check_against_fixture(ds, images) -> None:
         s = ds[i]
         im = expected[s.id]
         assert s.category == s.label == im.category
-        assert s.questions == list(im.questions)  # grouped by id, Yes first
+        assert [(q.text, q.answer) for q in s.questions] == list(im.questions)  # grouped by id, Yes first
+        assert {q.id for q in s.questions} == {s.id} and {q.category for q in s.questions} == {s.category}
         assert s.image is None  # lazy
         pixels = np.asarray(s.load(), dtype=np.int16)
         assert s.load().mode == "RGB" and s.load().size == im.size
@@ -87,7 +88,7 @@ def test_parquet_matches_datasets_reference(parquet_dir):
     for i in range(len(ds)):
         s = ds[i]
         rows = grouped[s.id]
-        assert sorted((r["question"], r["answer"]) for r in rows) == sorted(s.questions)
+        assert sorted((r["question"], r["answer"]) for r in rows) == sorted((q.text, q.answer) for q in s.questions)
         assert {r["category"] for r in rows} == {s.category}
         assert np.array_equal(np.asarray(rows[0]["image"].convert("RGB")), np.asarray(s.load()))
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from harness.benchmarks.mme.subtasks import ANSWER_SUFFIX as SUFFIX
 from harness.data import build_dataset
 from harness.data.synthetic import COLOURS, OPPOSITE, SIZES, make_spec, render, text_box
-from harness.mme.subtasks import ANSWER_SUFFIX as SUFFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 HASH_SNIPPET = (
@@ -56,12 +56,14 @@ def test_labels_and_questions_are_true():
         s = ds[i]
         spec = make_spec(0, i, 600)
         assert s.label == s.category == spec["shape"]
-        assert sorted(a for _, a in s.questions) == ["No", "Yes"]
-        assert all(q.endswith(SUFFIX) for q, _ in s.questions)
-        yes_q = next(q for q, a in s.questions if a == "Yes")
-        no_q = next(q for q, a in s.questions if a == "No")
+        pairs = [(q.text, q.answer) for q in s.questions]
+        assert {q.id for q in s.questions} == {s.id}
+        assert sorted(a for _, a in pairs) == ["No", "Yes"]
+        assert all(q.endswith(SUFFIX) for q, _ in pairs)
+        yes_q = next(q for q, a in pairs if a == "Yes")
+        no_q = next(q for q, a in pairs if a == "No")
         kinds.add(s.meta["question_kind"])
-        yes_first.add(s.questions[0][1] == "Yes")
+        yes_first.add(pairs[0][1] == "Yes")
         assert yes_q != no_q
         w, h = s.load().size
         if min(w, h) < 100:

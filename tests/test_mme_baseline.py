@@ -10,9 +10,9 @@ import pytest
 from fixtures_data import mme_images, write_mme_parquet, write_tiny_clip
 
 from harness import report
-from harness.mme import baseline as mme_baseline
-from harness.mme.scoring import score
-from harness.mme.subtasks import PERCEPTION, SUBTASKS
+from harness.benchmarks.mme import baseline as mme_baseline
+from harness.benchmarks.mme.scoring import score
+from harness.benchmarks.mme.subtasks import PERCEPTION, SUBTASKS
 from harness.store import find_runs
 
 pytestmark = [

@@ -8,9 +8,9 @@ import pytest
 import torch
 from transformers import CLIPConfig, CLIPModel
 
-from harness.mme.clip_similarity import clip_similarities, mme_similarities, strip_prompt
-from harness.mme.scoring import pairwise_accuracy, score, threshold_predictions
-from harness.mme.subtasks import ANSWER_SUFFIX as MME_SUFFIX
+from harness.benchmarks.mme.clip_similarity import clip_similarities, mme_similarities, strip_prompt
+from harness.benchmarks.mme.scoring import pairwise_accuracy, score, threshold_predictions
+from harness.benchmarks.mme.subtasks import ANSWER_SUFFIX as MME_SUFFIX
 
 
 @pytest.fixture(scope="module")

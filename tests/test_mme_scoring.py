@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness.mme.scoring import (
+from harness.benchmarks.mme.scoring import (
     best_threshold,
     held_out_split,
     main,
@@ -18,7 +18,7 @@ from harness.mme.scoring import (
     score,
     threshold_predictions,
 )
-from harness.mme.subtasks import COGNITION, PERCEPTION
+from harness.benchmarks.mme.subtasks import COGNITION, PERCEPTION
 
 # Reference §1.1, exact strings and sizes (images per subtask).
 SIZES = {

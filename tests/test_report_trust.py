@@ -216,7 +216,7 @@ def test_paper_table_varying_columns_units_caption_label(tmp_path: Path) -> None
 def test_mme_table_in_paper_layout(tmp_path: Path) -> None:
     """Subtasks in the official order, Perception then Cognition, each total after its group;
     a run missing a subtask gets no total for that group."""
-    from harness.mme.subtasks import COGNITION, PERCEPTION, SUBTASKS
+    from harness.benchmarks.mme.subtasks import COGNITION, PERCEPTION, SUBTASKS
 
     runs = tmp_path / "runs"
     for i, skip in enumerate((None, "OCR")):

@@ -178,8 +178,8 @@ def test_tokens_refuses_max_tiles_100000_with_exit_2(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "module",
-    ["harness", "harness.tokens", "harness.mme.baseline", "harness.sweep", "harness.atlas", "harness.report",
-     "harness.mme.scoring"],
+    ["harness", "harness.tokens", "harness.benchmarks.mme.baseline", "harness.sweep", "harness.atlas", "harness.report",
+     "harness.benchmarks.mme.scoring"],
 )
 def test_every_command_has_help(module: str, tmp_path: Path) -> None:
     done = cli(module, "--help", cwd=tmp_path, timeout=120)

@@ -17,12 +17,14 @@ import pytest
 import torch
 from PIL import Image
 
+from harness.benchmarks import get_benchmark
 from harness.encoders import ENCODERS
 from harness.encoders.clip_vit import CLIP_TINY
 from harness.encoders.internvit import INTERNVIT_TINY
 from harness.preprocess import build_strategy
 from harness.preprocess.normalization import IMAGENET_MEAN, IMAGENET_STD, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from harness.runtime import Runtime
+from harness.types import Question
 from harness.vlm import VLMS
 from harness.vlm import internvl as internvl_family
 from harness.vlm import llava_next as llava_family
@@ -237,10 +239,11 @@ def test_original_internvl_layout_equals_its_chat_code(tmp_path: Path) -> None:
     for k, patches in enumerate((1, 3)):
         visual = torch.randn(256 * patches, 48, generator=torch.Generator().manual_seed(k))
         for question in QUESTIONS:
-            ans = answerer.answer(visual, question, keep_logits=True)
             asked = question + " Answer the question using a single word or phrase."  # InternVL's eval script
+            assert get_benchmark("mme").prompt(Question("q", question, ("Yes",)), "internvl") == asked
+            ans = answerer.answer(visual, asked, keep_logits=True)
             ids = tok(chat_query(system, "<|im_end|>", asked, 256, patches), return_tensors="pt")["input_ids"]
-            assert answerer.tokenize(question, visual.shape[0]).ids.tolist() == ids[0].tolist()
+            assert answerer.tokenize(asked, visual.shape[0]).ids.tolist() == ids[0].tolist()
             with torch.no_grad():
                 embeds = merged_embeds(lm, ids, visual, tok.convert_tokens_to_ids("<IMG_CONTEXT>"))
                 logits = lm(inputs_embeds=embeds).logits[0, -1]

@@ -1,12 +1,19 @@
-"""Each protocol's prompt and parser on the hard cases (hand-worked from the toolkits' code,
-docs/vlm_protocols.md): trailing punctuation, empty, `None`, leading space, hedges, Chinese."""
+"""Each MME protocol's prompt and parser on the hard cases (hand-worked from the toolkits' code,
+docs/vlm_protocols.md): trailing punctuation, empty, `None`, leading space, hedges, Chinese; a
+family's own prompt rule lives on its class."""
 
 from __future__ import annotations
 
 import pytest
 
-from harness.mme.scoring import parse_answer
-from harness.vlm.protocols import PROTOCOLS, get_protocol, process_punctuation
+from harness.benchmarks import get_benchmark
+from harness.benchmarks.mme.prompts import MAX_NEW_TOKENS, PARSERS, PROMPTS
+from harness.benchmarks.mme.scoring import parse_answer
+from harness.benchmarks.yes_no import process_punctuation
+from harness.types import Question
+from harness.vlm import VLMS
+
+MME = get_benchmark("mme")
 
 CASES = {
     # raw response: (official, lmms_eval, vlmevalkit, internvl)
@@ -35,12 +42,12 @@ CASES = {
 
 @pytest.mark.parametrize("response", list(CASES))
 def test_parsers_on_hard_cases(response: str) -> None:
-    got = tuple(PROTOCOLS[name].parse(response) for name in ("official", "lmms_eval", "vlmevalkit", "internvl"))
+    got = tuple(PARSERS[name](response) for name in ("official", "lmms_eval", "vlmevalkit", "internvl"))
     assert got == CASES[response]
 
 
 def test_official_protocol_reuses_the_scoring_parser() -> None:
-    assert PROTOCOLS["official"].parse is parse_answer
+    assert PARSERS["official"] is parse_answer
 
 
 def test_vlmevalkit_punctuation_rules() -> None:
@@ -53,19 +60,24 @@ def test_vlmevalkit_punctuation_rules() -> None:
 QUESTION = "Is there a train in this image? Please answer yes or no."
 
 
+def user_text(protocol: str, family: str) -> str:
+    """What the runner gives the answerer: the benchmark's prompt, then the family's rule."""
+    text = MME.prompt(Question("existence/1.jpg", QUESTION, ("Yes",), "existence"), protocol)
+    return VLMS.get(family).toolkit_prompt(text, protocol, MME.task)
+
+
 def test_prompts() -> None:
-    assert get_protocol("official").prompt(QUESTION, "llava_next") == QUESTION
-    assert get_protocol("lmms_eval").prompt(QUESTION, "internvl") == (
+    assert user_text("official", "llava_next") == QUESTION
+    assert user_text("lmms_eval", "internvl") == (
         "Is there a train in this image?\nAnswer the question using a single word or phrase.")
-    assert get_protocol("vlmevalkit").prompt(QUESTION, "llava_next") == QUESTION
-    assert get_protocol("vlmevalkit").prompt(QUESTION, "phi3_vision") == QUESTION
-    assert get_protocol("vlmevalkit").prompt(QUESTION, "internvl") == (
-        QUESTION + " Answer the question using a single word or phrase.")
-    assert get_protocol("internvl").prompt(QUESTION, "llava_next") == (
-        QUESTION + " Answer the question using a single word or phrase.")
-    assert [get_protocol(n).max_new_tokens for n in PROTOCOLS] == [16, 16, 16, 20]
+    assert user_text("vlmevalkit", "llava_next") == QUESTION
+    assert user_text("vlmevalkit", "phi3_vision") == QUESTION
+    assert user_text("vlmevalkit", "internvl") == QUESTION + " Answer the question using a single word or phrase."
+    assert user_text("internvl", "llava_next") == QUESTION + " Answer the question using a single word or phrase."
+    assert [MAX_NEW_TOKENS[n] for n in PROMPTS] == [16, 16, 16, 20]
+    assert MME.parse("Yes.", Question("x", QUESTION, ("Yes",)), "lmms_eval") == "yes"
 
 
 def test_unknown_protocol_names_the_choices() -> None:
     with pytest.raises(ValueError, match="official, lmms_eval, vlmevalkit, internvl"):
-        get_protocol("nope")
+        MME.check_protocol("nope")

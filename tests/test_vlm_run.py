@@ -77,7 +77,7 @@ def test_mme_run_scores_officially_and_flags_broken_images(tmp_path: Path, monke
     run = rec[rec.kind == "run"].iloc[0]
     assert not run["answers_complete"] and run["n_question_errors"] == 2 and not run["mme_complete"]
     # the official score of the answered questions, recomputed here from the rows
-    from harness.mme.scoring import score
+    from harness.benchmarks.mme.scoring import score
 
     want = score(ok[["question_id", "category", "answer", "prediction"]])
     assert run["mme_perception"] == pytest.approx(want["perception"])

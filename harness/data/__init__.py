@@ -7,7 +7,8 @@ from typing import Any
 from harness.data.base import Dataset
 from harness.registry import Registry, check_kwargs
 
-DATASETS: Registry[type[Dataset]] = Registry("dataset", "harness.data", modules=("harness.mme.data",))
+# Each benchmark folder's `data` module registers its dataset (harness/benchmarks/).
+DATASETS: Registry[type[Dataset]] = Registry("dataset", "harness.data", folders=(("harness.benchmarks", "data"),))
 
 
 def build_dataset(name: str, **params: Any) -> Dataset:

@@ -38,6 +38,9 @@ class Dataset(ABC):
     process and must not hold decoded images of other items."""
 
     name: ClassVar[str]
+    # The benchmark (harness/benchmarks/<name>/) that prompts, parses and scores this dataset's
+    # questions; None: a dataset without questions.
+    benchmark: ClassVar[str | None] = None
 
     @abstractmethod
     def __len__(self) -> int: ...

@@ -19,11 +19,11 @@ from typing import Any
 
 from PIL import Image, ImageDraw, ImageFont
 
+from harness.benchmarks.mme.subtasks import ANSWER_SUFFIX
 from harness.bounds import bounded_int
 from harness.data import DATASETS
 from harness.data.base import Dataset, digest
-from harness.mme.subtasks import ANSWER_SUFFIX
-from harness.types import Sample
+from harness.types import Question, Sample
 
 SHAPES = ("circle", "square", "triangle")
 COLOURS = {"red": (220, 40, 40), "green": (40, 170, 60), "blue": (40, 80, 220), "yellow": (230, 200, 30)}
@@ -130,6 +130,7 @@ def questions(spec: dict[str, Any]) -> list[tuple[str, str]]:
 
 @DATASETS.register("synthetic")
 class Synthetic(Dataset):
+    benchmark = "mme"  # MME-style yes/no pairs (scored as yes/no: its categories are not MME's)
 
     def __init__(self, num_images: int = 48, seed: int = 0, max_side: int = 2000) -> None:
         self.num_images = bounded_int("dataset.num_images", num_images, 1, MAX_SYNTHETIC_IMAGES)
@@ -156,11 +157,12 @@ class Synthetic(Dataset):
         spec = make_spec(self.seed, index, self.max_side)
         meta = {k: spec[k] for k in ("colour", "position", "count", "word", "width", "height", "question_kind")}
         meta["text_box"] = text_box(spec)
+        image_id = f"synthetic/{self.seed}/{index:06d}"
         return Sample(
-            id=f"synthetic/{self.seed}/{index:06d}",
+            id=image_id,
             label=spec["shape"],
             category=spec["shape"],
-            questions=questions(spec),
+            questions=[Question(image_id, q, (a,), spec["shape"]) for q, a in questions(spec)],
             meta=meta,
             loader=partial(render, spec),
         )

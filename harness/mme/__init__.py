@@ -1,3 +1,3 @@
-"""MME in one place: its subtasks and prompt texts (`subtasks`), the dataset loader (`data`),
-the official scoring and paper table (`scoring`), CLIP image-text similarities (`clip_similarity`)
-and the encoder-only baseline command (`baseline`). Rules and sources: docs/mme.md."""
+"""MME's old home: each module here is an alias of `harness.benchmarks.mme.<module>` (the
+benchmark box, docs/benchmarks.md), so that `harness.mme.scoring` and
+`python -m harness.mme.baseline` keep working."""

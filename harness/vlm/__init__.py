@@ -1,5 +1,6 @@
 """The language model in the loop: a VLM family's language model answers questions from the
-harness encoder's visual tokens (`Answerer`), under an evaluation protocol (`protocols`)."""
+harness encoder's visual tokens (`Answerer`); the benchmark (harness/benchmarks/) writes each
+question's user text under a toolkit's protocol and parses the response."""
 
 from __future__ import annotations
 

@@ -27,7 +27,6 @@ from harness.encoders.weights import KeyMap
 from harness.runtime import Runtime
 from harness.types import Layout
 from harness.vlm.checkpoint import LMCheckpoint, build_text_config
-from harness.vlm.protocols import Protocol, get_protocol
 from harness.vlm.tokenizer import byte_level_tokenizer
 
 LM_SIZES = ("tiny", "full")
@@ -44,6 +43,9 @@ CONDITIONAL_GENERATION_LM = (
 # and token ids), 48 wide as the encoders' tiny connectors (`lm_dim["tiny"]`), with a vocabulary
 # that holds the byte-level tokenizer (special tokens + 256 bytes).
 TINY_LM = dict(hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, vocab_size=320)
+# Generation length when neither vlm.max_new_tokens nor a benchmark says (jobs pass the benchmark's
+# protocol limit, `Benchmark.max_new_tokens`).
+DEFAULT_MAX_NEW_TOKENS = 16
 
 
 @dataclass(frozen=True)
@@ -79,12 +81,12 @@ class FamilyTokens:
 
 @dataclass
 class Answer:
-    """One question answered. `prompt` is the text given to the chat template's output with the
-    image placeholder written once; `token_ids` the new tokens (EOS included when generated)."""
+    """One question answered. `prompt` is the text given to the tokenizer (the chat template's
+    output) with the image placeholder written once; `token_ids` the new tokens (EOS included when
+    generated). The benchmark parses `response` (harness/benchmarks/)."""
 
     prompt: str
     response: str
-    prediction: str
     visual_tokens: int
     prompt_tokens: int
     new_tokens: int
@@ -124,8 +126,8 @@ class Answerer(ABC):
     ) -> None:
         self.check_options(weights=weights, size=size, protocol=protocol, max_new_tokens=max_new_tokens)
         self.weights, self.size, self.runtime, self.attn = weights, size, runtime, attn
-        self.protocol: Protocol = get_protocol(protocol)
-        self.max_new_tokens = int(max_new_tokens or self.protocol.max_new_tokens)
+        self.protocol = protocol  # the toolkit whose prompts and parsers the benchmark applies
+        self.max_new_tokens = int(max_new_tokens or DEFAULT_MAX_NEW_TOKENS)
         if weights == "random":
             self.checkpoint = None
             self.config = self.random_config(size, attn)
@@ -152,8 +154,14 @@ class Answerer(ABC):
         self.check_tokenizer()
 
     # --- to implement ---------------------------------------------------------------------
+    @classmethod
+    def toolkit_prompt(cls, text: str, protocol: str, task: str) -> str:
+        """The benchmark's user text with this family's own rule under a toolkit (e.g. VLMEvalKit's
+        InternVL suffix for yes/no questions); `task` is the benchmark's kind of question."""
+        return text
+
     def messages(self, text: str) -> list[dict[str, Any]]:
-        """The chat turns of one question (`text` is the protocol's prompt): one user turn, the
+        """The chat turns of one question (`text` is the benchmark's user text): one user turn, the
         image then the text, as transformers' processors take them."""
         return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
 
@@ -195,7 +203,8 @@ class Answerer(ABC):
                       max_new_tokens: int | None = None, **_: Any) -> None:
         if size not in LM_SIZES:
             raise ValueError(f"vlm.size must be one of {', '.join(LM_SIZES)}; got {size!r}")
-        get_protocol(protocol)
+        if not protocol:
+            raise ValueError("vlm.protocol must name a toolkit (the benchmark lists its choices)")
         if max_new_tokens is not None and int(max_new_tokens) < 1:
             raise ValueError(f"vlm.max_new_tokens must be >= 1 (or null: the protocol's); got {max_new_tokens}")
         if not weights:
@@ -232,7 +241,7 @@ class Answerer(ABC):
         return {
             "name": cls.name, "weights": options["weights"], "size": options["size"] if random else None,
             "protocol": options["protocol"],
-            "max_new_tokens": int(options["max_new_tokens"] or get_protocol(options["protocol"]).max_new_tokens),
+            "max_new_tokens": int(options["max_new_tokens"] or DEFAULT_MAX_NEW_TOKENS),
         }
 
     @classmethod
@@ -243,13 +252,13 @@ class Answerer(ABC):
                 "vlm_protocol": key["protocol"], "vlm_max_new_tokens": key["max_new_tokens"]}
 
     def params(self) -> dict[str, Any]:
-        return self.key_of({"weights": self.weights, "size": self.size, "protocol": self.protocol.name,
+        return self.key_of({"weights": self.weights, "size": self.size, "protocol": self.protocol,
                             "max_new_tokens": self.max_new_tokens})
 
     def identity(self) -> dict[str, Any]:
         """Record columns of this running answerer, including where its weights came from."""
         return {
-            **self.describe({"weights": self.weights, "size": self.size, "protocol": self.protocol.name,
+            **self.describe({"weights": self.weights, "size": self.size, "protocol": self.protocol,
                              "max_new_tokens": self.max_new_tokens}),
             "vlm_weights_source": self.weights_source, "vlm_lm": self.config.model_type,
             "vlm_hidden_size": int(self.config.hidden_size),
@@ -260,9 +269,9 @@ class Answerer(ABC):
         return [] if eos is None else ([eos] if isinstance(eos, int) else list(eos))
 
     # --- prompting ----------------------------------------------------------------------
-    def render(self, question: str) -> str:
-        """The exact text given to the tokenizer, the image placeholder written once."""
-        text = self.protocol.prompt(question, self.name)
+    def render(self, text: str) -> str:
+        """The exact text given to the tokenizer for the user text `text`, the image placeholder
+        written once."""
         return self.tokenizer.apply_chat_template(
             self.messages(text), chat_template=self.template, tokenize=False, add_generation_prompt=True)
 
@@ -274,9 +283,9 @@ class Answerer(ABC):
         add_special = not (bos is not None and text.startswith(bos))
         return list(self.tokenizer(expanded, add_special_tokens=add_special)["input_ids"])
 
-    def tokenize(self, question: str, n_visual: int) -> Prompt:
+    def tokenize(self, user_text: str, n_visual: int) -> Prompt:
         """The rendered prompt, its ids with exactly `n_visual` image positions, and their mask."""
-        text = self.render(question)
+        text = self.render(user_text)
         ids = torch.tensor(self.token_ids(text, n_visual), dtype=torch.long)
         mask = self.image_positions(ids)
         if int(mask.sum()) != n_visual:
@@ -296,15 +305,16 @@ class Answerer(ABC):
 
     # --- generation ---------------------------------------------------------------------
     @torch.inference_mode()
-    def answer(self, visual: torch.Tensor, question: str, *, layout: Layout | None = None,
+    def answer(self, visual: torch.Tensor, user_text: str, *, layout: Layout | None = None,
                keep_logits: bool = False) -> Answer:
-        """Answer one question about an image whose visual tokens are `visual` `[T, D]` (`layout`:
-        the image's views, for families whose positions follow the image grid)."""
+        """Answer one question (`user_text`: the benchmark's prompt of it, `toolkit_prompt`
+        applied) about an image whose visual tokens are `visual` `[T, D]` (`layout`: the image's
+        views, for families whose positions follow the image grid)."""
         if visual.shape[-1] != self.config.hidden_size:
             raise ValueError(f"{self.name}: visual tokens are {visual.shape[-1]} wide, the language model takes "
                              f"{self.config.hidden_size}")
         rt = self.runtime
-        prompt = self.tokenize(question, int(visual.shape[0]))
+        prompt = self.tokenize(user_text, int(visual.shape[0]))
         rt.synchronize()
         t0 = time.perf_counter()
         embeds = self.embed(prompt, visual)
@@ -336,7 +346,7 @@ class Answerer(ABC):
         t2 = time.perf_counter()
         response = self.tokenizer.decode(tokens, skip_special_tokens=True)
         return Answer(
-            prompt=prompt.text, response=response, prediction=self.protocol.parse(response),
+            prompt=prompt.text, response=response,
             visual_tokens=int(visual.shape[0]), prompt_tokens=int(prompt.ids.numel()), new_tokens=len(tokens),
             prefill_ms=(t1 - t0) * 1e3, decode_ms=(t2 - t1) * 1e3,
             kv_cache_mb=self.kv_cache_bytes(int(prompt.ids.numel()) + len(tokens) - 1) / 2**20,

@@ -13,6 +13,7 @@ import ast
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from harness.benchmarks.base import SHORT_ANSWER
 from harness.encoders.weights import KeyMap
 from harness.vlm import VLMS
 from harness.vlm.base import CONDITIONAL_GENERATION_LM, TINY_LM, Answerer, FamilyTokens
@@ -108,10 +109,18 @@ class InternVLAnswerer(Answerer):
                 self.template = None
                 self.eos_ids = {self.tokenizer.convert_tokens_to_ids(self.conversation.sep.strip())}
 
-    def render(self, question: str) -> str:
+    @classmethod
+    def toolkit_prompt(cls, text: str, protocol: str, task: str) -> str:
+        """VLMEvalKit's `InternVLChat.build_prompt` adds the short-answer line to yes/no questions
+        (its LLaVA-NeXT and Phi-3-Vision wrappers use the dataset's question as it is)."""
+        if protocol == "vlmevalkit" and task == "yes_no":
+            return text + " " + SHORT_ANSWER
+        return text
+
+    def render(self, text: str) -> str:
         if self.conversation is None:
-            return super().render(question)
-        return self.conversation.prompt(LEGACY + "\n" + self.protocol.prompt(question, self.name))
+            return super().render(text)
+        return self.conversation.prompt(LEGACY + "\n" + text)
 
     def expand(self, prompt: str, n_visual: int) -> str:
         """The older templates' `<image>` is expanded as `<IMG_CONTEXT>` is."""
