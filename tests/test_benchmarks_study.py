@@ -141,7 +141,7 @@ def assert_readable_figure(table: pd.DataFrame, out: Path) -> None:
     fig = figures["score_vs_tokens_figure"](table)
     assert fig is not None
     panels = [ax for ax in fig.axes if ax.get_visible()]
-    assert sorted(ax.get_title() for ax in panels) == sorted(["MME", "POPE", "Textvqa", "Docvqa"])
+    assert sorted(ax.get_title() for ax in panels) == sorted(["MME", "POPE", "TextVQA", "DocVQA"])
     style.plain_log_ticks(fig)
     style.declutter(fig)
     assert style.text_problems(fig) == []

@@ -49,9 +49,10 @@ def score_vs_tokens_figure(table: pd.DataFrame) -> plt.Figure | None:
                     ax.annotate(arm, (x, y), textcoords="offset points", xytext=(3, 3), fontsize=5,
                                 gid=style.POINT_LABEL)
         ax.set_xscale("log")
-        ax.set_title(bench.upper() if len(bench) <= 4 else bench.capitalize())
+        label = BENCHMARKS.get(bench).main_label  # `TextVQA accuracy`: the name, then the measure
+        ax.set_title(label.split()[0])
         ax.set_xlabel("visual tokens per image (mean)")
-        ax.set_ylabel(BENCHMARKS.get(bench).main_label)
+        ax.set_ylabel(label)
     handles = [Line2D([], [], color=style.color_of(f, families), marker="o", label=f) for f in families]
     handles.append(Line2D([], [], color="0.4", marker="s", markerfacecolor="none", linestyle="--",
                           label="with token reduction"))
