@@ -17,9 +17,8 @@ from harness.benchmarks import BENCHMARKS, Benchmark
 ORDER = ("mme", "pope", "textvqa", "docvqa", "chartqa", "mmbench")
 # Per benchmark, the measures beside its score (study-table columns).
 MEASURES = ("visual_tokens_mean", "prefill_p50_ms")
-# Columns that differ between the benchmarks of one arm, or say nothing about the arm.
-NOT_ARM = {"study", "config_hash", "status", "dataset", "dataset_params", "vlm_max_new_tokens", "n_images", "n_ok",
-           "n_errors", "run_id", "run_dir", "attempts", "message"}
+# What makes an arm (with the `pp_*` and `rd_*` columns); not the dataset, nor what follows from
+# it (`vlm_max_new_tokens`: each benchmark's own limit under the protocol).
 ARM_FIELDS = ("vlm", "vlm_weights", "vlm_size", "vlm_protocol", "encoder", "encoder_size", "weights", "connector",
               "attn", "pool", "strategy", "strategy_params", "reduce", "reduce_params", "device", "dtype", "seed",
               "batch_views")
@@ -97,7 +96,7 @@ def benchmarks_table(table: pd.DataFrame) -> pd.DataFrame:
     if rows.empty:
         return pd.DataFrame()
     keys = ["family", "arm", *[c for c in ARM_FIELDS if c in rows and c != "vlm"],
-            *sorted(c for c in rows if c.startswith(("pp_", "rd_")) and c not in NOT_ARM)]
+            *sorted(c for c in rows if c.startswith(("pp_", "rd_")))]
     keys = [c for c in dict.fromkeys(keys) if rows[c].notna().any()]
     out = None
     for bench in benchmark_order(list(rows["benchmark"])):
