@@ -41,10 +41,18 @@ def main_score(row: pd.Series) -> float:
     return math.nan if any(v is None or pd.isna(v) for v in values) else float(sum(values))
 
 
-def _budget(row: pd.Series) -> str:
+# A strategy's budget parameter, the first of these its parameters hold.
+BUDGET_KEYS = ("max_tiles", "grid_pinpoints", "max_pixels", "num_crops")
+
+
+def _strategy_params(row: pd.Series) -> dict[str, Any]:
+    text = row.get("strategy_params")
+    return json.loads(text) if isinstance(text, str) and text.startswith("{") else {}
+
+
+def _budget(params: dict[str, Any], strategy: str) -> str:
     """The strategy's budget in a few characters: `max 12 tiles`, `max 1280 tok`, `max 4 tiles`
     for a pinpoint set (its largest grid), else the strategy's name."""
-    params: dict[str, Any] = json.loads(row["strategy_params"]) if isinstance(row.get("strategy_params"), str) else {}
     if params.get("max_tiles") is not None:
         return f"max {int(params['max_tiles'])} tiles"
     if params.get("grid_pinpoints"):
@@ -55,19 +63,33 @@ def _budget(row: pd.Series) -> str:
         return f"max {int(params['max_pixels']) // unit} tok"
     if params.get("num_crops") is not None:
         return f"{int(params['num_crops'])} crops"
-    return str(row.get("strategy", "?"))
+    return strategy
+
+
+def is_native(params: dict[str, Any], strategy: str) -> bool:
+    """True when the budget parameter is the strategy's default: the model's own processor
+    default for InternVL (12 tiles), LLaVA-NeXT (its five pinpoints) and Qwen2-VL (1280 x 28x28
+    pixels), see experiments/benchmarks_by_strategy/README.md."""
+    from harness.preprocess import STRATEGIES
+
+    key = next((k for k in BUDGET_KEYS if params.get(k) is not None), None)
+    if key is None or strategy not in STRATEGIES.names():
+        return False
+    default = STRATEGIES.get(strategy)(tile_size=params.get("tile_size")).params()
+    return default.get(key) == params[key]
 
 
 def arm_label(row: pd.Series) -> str:
-    """A short name of the arm for points and table rows: the budget, then the reduction
-    (`max 12 tiles +pool(2)`)."""
-    label = _budget(row)
+    """A short name of the arm for points and table rows: the budget, `(native)` when it is the
+    strategy's default, then the reduction (`max 12 tiles (native) +pool(2)`)."""
+    params, strategy = _strategy_params(row), str(row.get("strategy", "?"))
+    label = _budget(params, strategy) + (" (native)" if is_native(params, strategy) else "")
     reduce = row.get("reduce")
     if isinstance(reduce, str) and reduce != "none":
-        params: dict[str, Any] = {}
+        rd: dict[str, Any] = {}
         if isinstance(row.get("reduce_params"), str) and row["reduce_params"].startswith("{"):
-            params = json.loads(row["reduce_params"])
-        shown = ",".join(str(v) for v in params.values() if isinstance(v, (int, float, str)))
+            rd = json.loads(row["reduce_params"])
+        shown = ",".join(str(v) for v in rd.values() if isinstance(v, (int, float, str)))
         label += f" +{reduce}" + (f"({shown})" if shown else "")
     return label
 

@@ -114,22 +114,23 @@ def test_main_scores_and_arm_names_by_hand() -> None:
     assert pd.isna(main_score(pd.Series({"dataset": "synthetic", "metric:yes_no_score": 3.0})))
     assert pd.isna(main_score(pd.Series({"dataset": "mme", "metric:mme_perception": 3.0})))  # half a score
     assert [arm_label(r) for _, r in table.iloc[[0, 4, 8, 12, 16, 20]].iterrows()] == [
-        "max 12 tiles", "max 12 tiles +pool(2)", "max 4 tiles", "max 9 tiles", "max 1280 tok", "max 320 tok"]
+        "max 12 tiles (native)", "max 12 tiles (native) +pool(2)", "max 4 tiles (native)", "max 9 tiles",
+        "max 1280 tok (native)", "max 320 tok"]
 
     bench = benchmarks_table(table)
     assert len(bench) == 6 and bench["family"].tolist().count("internvl") == 2
     assert [c for c in bench.columns if c.startswith("score:")] == [f"score:{b}" for b in BENCHMARKS]
-    pooled = bench[bench["arm"] == "max 12 tiles +pool(2)"].iloc[0]
+    pooled = bench[bench["arm"] == "max 12 tiles (native) +pool(2)"].iloc[0]
     assert pooled["score:mme"] == pytest.approx(11.0 + 100.0) and pooled["score:docvqa"] == pytest.approx(11.3)
     assert pooled["visual_tokens_mean:pope"] == 201.0 and pooled["prefill_p50_ms:textvqa"] == 7.0
     qwen = bench[bench["family"] == "qwen2_5_vl"]
-    assert qwen["arm"].tolist() == ["max 1280 tok", "max 320 tok"]  # ordered by tokens on the first benchmark
+    assert qwen["arm"].tolist() == ["max 1280 tok (native)", "max 320 tok"]  # ordered by tokens on the first benchmark
 
     tex = benchmarks_paper_table(bench, "s")
     assert tex.count(r"\begin{tabular}") == 2 and "Part 2 of 2" in tex
     for spec in [line for line in tex.splitlines() if line.startswith(r"\begin{tabular}")]:
         assert len(spec.split("{")[2].rstrip("}")) <= MAX_COLUMNS
-    assert "MME perception + cognition" in tex and "DocVQA ANLS" in tex and r"max 12 tiles +pool(2)" in tex
+    assert "MME perception + cognition" in tex and "DocVQA ANLS" in tex and r"max 12 tiles (native) +pool(2)" in tex
 
 
 def _figure_script() -> dict:

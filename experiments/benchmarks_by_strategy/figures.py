@@ -2,7 +2,7 @@
 each benchmark's main score (MME perception + cognition, POPE F1, TextVQA accuracy, DocVQA ANLS)
 against mean visual tokens per image, one panel per benchmark, one series per family (its
 unreduced budgets joined by a solid line, its reduced arms by a dashed one), each point
-labelled with its arm (`max 12 tiles`, `max 12 tiles +pool(2)`)."""
+labelled with its arm (`max 12 tiles (native)`, `max 4 tiles +pool(2)`)."""
 
 import sys
 from pathlib import Path
