@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from harness.benchmark_table import MEASURES, benchmark_labels
 from harness.benchmarks.mme.subtasks import GROUPS
 from harness.report_figures import (
     ALWAYS_SHOWN,
@@ -40,7 +41,7 @@ HEADERS = {
 }
 MAX_COLUMNS = 8  # a table wider than this is split into parts that fit a page
 RESULTS = ("visual_tokens_mean", "encode_p50_ms", "encode_iqr_ms", "encode_images_per_s", "peak_allocated_mb",
-           "peak_rss_mb")
+           "peak_rss_mb", "prefill_p50_ms")
 
 
 def significant(value: Any, digits: int = SIGNIFICANT) -> str:
@@ -200,3 +201,32 @@ def mme_paper_table(mme_rows: pd.DataFrame, table: pd.DataFrame, study: str) -> 
     caption = (f"{study}: MME scores (accuracy + accuracy+, max 200 per subtask) in the official subtask order; "
                "a group total only when all its subtasks were scored.")
     return _tabular(shown, numeric, caption, f"tab:{study}-mme", groups, headers)
+
+
+def benchmarks_paper_table(bench: pd.DataFrame, study: str) -> str:
+    """The `<study>_benchmarks` table for a paper (harness/benchmark_table.py): family and arm,
+    then per benchmark its main score, visual tokens and prefill p50 under the benchmark's name;
+    two benchmarks per part, so a part fits a page."""
+    labels = benchmark_labels(list(bench.columns))
+    keys = pd.DataFrame({"Family": bench["family"].astype(str), "Arm": bench["arm"].astype(str)})
+    per_part = max(1, (MAX_COLUMNS - len(keys.columns)) // (1 + len(MEASURES)))
+    names = list(labels)
+    caption = (f"{study}: each benchmark's main score, mean visual tokens per image and prefill p50 (ms) per "
+               f"family and arm ({len(bench)} arms). Numbers to {SIGNIFICANT} significant figures.")
+    parts = [names[i:i + per_part] for i in range(0, len(names), per_part)]
+    out = []
+    for k, part in enumerate(parts, start=1):
+        frame, headers, numeric = keys.copy(), ["Family", "Arm"], []
+        groups: list[tuple[str, int]] = [("", len(keys.columns))]
+        for score in part:
+            bench_name = score.removeprefix("score:")
+            cols = [score, *(f"{m}:{bench_name}" for m in MEASURES if f"{m}:{bench_name}" in bench)]
+            for col, head in zip(cols, ("Score", "Tokens", "Prefill (ms)"), strict=False):
+                frame[col] = bench[col].map(significant)
+                headers.append(head)
+                numeric.append(col)
+            groups.append((labels[score], len(cols)))
+        suffix = f" Part {k} of {len(parts)}." if len(parts) > 1 else ""
+        label = f"tab:{study}-benchmarks" + (f"-{k}" if len(parts) > 1 else "")
+        out.append(_tabular(frame, numeric, caption + suffix, label, groups, headers))
+    return "\n".join(out)

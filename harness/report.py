@@ -4,10 +4,11 @@ Reads run folders only (never runs a model). Tables (`make tables`): for every s
 tidy row per configuration (config hash): the newest complete run, or, when a configuration
 never completed, its newest failure (kept, `status=error:<kind>`, with the message). Written
 as Parquet, CSV, Markdown and LaTeX (booktabs) under `<out>/tables/<study>.*`, plus
-`<study>_mme.*` (per-subtask MME scores), `<study>_compare.*` (pairwise CKA and friends) and
+`<study>_mme.*` (per-subtask MME scores), `<study>_compare.*` (pairwise CKA and friends),
 `<study>_images.*` (one row per measured image: size, views, tokens, latency, batch peaks)
-when the runs have them. Figures (`make figures`): every `experiments/*/figures.py`, each
-reading only `<out>/tables/`, writing PDF + PNG under `<out>/figures/<study>/`.
+and `<study>_benchmarks.*` (one row per arm, per benchmark its main score, visual tokens and
+prefill; harness/benchmark_table.py) when the runs have them. Figures (`make figures`): every
+`experiments/*/figures.py`, each reading only `<out>/tables/`, writing PDF + PNG under `<out>/figures/<study>/`.
 
 Run-level quality metrics are records `kind=metric` with columns `metric` and `value` (and
 `category` for per-subtask MME scores); each becomes a `metric:<name>` column of the table.
@@ -25,10 +26,11 @@ from pathlib import Path
 import pandas as pd
 
 from harness import style
+from harness.benchmark_table import benchmarks_table
 from harness.folders import check_name, is_safe_name
 from harness.metrics.compare import compare_groups
 from harness.metrics.run_quality import metric_columns, quality_table
-from harness.paper import mme_paper_table, paper_table
+from harness.paper import benchmarks_paper_table, mme_paper_table, paper_table
 from harness.report_figures import draw_any_study, read_tables
 from harness.store import find_failed, find_runs, load_readable
 from harness.style import number_text
@@ -255,7 +257,8 @@ def build_tables(run_roots: list[str], out: Path) -> dict[str, pd.DataFrame]:
 
 def write_study_tables(study: str, table: pd.DataFrame, mine: pd.DataFrame, records: pd.DataFrame,
                        folder: Path) -> None:
-    """A study's table and, when its runs have them, its MME, compare and image tables."""
+    """A study's table and, when its runs have them, its MME, compare, image and benchmarks
+    (one row per arm, each benchmark's main score, tokens and prefill) tables."""
     write_tables(table, folder, study, latex=to_latex(table, study))
     mme = mme_subtask_rows(mine, table)
     if not mme.empty:
@@ -266,6 +269,9 @@ def write_study_tables(study: str, table: pd.DataFrame, mine: pd.DataFrame, reco
     images = image_table(records, table)
     if not images.empty:
         write_tables(images, folder, f"{study}_images")
+    bench = benchmarks_table(table)
+    if not bench.empty:
+        write_tables(bench, folder, f"{study}_benchmarks", latex=benchmarks_paper_table(bench, study))
 
 
 def load_warnings(tables: dict[str, pd.DataFrame]) -> list[str]:

@@ -42,6 +42,11 @@ class Benchmark:
     name: ClassVar[str]
     task: ClassVar[str] = "short_answer"
     many_answers: ClassVar[bool] = False
+    # The score a paper quotes for the benchmark: the sum of these run-level metrics (as
+    # `metric:<name>` columns of a study table), called `main_label`; studies across benchmarks
+    # (harness/benchmark_table.py) read it so each benchmark's headline is said once, here.
+    main_metrics: ClassVar[tuple[str, ...]] = ()
+    main_label: ClassVar[str] = ""
 
     def _module(self, name: str) -> ModuleType:
         """The folder's `prompts` or `scoring` module; a folder without it fails in one line."""

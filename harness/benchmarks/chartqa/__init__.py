@@ -11,3 +11,5 @@ from harness.benchmarks.base import Benchmark
 @BENCHMARKS.register("chartqa")
 class ChartQABenchmark(Benchmark):
     task = "short_answer"
+    main_metrics = ("chartqa_relaxed_overall",)
+    main_label = "ChartQA relaxed accuracy"

@@ -12,3 +12,5 @@ from harness.benchmarks.base import Benchmark
 class DocVQABenchmark(Benchmark):
     task = "short_answer"
     many_answers = True
+    main_metrics = ("docvqa_anls",)
+    main_label = "DocVQA ANLS"

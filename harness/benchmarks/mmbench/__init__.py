@@ -12,3 +12,5 @@ from harness.benchmarks.base import Benchmark
 @BENCHMARKS.register("mmbench")
 class MMBenchBenchmark(Benchmark):
     task = "multiple_choice"
+    main_metrics = ("mmbench_circular_accuracy",)
+    main_label = "MMBench circular accuracy"

@@ -21,6 +21,8 @@ class MMEBenchmark(Benchmark):
     accuracy without MME's totals."""
 
     task = "yes_no"
+    main_metrics = ("mme_perception", "mme_cognition")
+    main_label = "MME perception + cognition"
 
     def summarize(self, frame: pd.DataFrame, complete: bool = True,
                   ) -> tuple[dict[str, Any], list[tuple[str, float, str | None]]]:

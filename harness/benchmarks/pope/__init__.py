@@ -12,3 +12,5 @@ from harness.benchmarks.base import Benchmark
 @BENCHMARKS.register("pope")
 class POPEBenchmark(Benchmark):
     task = "yes_no"
+    main_metrics = ("pope_f1",)
+    main_label = "POPE F1"

@@ -12,3 +12,5 @@ from harness.benchmarks.base import Benchmark
 class TextVQABenchmark(Benchmark):
     task = "short_answer"
     many_answers = True
+    main_metrics = ("textvqa_accuracy",)
+    main_label = "TextVQA accuracy"
