@@ -37,6 +37,8 @@ HOW: dict[str, tuple[str, ...]] = {
     "python -m harness encoder=clip_vit_l14_336 encoder.connector=llava_next preprocess=llava_anyres "
     "encoder.size=tiny encoder.weights=random": ("run", "dataset.num_images=2", "fewer images"),
     "make status STUDY=quickstart": ("run", "", ""),
+    "python -m harness encoder=internvit_300m preprocess=internvl_dynamic vlm=internvl dataset=synthetic "
+    "encoder.size=tiny encoder.weights=random": ("run", "dataset.num_images=2 vlm.max_new_tokens=4", "fewer images"),
     'make sweep STUDY=benchmarks_by_strategy ARGS="dataset.limit=200 dataset.seed=0"':
         ("skip", "needs the four benchmarks and three VLMs from the hub; tests/test_benchmarks_study.py runs it "
                  "tiny on fixtures"),
