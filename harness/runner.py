@@ -285,13 +285,17 @@ class Runner:
         (out of memory, ...) becomes an error row and the run goes on."""
         if self.answerer is None:
             return []
+        questions = [question for question, _ in item.questions]
+        try:  # together: the shared prefix prefilled once, questions batched (harness.vlm.batched)
+            layout = item.views.layout  # type: ignore[union-attr]
+            answers = self.answerer.answer_many(out.tokens, questions, layout=layout)
+        except Exception as exc:  # noqa: BLE001 - one bad image must not end the run
+            answers = [exc] * len(questions)
         rows = []
-        for k, (question, truth) in enumerate(item.questions):
-            try:
-                answer = self.answerer.answer(out.tokens, question)
-            except Exception as exc:  # noqa: BLE001 - one bad question must not end the run
-                kind = "oom" if is_out_of_memory(exc) else "answer"
-                message = f"{item.sample_id}: {type(exc).__name__}: {str(exc)[:300]}"
+        for k, ((question, truth), answer) in enumerate(zip(item.questions, answers, strict=True)):
+            if isinstance(answer, Exception):
+                kind = "oom" if is_out_of_memory(answer) else "answer"
+                message = f"{item.sample_id}: {type(answer).__name__}: {str(answer)[:300]}"
                 rows.append(question_error(self.identity, item.sample_id, item.category, k, question, truth,
                                            f"error:{kind}", message))
                 if kind == "oom":

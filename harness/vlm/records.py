@@ -3,7 +3,9 @@
 One `kind="question"` row per question: `question_id` (the image key; MME's two questions of an
 image share it), `category`, `question`, `answer` (ground truth), `prompt` (the text given to
 the tokenizer, the image placeholder once), `response`, `prediction`, `visual_tokens`,
-`prompt_tokens`, `prefill_ms`, `decode_ms`, `new_tokens`, `kv_cache_mb`. The run row gets MME's
+`prompt_tokens`, `prefill_ms`, `decode_ms`, `new_tokens`, `kv_cache_mb`, `prefix_tokens_shared` (prompt
+tokens prefilled once for the image's questions; the shared prefill's time is divided among
+them, docs/vlm_speed.md). The run row gets MME's
 official scores (`harness.mme.scoring.score`) when the categories are MME's, else the same
 yes/no accuracy without the MME totals; with any failed question it says the score is
 incomplete (`answers_complete=False`) and scores only images whose two questions were answered.
@@ -30,7 +32,7 @@ def question_record(identity: dict[str, Any], image_id: str, category: str | Non
         "answer": truth, "prompt": answer.prompt, "response": answer.response, "prediction": answer.prediction,
         "visual_tokens": answer.visual_tokens, "prompt_tokens": answer.prompt_tokens,
         "new_tokens": answer.new_tokens, "prefill_ms": answer.prefill_ms, "decode_ms": answer.decode_ms,
-        "kv_cache_mb": answer.kv_cache_mb,
+        "kv_cache_mb": answer.kv_cache_mb, "prefix_tokens_shared": answer.prefix_tokens_shared,
     }
     return Record(kind="question", identity=identity, image_id=image_id, values=values)
 

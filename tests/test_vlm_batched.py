@@ -1,0 +1,185 @@
+"""An image's questions answered together (shared prefix prefilled once, batched decoding with
+left padding) equal the one-at-a-time reference `Answerer.answer` token for token, for every
+registered family, questions of different lengths, rows that stop at different steps, every
+combination of the two options; a question that fails fails alone; the options are checked
+before loading, recorded as columns and kept out of the resume key."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from harness.config import ConfigError, compose
+from harness.job import prepare_job
+from harness.runtime import Runtime
+from harness.vlm import VLMS
+from harness.vlm.base import Answer
+from harness.vlm.batched import common_prefix, fork
+
+CPU = Runtime.resolve("cpu", "float32")
+QUESTIONS = (
+    "Is there a red square in this image? Please answer yes or no.",
+    "Is it blue?",
+    "Is there a big blue circle on the left of the picture, next to the small house? Please answer yes or no.",
+    "Is there a red circle in this image? Please answer yes or no.",
+    "Hm?",
+)
+MODES = [(8, True), (2, True), (1, True), (8, False), (3, False)]  # (batch_questions, share_prefix)
+SAME = ("prompt", "response", "prediction", "visual_tokens", "prompt_tokens", "new_tokens", "kv_cache_mb",
+        "token_ids")
+
+
+def visual_for(answerer, tokens: int = 40, seed: int = 1) -> torch.Tensor:
+    torch.manual_seed(seed)
+    return torch.randn(tokens, answerer.config.hidden_size)
+
+
+def lively(answerer):
+    """Wider random weights (std 0.15 instead of the init's 0.02, with which the tiny Qwen2
+    repeats one token whatever the prompt): answers then depend on the question, so equal
+    answers say something."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in answerer.lm.parameters():
+            if p.dim() >= 2:
+                p.normal_(0, 0.15)
+    return answerer
+
+
+def same_answers(got: list, want: list[Answer]) -> None:
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert isinstance(g, Answer), g
+        for name in SAME:
+            assert getattr(g, name) == getattr(w, name), (name, w.prompt)
+
+
+def shared_by_hand(ids: list[list[int]]) -> int:
+    """The common prefix, one token of the shortest prompt kept out, by plain iteration."""
+    n = 0
+    while all(n < len(i) for i in ids) and len({i[n] for i in ids}) == 1:
+        n += 1
+    return min(n, min(len(i) for i in ids) - 1)
+
+
+def stopping_token(answers: list[list[int]]) -> int:
+    """A generated token that, made the EOS, stops the answers at the most different steps."""
+    def lengths(t: int) -> set[int]:
+        return {a.index(t) + 1 if t in a else len(a) for a in answers}
+
+    return max(sorted({t for a in answers for t in a}), key=lambda t: len(lengths(t)))
+
+
+@pytest.mark.parametrize("family", VLMS.names())
+def test_together_equals_one_at_a_time(family: str) -> None:
+    answerer = lively(VLMS.get(family)(runtime=CPU, max_new_tokens=8))
+    visual = visual_for(answerer)
+    answerer.eos_ids = {stopping_token([answerer.answer(visual, q).token_ids for q in QUESTIONS])}
+    want = [answerer.answer(visual, q) for q in QUESTIONS]
+    assert len({w.new_tokens for w in want}) > 1, [w.token_ids for w in want]  # rows stop at different steps
+    assert len({tuple(w.token_ids) for w in want}) > 2  # and answer differently
+    ids = [answerer.tokenize(q, len(visual)).ids.tolist() for q in QUESTIONS]
+    prefix = shared_by_hand(ids)
+    assert prefix >= len(visual)  # the image's positions are in the shared part
+    for batch, share in MODES:
+        answerer.batch_questions, answerer.share_prefix = batch, share
+        got = answerer.answer_many(visual, list(QUESTIONS))
+        same_answers(got, want)
+        assert [g.prefix_tokens_shared for g in got] == [prefix if share else 0] * len(QUESTIONS)
+        assert all(g.prefill_ms > 0 and g.decode_ms >= 0 for g in got)
+
+
+def test_together_with_one_question_and_with_identical_questions() -> None:
+    answerer = lively(VLMS.get("llava_next")(runtime=CPU, max_new_tokens=5))
+    visual = visual_for(answerer, 30, seed=3)
+    want = answerer.answer(visual, QUESTIONS[0])
+    one = answerer.answer_many(visual, [QUESTIONS[0]])
+    same_answers(one, [want])
+    twice = answerer.answer_many(visual, [QUESTIONS[0], QUESTIONS[0]])
+    same_answers(twice, [want, want])  # the whole prompt is common: its last token is still prefilled per row
+    assert twice[0].prefix_tokens_shared == want.prompt_tokens - 1
+
+
+def test_common_prefix_hand_examples() -> None:
+    t = torch.tensor
+    assert common_prefix([t([1, 2, 3, 4]), t([1, 2, 5])]) == 2
+    assert common_prefix([t([1, 2, 3]), t([1, 2, 3])]) == 2  # one token kept out of the prefix
+    assert common_prefix([t([1, 2, 3]), t([1, 2, 3, 4])]) == 2
+    assert common_prefix([t([7, 2]), t([1, 2])]) == 0
+    assert common_prefix([t([1, 2, 3])]) == 2
+
+
+def test_fork_leaves_the_prefix_cache_as_it_was() -> None:
+    answerer = VLMS.get("internvl")(runtime=CPU)
+    embeds = torch.randn(1, 6, answerer.config.hidden_size)
+    with torch.inference_mode():
+        out = answerer.lm(inputs_embeds=embeds, use_cache=True)
+    from harness.vlm.base import cache_of
+
+    cache = cache_of(out)
+    before = [layer.keys.clone() for layer in cache.layers]
+    forked = fork(cache, 3)
+    with torch.inference_mode():
+        answerer.lm(inputs_embeds=torch.randn(3, 2, embeds.shape[-1]), use_cache=True,
+                    **{answerer._cache_arg: forked})
+    assert forked.get_seq_length() == 8 and forked.layers[0].keys.shape[0] == 3
+    assert cache.get_seq_length() == 6
+    for b, layer in zip(before, cache.layers, strict=True):
+        assert torch.equal(b, layer.keys)
+        assert torch.equal(b[0], forked.layers[0].keys[2, :, :6]) or layer is not cache.layers[0]
+
+
+@pytest.mark.parametrize("batch,share", [(8, True), (8, False), (1, True)])
+def test_a_failing_question_fails_alone(batch: int, share: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    answerer = lively(VLMS.get("phi3_vision")(runtime=CPU, max_new_tokens=4, batch_questions=batch,
+                                              share_prefix=share))
+    visual = visual_for(answerer, 24)
+    want = [answerer.answer(visual, q) for q in QUESTIONS]
+    real = answerer.tokenize
+
+    def tokenize(question: str, n_visual: int):
+        if question == "bad":
+            raise ValueError("cannot prompt this one")
+        return real(question, n_visual)
+
+    monkeypatch.setattr(answerer, "tokenize", tokenize)
+    got = answerer.answer_many(visual, [QUESTIONS[0], "bad", *QUESTIONS[1:]])
+    assert isinstance(got[1], ValueError) and "cannot prompt" in str(got[1])
+    same_answers([got[0], *got[2:]], want)
+
+
+def test_a_failing_batch_is_retried_one_question_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batched forward that fails (say, out of memory) costs nothing but time: each question
+    is answered alone, the same tokens."""
+    answerer = lively(VLMS.get("internvl")(runtime=CPU, max_new_tokens=4))
+    visual = visual_for(answerer, 24)
+    want = [answerer.answer(visual, q) for q in QUESTIONS]
+    real = answerer.lm.forward
+    batches: list[int] = []
+
+    def forward(*args, **kwargs):
+        given = kwargs.get("inputs_embeds")
+        rows = (given if given is not None else kwargs["input_ids"]).shape[0]
+        batches.append(rows)
+        if rows > 1:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(answerer.lm, "forward", forward)
+    got = answerer.answer_many(visual, list(QUESTIONS))
+    same_answers(got, want)
+    assert max(batches) == len(QUESTIONS)  # the batch was tried
+
+
+def test_options_checked_before_loading_and_kept_out_of_the_key() -> None:
+    base = ["encoder=internvit_300m", "encoder.size=tiny", "encoder.weights=random", "vlm=internvl"]
+    for bad, needle in (("vlm.batch_questions=0", "vlm.batch_questions must be an integer >= 1"),
+                        ("vlm.share_prefix=maybe", "vlm.share_prefix must be true or false")):
+        with pytest.raises(ConfigError, match=needle):
+            prepare_job(compose([*base, bad]))
+    default = prepare_job(compose(base))
+    alone = prepare_job(compose([*base, "vlm.batch_questions=1", "vlm.share_prefix=false"]))
+    assert default.config_hash == alone.config_hash  # they change no answer: the same results
+    columns = alone.identity("r")
+    assert columns["vlm_batch_questions"] == 1 and columns["vlm_share_prefix"] is False
+    assert default.identity("r")["vlm_batch_questions"] == 8
