@@ -6,15 +6,20 @@ before loading, recorded as columns and kept out of the resume key."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pandas as pd
 import pytest
 import torch
 
 from harness.config import ConfigError, compose
+from harness.execute import execute
 from harness.job import prepare_job
 from harness.runtime import Runtime
 from harness.vlm import VLMS
 from harness.vlm.base import Answer
 from harness.vlm.batched import common_prefix, fork
+from tests.fixtures_data import mme_images, write_mme_parquet
 
 CPU = Runtime.resolve("cpu", "float32")
 QUESTIONS = (
@@ -27,6 +32,8 @@ QUESTIONS = (
 MODES = [(8, True), (2, True), (1, True), (8, False), (3, False)]  # (batch_questions, share_prefix)
 SAME = ("prompt", "response", "prediction", "visual_tokens", "prompt_tokens", "new_tokens", "kv_cache_mb",
         "token_ids")
+ANSWER_COLUMNS = ("question_id", "question_index", "category", "question", "answer", "status", "prompt", "response",
+                  "prediction", "visual_tokens", "prompt_tokens", "new_tokens", "kv_cache_mb")
 
 
 def visual_for(answerer, tokens: int = 40, seed: int = 1) -> torch.Tensor:
@@ -183,3 +190,28 @@ def test_options_checked_before_loading_and_kept_out_of_the_key() -> None:
     columns = alone.identity("r")
     assert columns["vlm_batch_questions"] == 1 and columns["vlm_share_prefix"] is False
     assert default.identity("r")["vlm_batch_questions"] == 8
+
+
+@pytest.mark.slow
+def test_run_rows_equal_one_question_at_a_time(tmp_path: Path) -> None:
+    """A run answering together writes the rows a one-at-a-time run writes, timings and the
+    recorded options aside."""
+    images = [im for im in mme_images(1) if im.category in ("existence", "OCR", "code_reasoning")]
+    data = write_mme_parquet(tmp_path / "mme", images)
+    base = ["encoder=internvit_300m", "encoder.size=tiny", "encoder.weights=random", "preprocess=resize",
+            "vlm=internvl", "vlm.max_new_tokens=3", "progress=false", "dataset=mme", f"dataset.path={data}"]
+    rows = {}
+    for label, options in (("together", []), ("alone", ["vlm.batch_questions=1", "vlm.share_prefix=false"])):
+        outcome = execute(prepare_job(compose([*base, f"results_dir={tmp_path / label}", *options])))
+        records = pd.read_parquet(outcome.run_dir / "records.parquet")
+        rows[label] = records[records.kind == "question"].sort_values(["question_id", "question_index"])
+        run = records[records.kind == "run"].iloc[0]
+        assert run["answers_complete"] and run["vlm_batch_questions"] == (8 if label == "together" else 1)
+    together, alone = rows["together"], rows["alone"]
+    assert len(together) == 2 * len(images)
+    pd.testing.assert_frame_equal(together[list(ANSWER_COLUMNS)].reset_index(drop=True),
+                                  alone[list(ANSWER_COLUMNS)].reset_index(drop=True))
+    assert (alone["prefix_tokens_shared"] == 0).all()
+    # both questions share the system text, the image's 256 positions and the words up to "item k"
+    assert (together["prefix_tokens_shared"] > 256).all()
+    assert (together["prefix_tokens_shared"] < together["prompt_tokens"]).all()
