@@ -41,15 +41,20 @@ def visual_for(answerer, tokens: int = 40, seed: int = 1) -> torch.Tensor:
     return torch.randn(tokens, answerer.config.hidden_size)
 
 
-def lively(answerer):
+def lively_module(module: torch.nn.Module) -> torch.nn.Module:
     """Wider random weights (std 0.15 instead of the init's 0.02, with which the tiny Qwen2
     repeats one token whatever the prompt): answers then depend on the question, so equal
     answers say something."""
     torch.manual_seed(0)
     with torch.no_grad():
-        for p in answerer.lm.parameters():
+        for p in module.parameters():
             if p.dim() >= 2:
                 p.normal_(0, 0.15)
+    return module
+
+
+def lively(answerer):
+    lively_module(answerer.lm)
     return answerer
 
 
@@ -215,3 +220,64 @@ def test_run_rows_equal_one_question_at_a_time(tmp_path: Path) -> None:
     # both questions share the system text, the image's 256 positions and the words up to "item k"
     assert (together["prefix_tokens_shared"] > 256).all()
     assert (together["prefix_tokens_shared"] < together["prompt_tokens"]).all()
+
+
+class MRopeLM(torch.nn.Module):
+    """transformers' Qwen2.5-VL text model (3-D multimodal rotary positions) with an LM head,
+    called as the answerer calls a causal LM."""
+
+    def __init__(self, hidden: int, vocab: int) -> None:
+        super().__init__()
+        from transformers.models.qwen2_5_vl.configuration_qwen2_5_vl import Qwen2_5_VLTextConfig
+        from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLTextModel
+
+        config = Qwen2_5_VLTextConfig(
+            hidden_size=hidden, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+            num_key_value_heads=2, vocab_size=vocab, attn_implementation="sdpa",
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 2, 2]})
+        self.model = Qwen2_5_VLTextModel(config)
+        self.lm_head = torch.nn.Linear(hidden, vocab, bias=False)
+
+    def get_input_embeddings(self) -> torch.nn.Module:
+        return self.model.embed_tokens
+
+    def forward(self, *, cache=None, logits_to_keep: int = 0, **kwargs):
+        from types import SimpleNamespace
+
+        out = self.model(cache=cache, **kwargs)
+        hidden = out.last_hidden_state[:, -logits_to_keep:] if logits_to_keep else out.last_hidden_state
+        return SimpleNamespace(logits=self.lm_head(hidden), cache=out.cache)
+
+
+def mrope_positions(mask: torch.Tensor, grid: tuple[int, int]) -> tuple[torch.Tensor, int]:
+    """Qwen2-VL's `get_rope_index` for one image of `grid` (rows, cols) merged tokens: text at
+    (i, i, i), the image at (s, s + row, s + col), text after it from s + max(rows, cols); the
+    offset makes decoding continue after the largest position."""
+    rows, cols = grid
+    image = mask.nonzero()[:, 0]
+    start, end = int(image[0]), int(image[-1]) + 1
+    pos = torch.arange(mask.numel()).repeat(3, 1)
+    k = torch.arange(rows * cols)
+    pos[0, start:end] = start
+    pos[1, start:end] = start + k // cols
+    pos[2, start:end] = start + k % cols
+    pos[:, end:] = start + max(rows, cols) + torch.arange(mask.numel() - end)
+    return pos[:, None], int(pos.max()) + 1 - mask.numel()
+
+
+def test_family_positions_and_offsets_are_honoured_together() -> None:
+    """A family whose hook gives 3-D positions and a decode offset (Qwen2.5-VL's layout):
+    together equals one at a time, and the positions matter (plain ones answer differently)."""
+    answerer = VLMS.get("internvl")(runtime=CPU, max_new_tokens=6)
+    torch.manual_seed(0)
+    answerer.lm = lively_module(MRopeLM(answerer.config.hidden_size, answerer.config.vocab_size).eval())
+    grid = (5, 8)
+    visual = visual_for(answerer, grid[0] * grid[1])
+    plain = [answerer.answer(visual, q).token_ids for q in QUESTIONS]
+    answerer.positions = lambda prompt, layout=None: mrope_positions(prompt.image_mask, layout)  # type: ignore
+    want = [answerer.answer(visual, q, layout=grid) for q in QUESTIONS]
+    assert [w.token_ids for w in want] != plain
+    assert mrope_positions(answerer.tokenize(QUESTIONS[0], 40).image_mask, grid)[1] < 0  # a real offset
+    for batch, share in MODES:
+        answerer.batch_questions, answerer.share_prefix = batch, share
+        same_answers(answerer.answer_many(visual, list(QUESTIONS), layout=grid), want)

@@ -12,7 +12,6 @@ per question; they are placed on the same grid.
 
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -65,15 +64,23 @@ def common_prefix(ids: list[torch.Tensor]) -> int:
 def fork(cache: Any, batch: int) -> Any:
     """A new cache whose every row holds `cache`'s single row: expanded views, no copy (the
     first update concatenates into new tensors); `cache` itself is left as it was."""
-    out = copy.copy(cache)
+    out = _shallow(cache)
     out.layers = []
     for layer in cache.layers:
-        new = copy.copy(layer)
+        new = _shallow(layer)
         if getattr(layer, "keys", None) is not None and layer.keys.numel():
             new.keys = layer.keys.expand(batch, *layer.keys.shape[1:])
             new.values = layer.values.expand(batch, *layer.values.shape[1:])
         out.layers.append(new)
     return out
+
+
+def _shallow(obj: Any) -> Any:
+    """A new object of the same class sharing `obj`'s attributes (what copy.copy does, without
+    its generic reduce protocol)."""
+    new = object.__new__(type(obj))
+    new.__dict__.update(obj.__dict__)
+    return new
 
 
 @torch.inference_mode()
@@ -196,14 +203,14 @@ def answer_batch(answerer: Answerer, batch: list[Question], prefix: Prefix | Non
 
 def prefill_positions(batch: list[Question], mask: torch.Tensor, shared: int, width: int) -> torch.Tensor:
     """Position ids of the suffixes `[rows, width]` (or `[n, rows, width]` from the family's
-    hook): from the attention mask as `generate` computes them (cumsum - 1, pads at 1), or the
+    hook): from the attention mask as `generate` computes them (cumsum - 1, pads at 0), or the
     hook's ids after the prefix, right-aligned."""
     if batch[0].positions is None:
         pos = mask.long().cumsum(-1) - 1
-        pos = pos.masked_fill(mask == 0, 1)
+        pos = pos.masked_fill(mask == 0, 0)
         return pos[:, shared:]
     dims = int(batch[0].positions.shape[0])
-    pos = torch.ones((dims, len(batch), width), dtype=torch.long, device=mask.device)
+    pos = torch.zeros((dims, len(batch), width), dtype=torch.long, device=mask.device)
     for r, q in enumerate(batch):
         assert q.positions is not None
         tail = q.positions[:, 0, shared:].to(mask.device)
