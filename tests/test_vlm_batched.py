@@ -281,3 +281,17 @@ def test_family_positions_and_offsets_are_honoured_together() -> None:
     for batch, share in MODES:
         answerer.batch_questions, answerer.share_prefix = batch, share
         same_answers(answerer.answer_many(visual, list(QUESTIONS), layout=grid), want)
+
+
+@pytest.mark.parametrize("family", [f for f in VLMS.names() if f != "phi3_vision"])  # phi3: no placeholder text
+def test_spliced_image_ids_equal_tokenizing_the_expanded_prompt(family: str) -> None:
+    """`token_ids` writes the image's token n times instead of tokenizing n placeholders: the
+    same ids as the tokenizer on the fully expanded text."""
+    answerer = VLMS.get(family)(runtime=CPU)
+    for question in QUESTIONS:
+        text = answerer.render(question)
+        bos = answerer.tokenizer.bos_token
+        add_special = not (bos is not None and text.startswith(bos))
+        for n in (1, 3, 577, 2340):
+            whole = answerer.tokenizer(answerer.expand(text, n), add_special_tokens=add_special)["input_ids"]
+            assert answerer.token_ids(text, n) == list(whole), (question, n)

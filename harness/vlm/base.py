@@ -243,11 +243,24 @@ class Answerer(ABC):
 
     def token_ids(self, text: str, n_visual: int) -> list[int]:
         """As transformers' processors do: expand the placeholder in the text, then tokenize;
-        the chat template's own BOS is not doubled."""
-        expanded = self.expand(text, n_visual)
+        the chat template's own BOS is not doubled. The image's run of one special token is
+        tokenized at lengths 1 and 2 and, when the second is the first with that token once
+        more (special tokens are split out before anything else is tokenized), written n
+        times: the same ids without tokenizing thousands of placeholders."""
         bos = self.tokenizer.bos_token
         add_special = not (bos is not None and text.startswith(bos))
-        return list(self.tokenizer(expanded, add_special_tokens=add_special)["input_ids"])
+
+        def ids(n: int) -> list[int]:
+            return list(self.tokenizer(self.expand(text, n), add_special_tokens=add_special)["input_ids"])
+
+        if n_visual > 2:
+            one, two = ids(1), ids(2)
+            where = self.image_positions(torch.tensor(one)).nonzero()
+            if len(where) == 1:
+                i = int(where[0])
+                if two == one[:i + 1] + one[i:]:
+                    return one[:i] + [one[i]] * n_visual + one[i + 1:]
+        return ids(n_visual)
 
     def tokenize(self, question: str, n_visual: int) -> Prompt:
         """The rendered prompt, its ids with exactly `n_visual` image positions, and their mask."""
