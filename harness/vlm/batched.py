@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from harness.metrics.memory import release_cached_memory
 from harness.vlm.base import Answer, Prompt, cache_of
 
 if TYPE_CHECKING:
@@ -104,15 +105,21 @@ def answer_together(answerer: Answerer, visual: torch.Tensor, texts: list[str], 
             prefix = prefill_prefix(answerer, questions)
         except Exception:  # noqa: BLE001 - the questions are then prefilled whole, each failing on its own
             prefix = None
+        if prefix is None:
+            release_cached_memory(answerer.runtime.device)
     step = answerer.batch_questions
     for start in range(0, len(questions), step):
         batch = questions[start:start + step]
+        retry = False
         try:
             answers = answer_batch(answerer, batch, prefix, len(questions), int(visual.shape[0]))
         except Exception as exc:  # noqa: BLE001 - isolate the failing question
             if len(batch) == 1:
                 results[batch[0].index] = exc
                 continue
+            retry = True
+        if retry:  # outside the except block: the failed batch's tensors are gone
+            release_cached_memory(answerer.runtime.device)
             answers = []
             for q in batch:
                 try:
