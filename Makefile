@@ -7,6 +7,9 @@ PY := $(VENV)/bin/python
 STUDY ?= quickstart
 LAUNCHER ?= basic
 ARGS ?=
+# test processes (pytest-xdist); files stay whole on one process so module fixtures are built once
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-fast lint bench sweep status tables figures report mme-baseline clean
@@ -28,10 +31,10 @@ demo: install ## run the quickstart study on the shipped synthetic data, then ta
 	$(PY) -m harness.report results/runs/quickstart
 
 test: install ## run the whole test suite (CPU, no network), as CI does
-	$(PY) -m pytest -q $(ARGS)
+	$(PYTEST) $(ARGS)
 
 test-fast: install ## unit tests only (skips @pytest.mark.slow: subprocess sweeps, end-to-end runs, big fixtures)
-	$(PY) -m pytest -q -m "not slow" $(ARGS)
+	$(PYTEST) -m "not slow" $(ARGS)
 
 lint: install ## ruff
 	$(VENV)/bin/ruff check .

@@ -138,7 +138,8 @@ def load_spec(experiment: str) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m harness.atlas", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m harness.atlas", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--experiment", default="token_atlas", help="experiment config with an `atlas` block")
     parser.add_argument("--n-sizes", type=int, help="override atlas.n_sizes (grid is n_sizes^2 sizes)")
     parser.add_argument("--out", default="results/tables", help="folder for token_atlas.{parquet,csv}")

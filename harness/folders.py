@@ -17,6 +17,9 @@ import time
 from pathlib import Path
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+# A name becomes file names with suffixes (`.<study>_compare.parquet.<pid>.part`): well under
+# the 255 bytes file systems allow.
+MAX_NAME_LENGTH = 120
 OWNER = "OWNER"  # `<host> <pid>` of the process filling a temporary folder
 # A temporary folder without an owner file (an older harness) is left alone this long.
 ORPHAN_AGE_S = 24 * 3600
@@ -27,7 +30,7 @@ class FolderError(OSError):
 
 
 def is_safe_name(name: str) -> bool:
-    return bool(SAFE_NAME.fullmatch(name)) and name not in (".", "..")
+    return bool(SAFE_NAME.fullmatch(name)) and name not in (".", "..") and len(name) <= MAX_NAME_LENGTH
 
 
 def check_name(value: object, what: str = "study") -> str:
@@ -35,8 +38,8 @@ def check_name(value: object, what: str = "study") -> str:
     name = str(value)
     if not is_safe_name(name):
         raise ValueError(
-            f"{what}={name!r} is not a safe name: use letters, digits, '_', '.', '-' (not '.' or '..'), "
-            "since it becomes a folder name"
+            f"{what}={name[:60]!r}{'...' if len(name) > 60 else ''} is not a safe name: use at most "
+            f"{MAX_NAME_LENGTH} letters, digits, '_', '.', '-' (not '.' or '..'), since it becomes a folder name"
         )
     return name
 

@@ -12,7 +12,16 @@ from typing import Any
 import pandas as pd
 
 from harness.mme.subtasks import GROUPS
-from harness.report_figures import ALWAYS_SHOWN, config_labels, label_fields, telling_fields
+from harness.report_figures import (
+    ALWAYS_SHOWN,
+    METRIC_PREFIX,
+    config_labels,
+    has_spread,
+    label_fields,
+    metric_header,
+    telling_fields,
+)
+from harness.style import number_text
 
 SIGNIFICANT = 3
 # column -> header (units in parentheses); anything else: its name with spaces
@@ -25,11 +34,13 @@ HEADERS = {
     "peak_allocated_mb": "Peak GPU memory (MiB)", "peak_rss_mb": "Peak RSS (MiB)",
     "pp_max_tiles": "Max tiles", "pp_min_tiles": "Min tiles", "pp_num_crops": "Crops", "pp_thumbnail": "Thumbnail",
     "pp_tile_size": "Tile (px)", "pp_pinpoint_order": "Pinpoint order", "pp_pad_to_max_crops": "Pad crops",
+    "pp_min_pixels": "Min pixels", "pp_max_pixels": "Max pixels", "reduce": "Reduction", "vlm": "VLM",
+    "vlm_protocol": "Protocol", "vlm_weights": "VLM weights", "vlm_size": "VLM size",
+    "vlm_max_new_tokens": "Max new tokens", "prefill_p50_ms": "Prefill p50 (ms)",
 }
+MAX_COLUMNS = 8  # a table wider than this is split into parts that fit a page
 RESULTS = ("visual_tokens_mean", "encode_p50_ms", "encode_iqr_ms", "encode_images_per_s", "peak_allocated_mb",
            "peak_rss_mb")
-METRIC_HEADERS = {"knn": "kNN acc.", "probe": "Linear probe acc.", "effective_rank": "Effective rank",
-                  "uniformity": "Uniformity", "alignment": "Alignment"}
 
 
 def significant(value: Any, digits: int = SIGNIFICANT) -> str:
@@ -42,18 +53,19 @@ def significant(value: Any, digits: int = SIGNIFICANT) -> str:
     if value == 0:
         return "0"
     decimals = max(0, digits - 1 - math.floor(math.log10(abs(value))))
+    if decimals == 0:
+        return number_text(round(value))  # 1,003,520: integer digits are never dropped
     return f"{value:.{decimals}f}"
 
 
 def header(column: str) -> str:
     if column in HEADERS:
         return HEADERS[column]
-    if column.startswith("metric:"):
-        name = column.removeprefix("metric:")
-        return next((h for k, h in METRIC_HEADERS.items() if name.startswith(k)), name.replace("_", " "))
+    if column.startswith(METRIC_PREFIX):
+        return metric_header(column)
     if column.startswith("dataset."):
         return "Dataset " + column.removeprefix("dataset.").replace("_", " ")
-    return column.removeprefix("pp_").replace("_", " ").capitalize()
+    return column.removeprefix("pp_").removeprefix("rd_").replace("_", " ").capitalize()
 
 
 def _escape(text: str) -> str:
@@ -95,9 +107,22 @@ def _fixed(table: pd.DataFrame, shown: list[str]) -> str:
     parts = []
     for col in fields.columns:
         values = fields[col].unique()
-        if col not in shown and len(values) == 1 and values[0] != "-" and col not in ("pp_mean", "pp_std"):
+        if col not in shown and len(values) == 1 and values[0] != "-" and col not in ("pp_mean", "pp_std") \
+                and not _is_path(values[0]):
             parts.append(f"{header(col).lower()} {values[0]}")
     return ", ".join(parts)
+
+
+def _with_params(name: str, params: dict[str, str]) -> str:
+    if name == "-":
+        return "none"
+    shown = ", ".join(f"{k}={v}" for k, v in params.items() if v != "-")
+    return f"{name} ({shown})" if shown else name
+
+
+def _is_path(value: str) -> bool:
+    """A local path (a weights folder, a dataset folder) says nothing to a reader of the paper."""
+    return value.startswith(("/", "~", "./", "../")) or "\\" in value or value.count("/") > 1
 
 
 def paper_table(table: pd.DataFrame, study: str) -> str:
@@ -106,12 +131,17 @@ def paper_table(table: pd.DataFrame, study: str) -> str:
     (tokens, latency p50 and p25--p75, throughput, memory, quality metrics), status only when a
     configuration failed; three significant figures; caption with what is fixed."""
     table = table.reset_index(drop=True)
-    if "encode_p25_ms" in table and "encode_p75_ms" in table:
+    if has_spread(table):  # one timed batch has no spread: the column would repeat the p50
         table = table.assign(encode_iqr_ms=[
-            "--" if pd.isna(a) or pd.isna(b) else f"{significant(a)}--{significant(b)}"
+            "--" if pd.isna(a) or pd.isna(b) or a == b else f"{significant(a)}--{significant(b)}"
             for a, b in zip(table["encode_p25_ms"], table["encode_p75_ms"], strict=True)])
-    ident = [c for c in ALWAYS_SHOWN if c in table] + telling_fields(table)
     fields = label_fields(table)
+    ident = [c for c in ALWAYS_SHOWN if c in table] + telling_fields(table)
+    reduction = [c for c in ident if c.startswith("rd_")]
+    if "reduce" in ident:  # one column: `visionzip (contextual=10, dominant=54)`, `none`
+        fields["reduce"] = [_with_params(row["reduce"], {c.removeprefix("rd_"): row[c] for c in reduction})
+                            for _, row in fields.iterrows()]
+        ident = [c for c in ident if c not in reduction]
     metrics = sorted(c for c in table.columns if c.startswith("metric:") and table[c].notna().any())
     results = [c for c in (*RESULTS, *metrics) if c in table.columns and table[c].notna().any()]
     failed = "status" in table and (table["status"] != "ok").any()
@@ -126,7 +156,14 @@ def paper_table(table: pd.DataFrame, study: str) -> str:
     fixed = _fixed(table, ident)
     caption = f"{study}: {len(table)} configurations" + (f"; fixed: {fixed}" if fixed else "") + \
         f". Numbers to {SIGNIFICANT} significant figures; latency per image, after warm-up."
-    return _tabular(frame, numeric, caption, f"tab:{study}")
+    keys = [c for c in frame.columns if c not in numeric]
+    per_part = max(2, MAX_COLUMNS - len(keys))
+    parts = [numeric[i:i + per_part] for i in range(0, len(numeric), per_part)] or [[]]
+    if len(parts) == 1:
+        return _tabular(frame, numeric, caption, f"tab:{study}")
+    return "\n".join(
+        _tabular(frame[keys + part], part, f"{caption} Part {k} of {len(parts)}.", f"tab:{study}-{k}")
+        for k, part in enumerate(parts, start=1))
 
 
 def mme_paper_frame(mme_rows: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:

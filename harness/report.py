@@ -16,6 +16,7 @@ Run-level quality metrics are records `kind=metric` with columns `metric` and `v
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import runpy
 import sys
@@ -30,6 +31,7 @@ from harness.metrics.run_quality import metric_columns, quality_table
 from harness.paper import mme_paper_table, paper_table
 from harness.report_figures import draw_any_study, read_tables
 from harness.store import find_failed, find_runs, load_readable
+from harness.style import number_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
@@ -101,7 +103,7 @@ def study_tables(records: pd.DataFrame) -> dict[str, pd.DataFrame]:
         metric_cols = sorted(c for c in grp.columns if c.startswith("metric:") and grp[c].notna().any())
         cols = [c for c in IDENTITY_COLUMNS + pp_cols + MEASURE_COLUMNS + metric_cols + TRAILING_COLUMNS
                 if c in grp.columns and (grp[c].notna().any() or c in ("status", "message"))]
-        sort = [c for c in ["encoder", "strategy", *pp_cols, "seed", "config_hash"] if c in grp.columns]
+        sort = [c for c in ["encoder", "strategy", "reduce", *pp_cols, "seed", "config_hash"] if c in cols]
         out[str(study)] = grp[cols].sort_values(sort, na_position="first").reset_index(drop=True)
     return out
 
@@ -167,7 +169,7 @@ def write_tables(table: pd.DataFrame, out_dir: Path, stem: str, latex: str | Non
     writers = {
         "parquet": lambda p: table.to_parquet(p, index=False),
         "csv": lambda p: table.to_csv(p, index=False),
-        "md": lambda p: p.write_text(table.to_markdown(index=False, floatfmt=".4g") + "\n"),
+        "md": lambda p: p.write_text(markdown(table)),
     }
     if latex is not None:
         writers["tex"] = lambda p: p.write_text(latex)
@@ -184,6 +186,16 @@ def write_tables(table: pd.DataFrame, out_dir: Path, stem: str, latex: str | Non
     for part, path in staged:
         os.replace(part, path)
     return [path for _, path in staged]
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """The table as Markdown with numbers as a reader writes them (1,003,520; 0.1235), not in
+    exponent notation."""
+    shown = table.copy()
+    for col in shown.columns:
+        if pd.api.types.is_numeric_dtype(shown[col]) and not pd.api.types.is_bool_dtype(shown[col]):
+            shown[col] = shown[col].map(lambda v: "" if pd.isna(v) else number_text(v))
+    return shown.to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def runs_home(root: str | Path) -> Path | None:
@@ -220,17 +232,15 @@ def build_tables(run_roots: list[str], out: Path) -> dict[str, pd.DataFrame]:
         folders = ", ".join(mine.loc[mine["study"] == study, "run_dir"].unique())
         print(f"warning: skipped study {study!r} ({folders}): not a safe name", file=sys.stderr)
         del tables[study]
-    for study, table in tables.items():
-        write_tables(table, out / "tables", study, latex=to_latex(table, study))
-        mme = mme_subtask_rows(mine, table)
-        if not mme.empty:
-            write_tables(mme, out / "tables", f"{study}_mme", latex=to_latex(table, study, mme))
-        compare = compare_table(table)
-        if not compare.empty:
-            write_tables(compare, out / "tables", f"{study}_compare")
-        images = image_table(records, table)
-        if not images.empty:
-            write_tables(images, out / "tables", f"{study}_images")
+    for study, table in list(tables.items()):
+        try:
+            write_study_tables(study, table, mine, records, out / "tables")
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            print(f"warning: skipped study {study[:60]!r}: its table names are too long for the file system",
+                  file=sys.stderr)
+            del tables[study]
     finished = records[records["run_complete"]]
     done = sorted({Path(d) for d in finished["run_dir"]})
     write_tables(summary_table(finished), out / "tables", "summary")
@@ -241,6 +251,21 @@ def build_tables(run_roots: list[str], out: Path) -> dict[str, pd.DataFrame]:
     if not compare.empty:
         write_tables(compare, out / "tables", "compare")
     return tables
+
+
+def write_study_tables(study: str, table: pd.DataFrame, mine: pd.DataFrame, records: pd.DataFrame,
+                       folder: Path) -> None:
+    """A study's table and, when its runs have them, its MME, compare and image tables."""
+    write_tables(table, folder, study, latex=to_latex(table, study))
+    mme = mme_subtask_rows(mine, table)
+    if not mme.empty:
+        write_tables(mme, folder, f"{study}_mme", latex=to_latex(table, study, mme))
+    compare = compare_table(table)
+    if not compare.empty:
+        write_tables(compare, folder, f"{study}_compare")
+    images = image_table(records, table)
+    if not images.empty:
+        write_tables(images, folder, f"{study}_images")
 
 
 def load_warnings(tables: dict[str, pd.DataFrame]) -> list[str]:
@@ -317,6 +342,16 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    try:
+        return _report(args, out)
+    except OSError as exc:  # a full disk, a read-only folder: one line, not a traceback
+        where = exc.filename or out
+        print(f"error: cannot write the report under {out}: {exc.strerror or exc} ({where})", file=sys.stderr)
+        return 1
+
+
+def _report(args: argparse.Namespace, out: Path) -> int:
+    """Tables (unless --figures-only), then figures (unless --tables-only)."""
     if not args.figures_only:
         tables = build_tables(args.runs, out)
         if not tables:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,26 @@ from harness.mme.subtasks import SUBTASKS
 METRIC_PREFIX = "metric:"
 QUALITY_PREFERENCE = ("knn", "probe", "retrieval", "recall")
 ASPECT_TICKS = [1 / 8, 1 / 4, 1 / 2, 1, 2, 4, 8]
+PANELS_PER_ROW = 3
 ASPECT_LABELS = ["1:8", "1:4", "1:2", "1:1", "2:1", "4:1", "8:1"]
+
+
+# metric name (as in `metric:<name>` columns) -> what a paper calls it; kNN names its k
+METRIC_NAMES = {
+    "linear_probe_accuracy": "Linear probe acc.", "effective_rank": "Effective rank", "rankme": "RankMe",
+    "uniformity": "Uniformity", "alignment": "Alignment", "mme_perception": "MME perception",
+    "mme_cognition": "MME cognition", "mme_total": "MME total", "yes_no_score": "Yes/no score",
+    "pairwise_accuracy": "Pairwise acc.", "retrieval_recall": "Retrieval recall",
+}
+
+
+def metric_header(column: str) -> str:
+    """A human name for a metric column: `metric:knn_accuracy_k10` -> `kNN@10 acc.`,
+    `metric:mme_cognition` -> `MME cognition`; an unknown name with spaces."""
+    name = column.removeprefix(METRIC_PREFIX)
+    if (knn := re.fullmatch(r"knn_accuracy_k(\d+)", name)) is not None:
+        return f"kNN@{knn.group(1)} acc."
+    return METRIC_NAMES.get(name, name.replace("_", " "))
 
 
 def _ok(table: pd.DataFrame) -> pd.DataFrame:
@@ -38,24 +58,40 @@ def _lacks(table: pd.DataFrame, columns: tuple[str, ...], figure: str) -> bool:
     return bool(missing)
 
 
-# What can tell two configurations of a study apart, in label order (pp_* and dataset.* added).
-LABEL_FIELDS = ("encoder", "encoder_size", "weights", "connector", "attn", "pool", "strategy", "dataset", "device",
-                "dtype", "seed", "batch_views")
+# What can tell two configurations of a study apart, in label order (strategy `pp_*` and
+# reduction `rd_*` parameters and `dataset.*` keys added).
+LABEL_FIELDS = ("encoder", "encoder_size", "weights", "connector", "attn", "pool", "strategy", "reduce", "dataset",
+                "vlm", "vlm_weights", "vlm_size", "vlm_protocol", "vlm_max_new_tokens", "device", "dtype", "seed",
+                "batch_views")
+PARAM_PREFIXES = ("pp_", "rd_")  # one strategy's or one reduction's parameters: a sweep of them is one line
 ALWAYS_SHOWN = ("encoder", "strategy")
 
 
 def _value(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return style.number_text(value.item() if isinstance(value, np.generic) else value)
     return str(value)
+
+
+def natural_key(text: str) -> list[object]:
+    """Sort key that orders the numbers inside labels by value: max_tiles=2 before max_tiles=12,
+    1,003,520 after 200,704."""
+    parts = re.split(r"(\d[\d,]*(?:\.\d+)?)", str(text))
+    return [(0, float(p.replace(",", ""))) if i % 2 else (1, p) for i, p in enumerate(parts)]
 
 
 def label_fields(table: pd.DataFrame) -> pd.DataFrame:
     """The identity fields of each row: LABEL_FIELDS, every `pp_<param>`, and each key of
     `dataset_params` as `dataset.<key>`, as text (missing as `-`)."""
     cols = [c for c in LABEL_FIELDS if c in table.columns]
-    cols += sorted(c for c in table.columns if c.startswith("pp_"))
+    cols += sorted(c for c in table.columns if c.startswith(PARAM_PREFIXES))
     fields = table[cols].copy()
+    if "strategy_params" in table.columns:  # list-valued parameters (pinpoint sets) have no pp_ column
+        params = [json.loads(p) if isinstance(p, str) and p else {} for p in table["strategy_params"]]
+        listed = sorted({k for p in params for k, v in p.items() if isinstance(v, list) and k not in ("mean", "std")})
+        for key in listed:
+            fields[f"pp_{key}"] = [f"{len(p[key])} entr{'y' if len(p[key]) == 1 else 'ies'}"
+                                   if isinstance(p.get(key), list) else None for p in params]
     if "dataset_params" in table.columns:
         params = [json.loads(p) if isinstance(p, str) and p else {} for p in table["dataset_params"]]
         for key in sorted({k for p in params for k in p}):
@@ -96,7 +132,7 @@ def config_labels(table: pd.DataFrame, leave_out: tuple[str, ...] = (), unique: 
     shown = telling_fields(table, leave_out)
 
     def name(c: str) -> str:
-        return c.removeprefix("pp_")
+        return c.removeprefix("pp_").removeprefix("rd_")
 
     def label(row: pd.Series) -> str:
         head = " / ".join(row[c] for c in ALWAYS_SHOWN if c in row.index)
@@ -122,64 +158,101 @@ def _run_labels(table: pd.DataFrame) -> dict[str, str]:
 
 
 def _series(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame, list[str]]]:
-    """Lines of a figure: rows that differ only in strategy parameters (a budget sweep) form one
-    series, named by everything else that varies; returns (series label, rows, the strategy
-    parameters that vary within it, for labelling its points)."""
-    pp = [c for c in table.columns if c.startswith("pp_")]
-    series = config_labels(table, leave_out=tuple(pp), unique=False)
+    """Lines of a figure: rows that differ only in one strategy's or one reduction's parameters
+    (a budget sweep) form one series, named by everything else that varies; returns (series
+    label, rows, the parameters that vary within it, for labelling its points), in natural
+    order (max_tiles 2 before 12)."""
+    params = [c for c in table.columns if c.startswith(PARAM_PREFIXES)]
+    series = config_labels(table, leave_out=tuple(params), unique=False)
     fields = label_fields(table)
     single = config_labels(table)
     out = []
-    for name in sorted(series.unique()):
+    for name in sorted(series.unique(), key=natural_key):
         rows = table[series == name]
-        if fields.loc[rows.index, pp].assign(_all=0).duplicated().any():  # differ in something unshown
+        if fields.loc[rows.index, params].assign(_all=0).duplicated().any():  # differ in something unshown
             out += [(single[i], rows.loc[[i]], []) for i in rows.index]
             continue
-        within = [c for c in pp if fields.loc[rows.index, c].nunique() > 1]
+        within = [c for c in params if fields.loc[rows.index, c].nunique() > 1]
+        if within:  # the legend says what the numbers next to its points are
+            name += f" [points: {', '.join(c.removeprefix('pp_').removeprefix('rd_') for c in within)}]"
         out.append((name, rows, within))
     return out
 
 
-def _point_labels(ax: plt.Axes, x: pd.Series, y: pd.Series, rows: pd.DataFrame, params: list[str]) -> None:
-    """Write the varying strategy parameters next to each point of a series."""
+@dataclass(frozen=True)
+class LineStyle:
+    color: tuple[float, ...]
+    marker: str
+    linestyle: str
+
+
+def series_styles(series: list[tuple[str, pd.DataFrame, list[str]]]) -> dict[str, LineStyle]:
+    """A look of its own for every series: the encoder's colour (one per encoder, as in every
+    figure), and within an encoder a marker (then a dash pattern) per series, so no two series
+    of a figure look alike."""
+    encoders = sorted({str(rows["encoder"].iloc[0]) for _, rows, _ in series})
+    seen: dict[str, int] = {}
+    out = {}
+    dashes = ("-", "--", ":", "-.")
+    for name, rows, _ in series:
+        encoder = str(rows["encoder"].iloc[0])
+        k = seen.get(encoder, 0)
+        seen[encoder] = k + 1
+        out[name] = LineStyle(style.color_of(encoder, encoders), style.MARKERS[k % len(style.MARKERS)],
+                              dashes[(k // len(style.MARKERS)) % len(dashes)])
+    return out
+
+
+def point_labels(ax: plt.Axes, x: pd.Series, y: pd.Series, rows: pd.DataFrame, params: list[str]) -> None:
+    """Write the varying parameters next to each point of a series."""
     if not params:
         return
     fields = label_fields(rows)
     for xi, yi, idx in zip(x, y, rows.index, strict=True):
-        text = ", ".join(f"{c.removeprefix('pp_')}={fields.loc[idx, c]}" if len(params) > 1 else fields.loc[idx, c]
-                         for c in params)
-        ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=5)
+        text = ", ".join(f"{c.removeprefix('pp_').removeprefix('rd_')}={fields.loc[idx, c]}" if len(params) > 1
+                         else fields.loc[idx, c] for c in params)
+        ax.annotate(text, (xi, yi), textcoords="offset points", xytext=(3, 3), fontsize=5, gid=style.POINT_LABEL)
 
 
 def tokens_vs_aspect(atlas: pd.DataFrame, out_dir: Path) -> list[Path]:
     """Visual tokens against aspect ratio per strategy (median over sizes, min-max band), one
-    panel per encoder."""
+    panel per encoder, at most three panels a row (so ticks and titles stay readable)."""
     encoders = sorted(atlas["encoder"].unique())
-    fig, axes = plt.subplots(1, len(encoders), figsize=(style.PAGE_WIDTH_IN, 2.6), sharey=True, squeeze=False)
+    ncols = min(PANELS_PER_ROW, len(encoders))
+    nrows = -(-len(encoders) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(style.PAGE_WIDTH_IN, 2.3 * nrows), sharey=True, squeeze=False)
     variants = sorted({(s, p) for s, p in zip(atlas["strategy"], atlas["strategy_params"], strict=True)})
-    names = [s + (f" ({', '.join(f'{k}={v}' for k, v in json.loads(p).items())})" if json.loads(p) else "")
+    names = [s + (f" ({', '.join(f'{k}={_value(v)}' for k, v in json.loads(p).items())})" if json.loads(p) else "")
              for s, p in variants]
-    for ax, encoder in zip(axes[0], encoders, strict=True):
+    dashes = ("-", "--", ":")
+    look = {n: (style.COLORS[k % len(style.COLORS)], dashes[(k // len(style.COLORS)) % len(dashes)])
+            for k, n in enumerate(names)}
+    for k, ax in enumerate(axes.flat):
+        if k >= len(encoders):
+            ax.set_visible(False)
+            continue
+        encoder = encoders[k]
         sub = atlas[atlas["encoder"] == encoder]
         for (strategy, params), name in zip(variants, names, strict=True):
             grp = sub[(sub["strategy"] == strategy) & (sub["strategy_params"] == params)].sort_values("aspect_ratio")
             if grp.empty:
                 continue
-            color = style.color_of(name, names)
-            ax.plot(grp["aspect_ratio"], grp["tokens_median"], color=color, label=name)
+            color, dash = look[name]
+            ax.plot(grp["aspect_ratio"], grp["tokens_median"], color=color, linestyle=dash, label=name)
             ax.fill_between(grp["aspect_ratio"], grp["tokens_min"], grp["tokens_max"], color=color, alpha=0.15,
                             linewidth=0)
         ax.set_xscale("log")
         ax.set_xticks(ASPECT_TICKS, ASPECT_LABELS)
         ax.minorticks_off()
-        ax.set_title(encoder)
-    axes[0][0].set_ylabel("visual tokens per image")
-    fig.supxlabel("aspect ratio (width / height)", fontsize=plt.rcParams["axes.labelsize"])
+        ax.set_title(encoder.replace("@", " + "), fontsize=plt.rcParams["axes.labelsize"])
+        if k % ncols == 0:
+            ax.set_ylabel("visual tokens per image")
+        if k + ncols >= len(encoders):  # the lowest panel of its column
+            ax.set_xlabel("aspect ratio (w / h)")
     # one legend for every strategy variant drawn in any panel (panels hold different subsets)
-    drawn = {line.get_label() for ax in axes[0] for line in ax.get_lines()}
-    handles = [Line2D([], [], color=style.color_of(n, names), label=n) for n in names if n in drawn]
-    axes[0][-1].legend(handles=handles, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    fig.tight_layout()
+    drawn = {line.get_label() for ax in axes.flat for line in ax.get_lines()}
+    handles = [Line2D([], [], color=look[n][0], linestyle=look[n][1], label=n) for n in names if n in drawn]
+    style.legend_below(fig, handles, [h.get_label() for h in handles])
     return style.save(fig, out_dir, "tokens_vs_aspect")
 
 
@@ -206,7 +279,8 @@ def pareto_front(tokens: np.ndarray, quality: np.ndarray) -> np.ndarray:
 
 
 def quality_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """Quality against visual tokens, one colour per encoder, its Pareto front as a line."""
+    """Quality against visual tokens: every configuration (series) its own look, the encoder's
+    colour, and each encoder's Pareto front as a thin line."""
     col = quality_column(table)
     if col is None:
         print("skip quality_vs_tokens: the table has no metric:* column (no kind=metric rows in its runs)")
@@ -214,23 +288,27 @@ def quality_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     if _lacks(table, ("encoder", "strategy", "visual_tokens_mean"), "quality_vs_tokens"):
         return []
     ok = _ok(table).dropna(subset=[col, "visual_tokens_mean"])
-    encoders = sorted(ok["encoder"].unique())
-    strategies = sorted(ok["strategy"].unique())
+    if ok.empty:
+        print("skip quality_vs_tokens: no finished configuration with that metric")
+        return []
     fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 2.6))
+    series = _series(ok)
+    looks = series_styles(series)
+    for name, grp, params in series:
+        look = looks[name]
+        ax.scatter(grp["visual_tokens_mean"], grp[col], color=look.color, marker=look.marker, label=name)
+        point_labels(ax, grp["visual_tokens_mean"], grp[col], grp, params)
+    encoders = sorted(ok["encoder"].unique())
     for encoder in encoders:
         grp = ok[ok["encoder"] == encoder]
-        color = style.color_of(encoder, encoders)
-        for strategy, sgrp in grp.groupby("strategy", sort=True):
-            ax.scatter(sgrp["visual_tokens_mean"], sgrp[col], color=color, marker=style.marker_of(strategy, strategies))
         front = pareto_front(grp["visual_tokens_mean"].to_numpy(float), grp[col].to_numpy(float))
-        ax.plot(grp["visual_tokens_mean"].to_numpy()[front], grp[col].to_numpy()[front], color=color, label=encoder)
-    for strategy in strategies:
-        ax.scatter([], [], color="gray", marker=style.marker_of(strategy, strategies), label=strategy)
+        if len(front) > 1:
+            ax.plot(grp["visual_tokens_mean"].to_numpy()[front], grp[col].to_numpy()[front],
+                    color=style.color_of(encoder, encoders), linewidth=0.7, label=f"{encoder}: Pareto front")
     ax.set_xscale("log")
     ax.set_xlabel("visual tokens per image (mean)")
-    ax.set_ylabel(col.removeprefix(METRIC_PREFIX))
-    ax.legend(frameon=False)
-    fig.tight_layout()
+    ax.set_ylabel(metric_header(col))
+    style.legend_below(fig)
     return style.save(fig, out_dir, "quality_vs_tokens")
 
 
@@ -244,27 +322,35 @@ def latency_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     if ok.empty:
         print("skip latency_vs_tokens: no finished configuration")
         return []
-    encoders = sorted(ok["encoder"].unique())
-    strategies = sorted(ok["strategy"].unique())
     fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 2.6))
-    for name, grp, params in _series(ok):
+    series = _series(ok)
+    looks = series_styles(series)
+    for name, grp, params in series:
         grp = grp.sort_values("visual_tokens_mean")
-        color = style.color_of(grp["encoder"].iloc[0], encoders)
-        marker = style.marker_of(grp["strategy"].iloc[0], strategies)
+        look = looks[name]
+        color, marker = look.color, look.marker
         x, y = grp["visual_tokens_mean"], grp["encode_p50_ms"]
-        ax.plot(x, y, color=color, marker=marker, label=name)
-        if {"encode_p25_ms", "encode_p75_ms"} <= set(grp.columns) and grp["encode_p25_ms"].notna().any():
+        ax.plot(x, y, color=color, marker=marker, linestyle=look.linestyle, label=name)
+        if has_spread(grp):
             err = np.vstack([(y - grp["encode_p25_ms"]).clip(lower=0), (grp["encode_p75_ms"] - y).clip(lower=0)])
             ax.errorbar(x, y, yerr=err, fmt="none", ecolor=color, elinewidth=0.8, capsize=2)
         if "timed_under_load" in grp.columns:
             loaded = grp["timed_under_load"].fillna(False).astype(bool)
             ax.scatter(x[loaded], y[loaded], facecolors="white", edgecolors=color, marker=marker, zorder=3)
-        _point_labels(ax, x, y, grp, params)
+        point_labels(ax, x, y, grp, params)
     ax.set_xlabel("visual tokens per image (mean)")
-    ax.set_ylabel("encode latency p50 (ms / image)" + (", bars p25-p75" if "encode_p25_ms" in ok.columns else ""))
-    ax.legend(frameon=False)
-    fig.tight_layout()
+    ax.set_ylabel("encode p50 (ms / image)" + (", bars p25-p75" if has_spread(ok) else ""))
+    style.legend_below(fig)
     return style.save(fig, out_dir, "latency_vs_tokens")
+
+
+def has_spread(table: pd.DataFrame) -> bool:
+    """Whether a latency spread was measured: more than one batch timed (`encode_p25_ms` and
+    `encode_p75_ms` differ somewhere); one timed batch has no spread to draw."""
+    if not {"encode_p25_ms", "encode_p75_ms"} <= set(table.columns):
+        return False
+    spread = (table["encode_p75_ms"] - table["encode_p25_ms"]).abs()
+    return bool((spread > 0).any())
 
 
 def memory_vs_views(table: pd.DataFrame, out_dir: Path) -> list[Path]:
@@ -280,18 +366,18 @@ def memory_vs_views(table: pd.DataFrame, out_dir: Path) -> list[Path]:
     if ok.empty:
         print("skip memory_vs_views: no finished configuration with memory")
         return []
-    encoders = sorted(ok["encoder"].unique())
-    strategies = sorted(ok["strategy"].unique())
     fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 2.6))
-    for name, grp, params in _series(ok):
+    series = _series(ok)
+    looks = series_styles(series)
+    for name, grp, params in series:
         grp = grp.sort_values("views_per_image")
-        ax.plot(grp["views_per_image"], grp[col], color=style.color_of(grp["encoder"].iloc[0], encoders),
-                marker=style.marker_of(grp["strategy"].iloc[0], strategies), label=name)
-        _point_labels(ax, grp["views_per_image"], grp[col], grp, params)
+        look = looks[name]
+        ax.plot(grp["views_per_image"], grp[col], color=look.color, marker=look.marker, linestyle=look.linestyle,
+                label=name)
+        point_labels(ax, grp["views_per_image"], grp[col], grp, params)
     ax.set_xlabel("crops per image (mean)")
     ax.set_ylabel("peak device memory (MiB)" if use_device else "peak resident memory (MiB, approx.)")
-    ax.legend(frameon=False)
-    fig.tight_layout()
+    style.legend_below(fig)
     return style.save(fig, out_dir, "memory_vs_views")
 
 
@@ -356,8 +442,7 @@ def mme_bars(mme: pd.DataFrame, out_dir: Path, table: pd.DataFrame | None = None
     ax.set_xticks(x, pivot.index, rotation=45, ha="right")
     ax.set_ylabel("MME score (max 200)")
     ax.set_ylim(0, 200)
-    ax.legend(frameon=False, ncols=min(3, len(configs)))
-    fig.tight_layout()
+    style.legend_below(fig)
     return style.save(fig, out_dir, "mme_subtasks")
 
 

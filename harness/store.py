@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from harness.folders import OWNER, FolderError, owner_text
+from harness.folders import OWNER, FolderError, is_safe_name, owner_text
 from harness.types import Record
 
 COMPLETE = "COMPLETE"
@@ -167,6 +167,11 @@ def load_records(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
+# Columns every reader computes with: a run whose records hold text there is damaged.
+NUMERIC_COLUMNS = ("n_images", "n_ok", "n_errors", "visual_tokens", "visual_tokens_mean", "views_total",
+                   "encode_ms", "encode_p50_ms", "preprocess_ms", "total_ms", "value")
+
+
 def damage(run_dir: str | Path) -> str | None:
     """Why a run folder cannot be read (a truncated `records.parquet`, an `embeddings.npz`
     that is not an archive of ids and a matrix with one row per id), or None when it reads.
@@ -178,6 +183,21 @@ def damage(run_dir: str | Path) -> str | None:
         return f"{RECORDS} unreadable ({type(exc).__name__}: {exc})"
     if "kind" not in records.columns:
         return f"{RECORDS} has no `kind` column"
+    if not (records["kind"] == "run").any():
+        return f"{RECORDS} has no run row (kind=run): the run never finished writing its summary"
+    for column in NUMERIC_COLUMNS:
+        if column in records.columns and not (pd.api.types.is_numeric_dtype(records[column])
+                                              or records[column].isna().all()):
+            return f"{RECORDS} column {column!r} holds {records[column].dtype} values, not numbers"
+    studies = {str(s) for s in records["study"].dropna().unique()} if "study" in records.columns else set()
+    if len(studies) > 1:
+        return f"{RECORDS} names several studies ({', '.join(sorted(studies))})"
+    if studies:
+        study = studies.pop()
+        if not is_safe_name(study):
+            return f"{RECORDS} names the study {study[:60]!r}, not a safe name"
+        if Path(run_dir).resolve().parent.name != study:
+            return f"{RECORDS} names the study {study!r} but the folder is in {Path(run_dir).resolve().parent.name!r}"
     if (store.run_dir / EMBEDDINGS).exists():
         try:
             ids, matrix = store.embeddings()

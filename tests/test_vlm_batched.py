@@ -16,6 +16,7 @@ from harness.config import ConfigError, compose
 from harness.execute import execute
 from harness.job import prepare_job
 from harness.runtime import Runtime
+from harness.types import Layout
 from harness.vlm import VLMS
 from harness.vlm.base import Answer
 from harness.vlm.batched import common_prefix, fork
@@ -34,6 +35,15 @@ SAME = ("prompt", "response", "prediction", "visual_tokens", "prompt_tokens", "n
         "token_ids")
 ANSWER_COLUMNS = ("question_id", "question_index", "category", "question", "answer", "status", "prompt", "response",
                   "prediction", "visual_tokens", "prompt_tokens", "new_tokens", "kv_cache_mb")
+
+
+def grid_layout(rows: int, cols: int) -> Layout:
+    """One view of rows x cols merged 28 px tokens: what Qwen2.5-VL's positions read (the
+    other families ignore the layout)."""
+    w, h = 28 * cols, 28 * rows
+    return Layout(strategy="test", original_size=(w, h), tile_size=28, grid=(1, 1), resized_size=(w, h),
+                  canvas_size=(w, h), content_box=(0, 0, w, h), has_global=False, global_position=None,
+                  n_views=1, executed_views=1, view_size=(w, h))
 
 
 def visual_for(answerer, tokens: int = 40, seed: int = 1) -> torch.Tensor:
@@ -85,9 +95,9 @@ def stopping_token(answers: list[list[int]]) -> int:
 @pytest.mark.parametrize("family", VLMS.names())
 def test_together_equals_one_at_a_time(family: str) -> None:
     answerer = lively(VLMS.get(family)(runtime=CPU, max_new_tokens=8))
-    visual = visual_for(answerer)
-    answerer.eos_ids = {stopping_token([answerer.answer(visual, q).token_ids for q in QUESTIONS])}
-    want = [answerer.answer(visual, q) for q in QUESTIONS]
+    visual, view = visual_for(answerer), grid_layout(5, 8)  # 40 tokens
+    answerer.eos_ids = {stopping_token([answerer.answer(visual, q, layout=view).token_ids for q in QUESTIONS])}
+    want = [answerer.answer(visual, q, layout=view) for q in QUESTIONS]
     assert len({w.new_tokens for w in want}) > 1, [w.token_ids for w in want]  # rows stop at different steps
     assert len({tuple(w.token_ids) for w in want}) > 2  # and answer differently
     ids = [answerer.tokenize(q, len(visual)).ids.tolist() for q in QUESTIONS]
@@ -95,7 +105,7 @@ def test_together_equals_one_at_a_time(family: str) -> None:
     assert prefix >= len(visual)  # the image's positions are in the shared part
     for batch, share in MODES:
         answerer.batch_questions, answerer.share_prefix = batch, share
-        got = answerer.answer_many(visual, list(QUESTIONS))
+        got = answerer.answer_many(visual, list(QUESTIONS), layout=view)
         same_answers(got, want)
         assert [g.prefix_tokens_shared for g in got] == [prefix if share else 0] * len(QUESTIONS)
         assert all(g.prefill_ms > 0 and g.decode_ms >= 0 for g in got)

@@ -62,11 +62,12 @@ def check_family(model, processor, folder: Path, encoder, strategy, family: str,
     assert answerer.template == processor.chat_template
     for k, (w, h) in enumerate(sizes):
         img = image(w, h, k)
-        (out,), _ = encoder.encode([strategy.apply(img)])  # one encoding for both questions
+        views = strategy.apply(img)
+        (out,), _ = encoder.encode([views])  # one encoding for both questions
         assert out.num_tokens == encoder.num_tokens(strategy.plan(w, h))
         for question in QUESTIONS:
             ids, new, logits = reference(model, processor, img, question)
-            ans = answerer.answer(out.tokens, question, keep_logits=True)
+            ans = answerer.answer(out.tokens, question, layout=views.layout, keep_logits=True)
             prompt = answerer.tokenize(question, out.num_tokens)
             assert prompt.ids.tolist() == ids
             assert ans.prompt_tokens == len(ids) and ans.visual_tokens == out.num_tokens

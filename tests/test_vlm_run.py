@@ -149,13 +149,12 @@ def test_checkpoint_without_lm_or_tokenizer_exits_2(tmp_path: Path, what: str, n
 SIZES = [(1, 1), (13, 4000), (4000, 13), (336, 336), (704, 396), (1920, 1080), (500, 2000), (640, 480)]
 
 
-@pytest.mark.parametrize("family,encoder", [("llava_next", "clip_vit_l14_336"), ("internvl", "internvit_300m"),
-                                            ("phi3_vision", "phi3_vision")])
-def test_placeholders_equal_the_encoders_count_for_every_accepted_layout(family: str, encoder: str) -> None:
+@pytest.mark.parametrize("family", VLMS.names())
+def test_placeholders_equal_the_encoders_count_for_every_accepted_layout(family: str) -> None:
     from harness.preprocess import STRATEGIES, build_strategy
 
     answerer = VLMS.get(family)(runtime=CPU)
-    enc = ENCODERS.get(encoder)
+    enc = ENCODERS.get(answerer.encoder)
     text = answerer.tokenize("Is it red?", 0).ids.numel()  # the prompt around its image positions
     seen = set()
     for name in STRATEGIES.names():
@@ -173,9 +172,7 @@ def test_placeholders_equal_the_encoders_count_for_every_accepted_layout(family:
             assert int(prompt.image_mask.sum()) == n
             assert prompt.ids.numel() == text + n
             seen.add(name)
-    want = {"llava_next": {"llava_anyres", "phi3_hd"}, "phi3_vision": {"phi3_hd", "llava_anyres"},
-            "internvl": {"resize", "internvl_dynamic", "center_crop", "phi3_hd", "llava_anyres"}}[family]
-    assert seen >= want
+    assert answerer.strategy in seen  # the family's own processor's layouts among them
 
 
 def test_answer_rejects_tokens_of_the_wrong_width() -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from harness import style
-from harness.report_figures import StudyTables, pareto_front, study_main
+from harness.report_figures import StudyTables, natural_key, pareto_front, study_main
 
 MME_TOTALS = ("metric:mme_perception", "metric:mme_cognition")
 YES_NO = "metric:yes_no_score"
@@ -43,24 +43,25 @@ def score_vs_tokens(table: pd.DataFrame, out: Path) -> list[Path]:
         print("skip mme_vs_tokens: no run with answers")
         return []
     families = sorted(ok["vlm"].unique())
-    labels = sorted({label(r) for _, r in ok.iterrows()})
     fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 2.8))
     for family in families:
         grp = ok[ok["vlm"] == family]
         color = style.color_of(family, families)
-        for _, row in grp.iterrows():
-            ax.scatter(row["visual_tokens_mean"], row["score"], color=color, marker=style.marker_of(label(row), labels))
+        names = sorted({label(r) for _, r in grp.iterrows()}, key=natural_key)
+        for k, name in enumerate(names):  # every configuration its own marker within its family's colour
+            rows = grp[[label(r) == name for _, r in grp.iterrows()]]
+            ax.scatter(rows["visual_tokens_mean"], rows["score"], color=color,
+                       marker=style.MARKERS[k % len(style.MARKERS)], label=f"{family}: {name}")
         front = pareto_front(grp["visual_tokens_mean"].to_numpy(float), grp["score"].to_numpy(float))
         order = np.argsort(grp["visual_tokens_mean"].to_numpy(float)[front])
-        ax.plot(grp["visual_tokens_mean"].to_numpy(float)[front][order], grp["score"].to_numpy(float)[front][order],
-                color=color, label=family)
-    for name in labels:
-        ax.scatter([], [], color="gray", marker=style.marker_of(name, labels), label=name)
+        if len(front) > 1:
+            ax.plot(grp["visual_tokens_mean"].to_numpy(float)[front][order],
+                    grp["score"].to_numpy(float)[front][order], color=color, linewidth=0.7,
+                    label=f"{family}: Pareto front")
     ax.set_xscale("log")
     ax.set_xlabel("visual tokens per image (mean)")
     ax.set_ylabel(ylabel)
-    ax.legend(frameon=False, fontsize="x-small")
-    fig.tight_layout()
+    style.legend_below(fig)
     return style.save(fig, out, "mme_vs_tokens")
 
 
@@ -78,8 +79,7 @@ def prefill_vs_tokens(table: pd.DataFrame, out: Path) -> list[Path]:
                 label=family)
     ax.set_xlabel("visual tokens per image (mean)")
     ax.set_ylabel("prefill p50 (ms / question)")
-    ax.legend(frameon=False)
-    fig.tight_layout()
+    style.legend_below(fig)
     return style.save(fig, out, "prefill_vs_tokens")
 
 

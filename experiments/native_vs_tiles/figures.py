@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from harness import style
-from harness.report_figures import StudyTables, quality_vs_tokens, study_main
+from harness.report_figures import StudyTables, natural_key, quality_vs_tokens, study_main
 
 PARAMS = ("pp_max_pixels", "pp_max_tiles", "pp_num_crops")
 
@@ -40,7 +40,7 @@ def cost_vs_size(images: pd.DataFrame, out: Path, column: str, ylabel: str, stem
               + (" (device peaks are measured on CUDA only)" if "peak" in column else ""))
         return []
     data = per_size(images, column)
-    configs = sorted(data["config"].unique())
+    configs = sorted(data["config"].unique(), key=natural_key)
     fig, ax = plt.subplots(figsize=(style.PAGE_WIDTH_IN, 2.8))
     for config in configs:
         grp = data[data["config"] == config].sort_values("megapixels")
@@ -51,8 +51,7 @@ def cost_vs_size(images: pd.DataFrame, out: Path, column: str, ylabel: str, stem
     ax.set_xscale("log")
     ax.set_xlabel("image size (megapixels)")
     ax.set_ylabel(ylabel)
-    ax.legend(frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))
-    fig.subplots_adjust(left=0.09, right=0.52, bottom=0.16, top=0.96)  # the legend takes the right half
+    style.legend_below(fig)
     return style.save(fig, out, stem)
 
 

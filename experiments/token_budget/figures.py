@@ -16,7 +16,15 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from harness import style
-from harness.report_figures import METRIC_PREFIX, StudyTables, quality_column, study_main
+from harness.report_figures import (
+    PARAM_PREFIXES,
+    StudyTables,
+    metric_header,
+    natural_key,
+    point_labels,
+    quality_column,
+    study_main,
+)
 
 TILES = "fewer tiles (no reduction)"
 MME_COLUMNS = ("metric:mme_perception", "metric:mme_total")
@@ -50,13 +58,13 @@ def token_budget(table: pd.DataFrame, out: Path) -> list[Path]:
     ok = ok.assign(method=ok.apply(method_label, axis=1), latency=latency_ms(ok))
     quality = next((c for c in MME_COLUMNS if c in ok and ok[c].notna().any()), None) or quality_column(ok)
     families = sorted(ok["encoder"].unique())
-    methods = sorted(ok["method"].unique())
+    methods = sorted(ok["method"].unique(), key=natural_key)
     rows = 2 if quality else 1
     fig, axes = plt.subplots(rows, len(families), figsize=(style.PAGE_WIDTH_IN, 2.3 * rows), squeeze=False,
                              sharex="col")
     for j, family in enumerate(families):
         fam = ok[ok["encoder"] == family]
-        panels = [(quality, quality.removeprefix(METRIC_PREFIX) if quality else ""), ("latency", "")]
+        panels = [(quality, metric_header(quality) if quality else ""), ("latency", "")]
         panels = panels if quality else panels[1:]
         for i, (col, label) in enumerate(panels):
             ax = axes[i][j]
@@ -67,6 +75,8 @@ def token_budget(table: pd.DataFrame, out: Path) -> list[Path]:
                 ax.plot(pts["visual_tokens_mean"], pts[col], marker=style.marker_of(method, methods),
                         color=style.color_of(method, methods), linestyle="--" if method == TILES else "-",
                         label=method)
+                budget = [c for c in pts.columns if c.startswith(PARAM_PREFIXES) and pts[c].nunique() > 1]
+                point_labels(ax, pts["visual_tokens_mean"], pts[col], pts, budget)
             ax.set_xscale("log")
             if i == 0:
                 ax.set_title(family)
@@ -74,14 +84,7 @@ def token_budget(table: pd.DataFrame, out: Path) -> list[Path]:
                 ax.set_ylabel(label or ("prefill p50 (ms)" if PREFILL_COLUMN in ok else "vision p50 (ms/img)"))
             if i == rows - 1:
                 ax.set_xlabel("visual tokens per image (mean)")
-    handles, labels = [], []
-    for ax in axes.flat:
-        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
-            if lab not in labels:
-                handles.append(h)
-                labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), frameon=False)
-    fig.tight_layout(rect=(0, 0.08 + 0.04 * (len(labels) > 4), 1, 1))
+    style.legend_below(fig)
     return style.save(fig, out, "token_budget")
 
 

@@ -252,11 +252,29 @@ def _read_jsonl_text(path: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, dtype=object)
 
 
+def _markdown(table: pd.DataFrame) -> str:
+    """The paper layout as Markdown: one header per column (`Perception: existence`, not a
+    tuple), subtasks and a group's total only when something of that group was scored."""
+    keep = [(g, s) for g, s in table.columns if table[(g, s)].notna().any()
+            and (s != "total" or table[[(g, n) for n in GROUPS[g]]].notna().any().any())]
+    shown = table[keep].copy()
+    shown.columns = [f"{g} total" if s == "total" else f"{g}: {s}" for g, s in keep]
+    return shown.to_markdown(floatfmt=".2f") + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     """`python -m harness.mme.scoring PRED [PRED ...] [--out DIR]`: official MME scores of each
     predictions file or eval_tool folder, printed per subtask and written in the paper layout
     (`mme.{parquet,csv,md}`) when --out is given."""
-    parser = argparse.ArgumentParser(prog="harness.mme.scoring", description=main.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.mme.scoring", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Official MME scores (BradyFU eval_tool/calculation.py: its yes/no parser, acc, acc+ per image,\n"
+                    "Perception and Cognition totals) of each predictions file or eval_tool results folder, printed\n"
+                    "per subtask and, with --out, written in the paper layout as mme.parquet, mme.csv and mme.md.\n\n"
+                    "A predictions file (.parquet, .csv, .jsonl) has one row per question with the columns\n"
+                    "question_id (the image, shared by its two questions), category (the subtask), answer (Yes/No)\n"
+                    "and prediction (the model's raw answer); an eval_tool folder holds one <subtask>.txt per subtask\n"
+                    "(image, question, answer, prediction, tab-separated). Rules: docs/mme.md.")
     parser.add_argument("predictions", nargs="+", help="predictions file (.parquet/.csv/.jsonl) or eval_tool folder")
     parser.add_argument("--out", help="folder for mme.parquet / mme.csv / mme.md")
     args = parser.parse_args(argv)
@@ -283,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         flat.reset_index().to_parquet(out / "mme.parquet", index=False)
         flat.reset_index().to_csv(out / "mme.csv", index=False)
-        (out / "mme.md").write_text(table.to_markdown(floatfmt=".2f") + "\n")
+        (out / "mme.md").write_text(_markdown(table))
         print(f"tables: {out / 'mme.parquet'}, {out / 'mme.csv'}, {out / 'mme.md'}")
     return 0
 

@@ -3,7 +3,7 @@
 Reductions need the CLS attention (and keys) of a single layer. Asking transformers for
 `output_attentions` forces eager attention in every layer; instead we take the layer's input
 (from `output_hidden_states`), apply its pre-attention norm and q/k projections, and compute
-only the CLS row. Equal to eager attention weights (tests/test_reduce_scores.py).
+only the CLS row. Equal to eager attention weights (tests/test_reduce.py::test_scores_equal_eager_attention).
 Which layer each method reads: docs/token_reduction.md.
 """
 

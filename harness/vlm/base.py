@@ -2,18 +2,21 @@
 visual tokens `[T, D]` (from any encoder x strategy, `Encoder.encode`) at the prompt's image
 positions and generates greedily with a KV cache.
 
-A family module sets the class constants (connector, key map, presets, the special tokens its
-tokenizer must hold) and implements `expand` (the prompt with its placeholder turned into exactly
-T image positions), `image_positions` and `random_tokenizer` (special tokens and chat template for
-random weights); `messages` (the chat turns of one question) defaults to transformers' processor
-format. Sources of each family's layout: docs/vlm_protocols.md.
+A family module sets the class constants (connector, key map, presets) and declares its prompt
+tokens as data (`FamilyTokens`: the image token, what the chat template writes once, what wraps
+the image, the special tokens and chat template of the random-weight tokenizer); `expand`,
+`image_positions` and `random_tokenizer` follow from that declaration and are overridden only by
+families whose processor does something else (Phi-3-vision's negative ids). `messages` (the chat
+turns of one question) defaults to transformers' processor format; `positions` (the prefill's
+position ids) to plain 1-D positions (Qwen2.5-VL overrides it with its 3-D rotary positions).
+Sources of each family's layout: docs/vlm_protocols.md.
 """
 
 from __future__ import annotations
 
 import inspect
 import time
-from abc import ABC, abstractmethod
+from abc import ABC
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -22,8 +25,10 @@ from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedToken
 
 from harness.encoders.weights import KeyMap
 from harness.runtime import Runtime
+from harness.types import Layout
 from harness.vlm.checkpoint import LMCheckpoint, build_text_config
 from harness.vlm.protocols import Protocol, get_protocol
+from harness.vlm.tokenizer import byte_level_tokenizer
 
 LM_SIZES = ("tiny", "full")
 # The language model's names in a transformers *ForConditionalGeneration checkpoint (LLaVA-NeXT,
@@ -41,6 +46,37 @@ CONDITIONAL_GENERATION_LM = (
 TINY_LM = dict(hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, vocab_size=320)
 # Questions of one image decoded together (`vlm.batch_questions`): POPE's six fit in one batch.
 DEFAULT_BATCH_QUESTIONS = 8
+
+
+@dataclass(frozen=True)
+class FamilyTokens:
+    """A family's prompt tokens as data. The chat template writes `placeholder` (default: `image`)
+    once; the processor turns it into `before + image x T + after`; the image positions are the
+    ids of `image`. `special` (id order), `bos`/`eos`/`unk`/`pad`, `add_bos`, `named` (transformers'
+    `extra_special_tokens`) and `chat_template` make the random-weight tokenizer; `required` are
+    the tokens a checkpoint's tokenizer must hold (default: `before`, `image`, `after`)."""
+
+    image: str
+    special: tuple[str, ...]
+    eos: str
+    chat_template: str
+    placeholder: str | None = None
+    before: str = ""
+    after: str = ""
+    bos: str | None = None
+    unk: str | None = None
+    pad: str | None = None
+    add_bos: bool = False
+    named: dict[str, str] = field(default_factory=dict)
+    required: tuple[str, ...] | None = None
+
+    @property
+    def written(self) -> str:
+        return self.placeholder or self.image
+
+    def must_hold(self) -> tuple[str, ...]:
+        return self.required if self.required is not None else tuple(t for t in (self.before, self.image,
+                                                                                  self.after) if t)
 
 
 @dataclass
@@ -81,8 +117,11 @@ class Answerer(ABC):
     keymap: ClassVar[KeyMap]
     presets: ClassVar[dict[str, dict[str, Any]]]
     hf_id: ClassVar[str]
-    # Special tokens a checkpoint's tokenizer must hold (`check_tokenizer`).
-    required_tokens: ClassVar[tuple[str, ...]]
+    tokens: ClassVar[FamilyTokens]
+    # The family's own vision side: the encoder its checkpoints hold and the strategy its processor
+    # runs (any encoder x strategy whose connector is `connector` can feed it).
+    encoder: ClassVar[str]
+    strategy: ClassVar[str]
 
     def __init__(
         self, *, weights: str = "random", size: str = "tiny", protocol: str = "official",
@@ -127,30 +166,35 @@ class Answerer(ABC):
         image then the text, as transformers' processors take them."""
         return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": text}]}]
 
-    @abstractmethod
     def expand(self, prompt: str, n_visual: int) -> str:
         """The prompt with its single placeholder replaced by what the family's processor puts
         there, holding exactly `n_visual` image positions."""
+        t = self.tokens
+        if prompt.count(t.written) != 1:
+            raise ValueError(f"{self.name}: the chat template wrote {prompt.count(t.written)} {t.written} "
+                             f"placeholders, not 1")
+        return prompt.replace(t.written, t.before + t.image * n_visual + t.after)
 
-    @abstractmethod
     def image_positions(self, ids: torch.Tensor) -> torch.Tensor:
         """Boolean mask of the image positions in tokenized ids."""
+        return ids == self.tokenizer.convert_tokens_to_ids(self.tokens.image)
+
+    def positions(self, prompt: Prompt, layout: Layout | None) -> tuple[torch.Tensor | None, int]:
+        """Position ids of the prefill (`[3, 1, L]` for multimodal rotary positions) or None
+        (the language model's own 1-D positions), and the offset of every decoded token's
+        position from its cache length (0 with 1-D positions)."""
+        return None, 0
 
     @classmethod
-    @abstractmethod
     def random_tokenizer(cls) -> PreTrainedTokenizerBase:
         """The family's special tokens and chat template on a byte-level vocabulary."""
-
-    def positions(self, prompt: Prompt, layout: Any = None) -> tuple[torch.Tensor | None, int]:
-        """The prefill position ids of a prompt and its decode offset. Plain 1-D positions by
-        default: (None, 0). A family with multimodal rotary positions (Qwen2.5-VL's 3-D ones)
-        returns `[n, 1, L]` ids from the prompt and the image's `layout`, and the offset (rope
-        delta) such that a decoded token's position is the cache length + offset."""
-        return None, 0
+        t = cls.tokens
+        return byte_level_tokenizer(t.special, bos=t.bos, eos=t.eos, unk=t.unk, pad=t.pad, add_bos=t.add_bos,
+                                    extra=t.named, chat_template=t.chat_template)
 
     def check_tokenizer(self) -> None:
         """Raise ValueError when the tokenizer lacks the family's special tokens."""
-        missing = [t for t in self.required_tokens if t not in self.tokenizer.get_vocab()]
+        missing = [t for t in self.tokens.must_hold() if t not in self.tokenizer.get_vocab()]
         if missing:
             raise ValueError(f"{self.name}: the tokenizer lacks {', '.join(missing)}")
 
@@ -289,7 +333,8 @@ class Answerer(ABC):
                              f"{self.config.hidden_size}")
 
     @torch.inference_mode()
-    def answer(self, visual: torch.Tensor, question: str, *, layout: Any = None, keep_logits: bool = False) -> Answer:
+    def answer(self, visual: torch.Tensor, question: str, *, layout: Layout | None = None,
+               keep_logits: bool = False) -> Answer:
         """Answer one question about an image whose visual tokens are `visual` `[T, D]`: the
         one-at-a-time reference path (`answer_many` equals it token for token)."""
         self.check_visual(visual)
@@ -328,7 +373,8 @@ class Answerer(ABC):
         t2 = time.perf_counter()
         return self.finish(prompt, tokens, int(visual.shape[0]), (t1 - t0) * 1e3, (t2 - t1) * 1e3, first=first)
 
-    def answer_many(self, visual: torch.Tensor, texts: list[str], *, layout: Any = None) -> list[Answer | Exception]:
+    def answer_many(self, visual: torch.Tensor, texts: list[str], *,
+                    layout: Layout | None = None) -> list[Answer | Exception]:
         """Every question of one image, in order: one result per text, an exception object in
         place of the answer of a question that failed (the others unaffected). With
         `share_prefix` the prompts' common prefix is prefilled once; `batch_questions` decode

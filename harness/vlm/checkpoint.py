@@ -21,11 +21,12 @@ from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from harness.encoders.weights import Checkpoint, KeyMap, WeightsError, resolve
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
-# Config keys that describe a file rather than the architecture.
+# Config keys that describe a file (or the vision tower) rather than the language model.
 _META_KEYS = ("architectures", "auto_map", "_name_or_path", "transformers_version", "model_type", "torch_dtype",
-              "dtype")
-# model_type of a whole-VLM config -> the causal LM it is built on (Phi-3-vision's top level is Phi-3).
-TEXT_MODEL_TYPES = {"phi3_v": "phi3"}
+              "dtype", "vision_config")
+# model_type of a whole-VLM config -> the causal LM it is built on (Phi-3-vision's top level is Phi-3;
+# the hub's Qwen2.5-VL config.json holds its text model's keys at the top level too).
+TEXT_MODEL_TYPES = {"phi3_v": "phi3", "qwen2_5_vl": "qwen2_5_vl_text"}
 
 
 def text_config_dict(config: dict[str, Any]) -> dict[str, Any]:
@@ -33,6 +34,8 @@ def text_config_dict(config: dict[str, Any]) -> dict[str, Any]:
     InternVL), `llm_config` (original InternVL / Vintern), or the top level (Phi-3-vision)."""
     sub = config.get("text_config") or config.get("llm_config") or config
     sub = dict(sub)
+    if "tie_word_embeddings" in config:  # transformers 5 keeps it at the top level (Qwen2.5-VL)
+        sub.setdefault("tie_word_embeddings", config["tie_word_embeddings"])
     model_type = sub.get("model_type")
     if model_type is None:
         raise WeightsError("config.json names no language-model model_type (text_config / llm_config)")

@@ -13,13 +13,9 @@ import ast
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-import torch
-from transformers import PreTrainedTokenizerBase
-
 from harness.encoders.weights import KeyMap
 from harness.vlm import VLMS
-from harness.vlm.base import CONDITIONAL_GENERATION_LM, TINY_LM, Answerer
-from harness.vlm.tokenizer import byte_level_tokenizer
+from harness.vlm.base import CONDITIONAL_GENERATION_LM, TINY_LM, Answerer, FamilyTokens
 
 START, END, CONTEXT, LEGACY = "<img>", "</img>", "<IMG_CONTEXT>", "<image>"
 CHAT_TEMPLATE = (
@@ -44,6 +40,8 @@ VIDEO = "<video>"
 SPECIAL = ("<|endoftext|>", "<|im_start|>", "<|im_end|>", START, END, CONTEXT, VIDEO)
 # The names transformers' InternVLProcessor reads from the tokenizer (`extra_special_tokens`).
 NAMED = {"start_image_token": START, "end_image_token": END, "context_image_token": CONTEXT, "video_token": VIDEO}
+TOKENS = FamilyTokens(image=CONTEXT, before=START, after=END, special=SPECIAL, eos="<|im_end|>",
+                      pad="<|endoftext|>", named=NAMED, chat_template=CHAT_TEMPLATE)
 
 
 @dataclass(frozen=True)
@@ -93,10 +91,11 @@ def checkpoint_conversation(name: str, source: str | None) -> Conversation:
 @VLMS.register("internvl")
 class InternVLAnswerer(Answerer):
     connector = "internvl"
+    encoder, strategy = "internvit_300m", "internvl_dynamic"
     keymap = LM_KEYMAP
     presets: ClassVar[dict[str, dict[str, Any]]] = {"full": QWEN2_05B, "tiny": QWEN2_TINY}
     hf_id = "OpenGVLab/InternVL3-1B-hf"
-    required_tokens = (START, END, CONTEXT)
+    tokens = TOKENS
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -115,15 +114,7 @@ class InternVLAnswerer(Answerer):
         return self.conversation.prompt(LEGACY + "\n" + self.protocol.prompt(question, self.name))
 
     def expand(self, prompt: str, n_visual: int) -> str:
-        placeholder = CONTEXT if prompt.count(CONTEXT) == 1 else LEGACY
-        if prompt.count(placeholder) != 1:
-            raise ValueError(f"internvl: the chat template must write one {CONTEXT} (or {LEGACY}) placeholder")
-        return prompt.replace(placeholder, START + CONTEXT * n_visual + END)
-
-    def image_positions(self, ids: torch.Tensor) -> torch.Tensor:
-        return ids == self.tokenizer.convert_tokens_to_ids(CONTEXT)
-
-    @classmethod
-    def random_tokenizer(cls) -> PreTrainedTokenizerBase:
-        return byte_level_tokenizer(SPECIAL, bos=None, eos="<|im_end|>", pad="<|endoftext|>", extra=NAMED,
-                                    chat_template=CHAT_TEMPLATE)
+        """The older templates' `<image>` is expanded as `<IMG_CONTEXT>` is."""
+        if prompt.count(CONTEXT) != 1 and prompt.count(LEGACY) == 1:
+            prompt = prompt.replace(LEGACY, CONTEXT)
+        return super().expand(prompt, n_visual)

@@ -7,13 +7,9 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import torch
-from transformers import PreTrainedTokenizerBase
-
 from harness.encoders.weights import KeyMap
 from harness.vlm import VLMS
-from harness.vlm.base import CONDITIONAL_GENERATION_LM, TINY_LM, Answerer
-from harness.vlm.tokenizer import byte_level_tokenizer
+from harness.vlm.base import CONDITIONAL_GENERATION_LM, TINY_LM, Answerer, FamilyTokens
 
 IMAGE = "<image>"
 # llava-hf/llava-v1.6-mistral-7b-hf chat_template.json: images first, then the text.
@@ -34,26 +30,15 @@ MISTRAL_7B = dict(
     sliding_window=None, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False,
 )
 MISTRAL_TINY = {**MISTRAL_7B, **TINY_LM, "num_key_value_heads": 2, "head_dim": 12}
-SPECIAL = ("<unk>", "<s>", "</s>", IMAGE)
+TOKENS = FamilyTokens(image=IMAGE, special=("<unk>", "<s>", "</s>", IMAGE), bos="<s>", eos="</s>", unk="<unk>",
+                      add_bos=True, chat_template=CHAT_TEMPLATE)
 
 
 @VLMS.register("llava_next")
 class LlavaNextAnswerer(Answerer):
     connector = "llava_next"
+    encoder, strategy = "clip_vit_l14_336", "llava_anyres"
     keymap = LM_KEYMAP
     presets: ClassVar[dict[str, dict[str, Any]]] = {"full": MISTRAL_7B, "tiny": MISTRAL_TINY}
     hf_id = "llava-hf/llava-v1.6-mistral-7b-hf"
-    required_tokens = (IMAGE,)
-
-    def expand(self, prompt: str, n_visual: int) -> str:
-        if prompt.count(IMAGE) != 1:
-            raise ValueError(f"llava_next: the chat template wrote {prompt.count(IMAGE)} {IMAGE} placeholders, not 1")
-        return prompt.replace(IMAGE, IMAGE * n_visual)
-
-    def image_positions(self, ids: torch.Tensor) -> torch.Tensor:
-        return ids == self.tokenizer.convert_tokens_to_ids(IMAGE)
-
-    @classmethod
-    def random_tokenizer(cls) -> PreTrainedTokenizerBase:
-        return byte_level_tokenizer(SPECIAL, bos="<s>", eos="</s>", unk="<unk>", add_bos=True,
-                                    chat_template=CHAT_TEMPLATE)
+    tokens = TOKENS

@@ -10,12 +10,10 @@ import re
 from typing import Any, ClassVar
 
 import torch
-from transformers import PreTrainedTokenizerBase
 
 from harness.encoders.weights import KeyMap
 from harness.vlm import VLMS
-from harness.vlm.base import TINY_LM, Answerer
-from harness.vlm.tokenizer import byte_level_tokenizer
+from harness.vlm.base import TINY_LM, Answerer, FamilyTokens
 
 IMAGE_TAG = re.compile(r"<\|image_\d+\|>")  # the processor's pattern
 IMAGE = "<|image_1|>"
@@ -43,16 +41,21 @@ PHI3_MINI = dict(
     bos_token_id=1, eos_token_id=32000, pad_token_id=32000, tie_word_embeddings=False,
 )
 PHI3_TINY = {**PHI3_MINI, **TINY_LM, "num_key_value_heads": 4, "eos_token_id": 6, "pad_token_id": 3}
-SPECIAL = ("<unk>", "<s>", "</s>", "<|endoftext|>", "<|user|>", "<|assistant|>", "<|end|>")
+# The image tag is no token: the processor splits the text there (`token_ids`).
+TOKENS = FamilyTokens(
+    image=IMAGE, special=("<unk>", "<s>", "</s>", "<|endoftext|>", "<|user|>", "<|assistant|>", "<|end|>"),
+    bos="<s>", eos="<|end|>", unk="<unk>", pad="<|endoftext|>", add_bos=True, chat_template=CHAT_TEMPLATE,
+    required=("<|user|>", "<|assistant|>", "<|end|>"))
 
 
 @VLMS.register("phi3_vision")
 class Phi3VisionAnswerer(Answerer):
     connector = "phi3_hd"
+    encoder, strategy = "phi3_vision", "phi3_hd"
     keymap = LM_KEYMAP
     presets: ClassVar[dict[str, dict[str, Any]]] = {"full": PHI3_MINI, "tiny": PHI3_TINY}
     hf_id = "microsoft/Phi-3-vision-128k-instruct"
-    required_tokens = ("<|user|>", "<|assistant|>", "<|end|>")
+    tokens = TOKENS
 
     def messages(self, text: str) -> list[dict[str, Any]]:
         return [{"role": "user", "content": f"{IMAGE}\n{text}"}]
@@ -71,8 +74,3 @@ class Phi3VisionAnswerer(Answerer):
 
     def image_positions(self, ids: torch.Tensor) -> torch.Tensor:
         return ids < 0
-
-    @classmethod
-    def random_tokenizer(cls) -> PreTrainedTokenizerBase:
-        return byte_level_tokenizer(SPECIAL, bos="<s>", eos="<|end|>", unk="<unk>", pad="<|endoftext|>",
-                                    add_bos=True, chat_template=CHAT_TEMPLATE)
