@@ -1,17 +1,22 @@
-"""Answering overhead: the harness's per-question time against a bare transformers `generate`
-loop on the same inputs.
+"""Answering speed: questions/s of the harness answering an image's questions together (shared
+prefix prefilled once + batched decoding, `Answerer.answer_many`) against transformers'
+`generate` one question at a time and batched (left padding), on the same inputs.
 
-For each family, random weights (the `tiny` preset, and a `small` one: 4 layers, width 512),
-and the visual-token count of a real layout of a 640x480 image (LLaVA-NeXT: llava_anyres;
-InternVL: internvl_dynamic, max 6 tiles; counts printed): the harness
-answers a question (`Answerer.answer`: render the chat template, expand and tokenize, embed,
-prefill, greedy decode with the KV cache, decode the text), and the bare loop calls
-`lm.generate(inputs_embeds=..., max_new_tokens=N, do_sample=False)` on the embeddings the
-harness built (prepared outside the timer: the bare loop gets its inputs for free). Both make
-exactly N new tokens (EOS off for both), interleaved question by question; medians are
-printed with the overhead = harness / bare - 1. Goal: <= 5 %.
+Random weights (the `tiny` preset, a `small` one built here: 4 layers, width 512, and with
+`--full` the family's full size), visual tokens of a real layout of a 640x480 image
+(LLaVA-NeXT: llava_anyres; InternVL: internvl_dynamic, max 6 tiles) and two data shapes: MME
+(2 questions per image) and POPE (6 per image). Every method makes exactly N new tokens per
+question (EOS off on both sides). `generate` gets the embeddings the harness built, prepared
+outside its timer (its inputs come free); the harness's time includes rendering, tokenizing and
+embedding. Printed: questions/s of each method, ours / generate one at a time, ours / generate
+batched, the prefill tokens saved by the shared prefix (of all prompt tokens), and whether every
+method's tokens equal the harness's one-at-a-time answers. Goal: >= 1.8x questions/s against
+generate one at a time on MME-shaped data.
 
-    python bench/bench_vlm.py [--repeats 5] [--new-tokens 16] [--quick]
+    python bench/bench_vlm.py [--images 3] [--new-tokens 3] [--quick] [--device cuda --dtype bfloat16 --full]
+
+`--overhead` prints the older table instead: the harness's one-at-a-time path against a bare
+`generate` on one question (goal <= 5 %).
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ from harness.runtime import Runtime
 from harness.vlm import VLMS
 
 QUESTION = "Is there a red square in this image? Please answer yes or no."
+OBJECTS = ("dining table", "person", "car", "chair", "traffic light", "cup", "dog", "umbrella")
+SHAPES = {  # data shape: questions of image k (MME: a yes and a no question; POPE: six objects)
+    "MME": lambda k: [f"Is there a {o} in this image? Please answer yes or no." for o in OBJECTS[k % 4: k % 4 + 2]],
+    "POPE": lambda k: [f"Is there a {o} in the image?" for o in (OBJECTS * 2)[k % 8: k % 8 + 6]],
+}
 FAMILIES = [  # family, encoder, strategy, strategy params
     ("llava_next", "clip_vit_l14_336", "llava_anyres", {}),
     ("internvl", "internvit_300m", "internvl_dynamic", {"max_tiles": 6}),
@@ -46,62 +56,148 @@ def visual_count(family: str, encoder: str, strategy: str, params: dict) -> int:
     return enc.count_tokens(layout, VLMS.get(family).connector)
 
 
-def bench(family: str, preset: str, tokens: int, repeats: int, new_tokens: int, runtime: Runtime) -> dict:
+def build(family: str, preset: str, new_tokens: int, runtime: Runtime):
     cls = VLMS.get(family)
     if preset == "small":
         cls = type(f"Small{cls.__name__}", (cls,), {"presets": {**cls.presets, "small": {
             **cls.presets["tiny"], **SMALL}}})
         cls.check_options = classmethod(lambda c, **kw: None)  # type: ignore[method-assign]
     answerer = cls(runtime=runtime, size=preset, max_new_tokens=new_tokens)
-    answerer.eos_ids = set()  # exactly new_tokens steps on both sides
+    answerer.eos_ids = set()  # exactly new_tokens steps on every side
+    return answerer
+
+
+def timed(runtime: Runtime, fn):
+    runtime.synchronize()
+    t0 = time.perf_counter()
+    out = fn()
+    runtime.synchronize()
+    return out, time.perf_counter() - t0
+
+
+def left_padded(embeds: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """`[B, L, D]` embeddings and their attention mask, shorter prompts padded on the left."""
+    width = max(e.shape[1] for e in embeds)
+    out = embeds[0].new_zeros((len(embeds), width, embeds[0].shape[-1]))
+    mask = torch.zeros((len(embeds), width), dtype=torch.long, device=embeds[0].device)
+    for r, e in enumerate(embeds):
+        out[r, width - e.shape[1]:] = e[0]
+        mask[r, width - e.shape[1]:] = 1
+    return out, mask
+
+
+def throughput(answerer, shape: str, tokens: int, images: int, new_tokens: int, runtime: Runtime) -> dict:
+    """Each method over the same images and questions (one warm-up image first)."""
     hidden = answerer.config.hidden_size
+    gen = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
+    work = []
+    for k in range(images + 1):
+        torch.manual_seed(k)
+        visual = (torch.randn(tokens, hidden) * 0.02).to(runtime.dtype)
+        questions = SHAPES[shape](k)
+        with torch.inference_mode():
+            embeds = [answerer.embed(answerer.tokenize(q, tokens), visual) for q in questions]
+        work.append((visual, questions, embeds))
+    secs = {"ours": 0.0, "ours_alone": 0.0, "gen_alone": 0.0, "gen_batched": 0.0}
+    same = {"ours": True, "gen_alone": True, "gen_batched": True}
+    saved = prompt_total = n_questions = 0
+    for k, (visual, questions, embeds) in enumerate(work):
+        alone, t_alone = timed(runtime, lambda v=visual, qs=questions: [answerer.answer(v, q) for q in qs])
+        ours, t_ours = timed(runtime, lambda v=visual, qs=questions: answerer.answer_many(v, qs))
+        with torch.inference_mode():
+            one, t_one = timed(runtime, lambda es=embeds: [
+                answerer.lm.generate(inputs_embeds=e, attention_mask=torch.ones(e.shape[:2], dtype=torch.long,
+                                     device=e.device), **gen)[0, -new_tokens:].tolist() for e in es])
+            padded, mask = left_padded(embeds)
+            batched, t_batched = timed(runtime, lambda p=padded, m=mask: answerer.lm.generate(
+                inputs_embeds=p, attention_mask=m, **gen)[:, -new_tokens:].tolist())
+        want = [a.token_ids for a in alone]
+        same["ours"] &= [a.token_ids for a in ours] == want
+        same["gen_alone"] &= one == want
+        same["gen_batched"] &= batched == want
+        if k == 0:
+            continue  # warm-up
+        for name, t in (("ours", t_ours), ("ours_alone", t_alone), ("gen_alone", t_one), ("gen_batched", t_batched)):
+            secs[name] += t
+        n_questions += len(questions)
+        saved += sum(a.prefix_tokens_shared for a in ours) - ours[0].prefix_tokens_shared
+        prompt_total += sum(a.prompt_tokens for a in ours)
+    qps = {name: n_questions / s for name, s in secs.items()}
+    return {"qps": qps, "saved": saved, "prompt_total": prompt_total, "same": same,
+            "prompt": work[1][2][0].shape[1]}
+
+
+def overhead(answerer, tokens: int, repeats: int, new_tokens: int, runtime: Runtime) -> dict:
+    """The harness's one-at-a-time answer against a bare generate on one question."""
     torch.manual_seed(0)
-    visual = torch.randn(tokens, hidden) * 0.02
-    prompt = answerer.tokenize(QUESTION, tokens)
+    visual = torch.randn(tokens, answerer.config.hidden_size) * 0.02
     with torch.inference_mode():
-        embeds = answerer.embed(prompt, visual)
+        embeds = answerer.embed(answerer.tokenize(QUESTION, tokens), visual)
     mask = torch.ones(embeds.shape[:2], dtype=torch.long, device=runtime.device)
     gen = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
     ours, bare = [], []
     for k in range(repeats + 1):  # the first round warms both up
-        runtime.synchronize()
-        t0 = time.perf_counter()
-        answer = answerer.answer(visual, QUESTION)
-        runtime.synchronize()
-        t1 = time.perf_counter()
+        answer, t_ours = timed(runtime, lambda: answerer.answer(visual, QUESTION))
         with torch.inference_mode():
-            out = answerer.lm.generate(inputs_embeds=embeds, attention_mask=mask, **gen)
-        runtime.synchronize()
-        t2 = time.perf_counter()
+            out, t_bare = timed(runtime, lambda: answerer.lm.generate(inputs_embeds=embeds, attention_mask=mask, **gen))
         if k:
-            ours.append((t1 - t0) * 1e3)
-            bare.append((t2 - t1) * 1e3)
-    same = answer.token_ids == out[0, -new_tokens:].tolist()
+            ours.append(t_ours * 1e3)
+            bare.append(t_bare * 1e3)
     o, b = statistics.median(ours), statistics.median(bare)
-    return {"family": family, "preset": preset, "visual": tokens, "prompt": answer.prompt_tokens, "ours_ms": o,
-            "bare_ms": b, "overhead": o / b - 1, "prefill_ms": answer.prefill_ms, "same_tokens": same}
+    return {"prompt": answer.prompt_tokens, "ours_ms": o, "bare_ms": b, "overhead": o / b - 1,
+            "prefill_ms": answer.prefill_ms, "same_tokens": answer.token_ids == out[0, -new_tokens:].tolist()}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--new-tokens", type=int, default=16)
-    parser.add_argument("--quick", action="store_true", help="tiny preset only, 3 repeats")
+    parser.add_argument("--images", type=int, default=3, help="timed images per data shape (after one warm-up)")
+    parser.add_argument("--new-tokens", type=int, default=3, help="new tokens per question (MME: Yes/No + EOS)")
+    parser.add_argument("--quick", action="store_true", help="tiny preset only")
+    parser.add_argument("--full", action="store_true", help="the families' full-size LMs too (a GPU)")
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads (1: steady on a shared machine, where spinning threads stall)")
+    parser.add_argument("--overhead", action="store_true", help="the one-at-a-time overhead table instead")
+    parser.add_argument("--repeats", type=int, default=5, help="--overhead: median of this many")
     args = parser.parse_args()
-    runtime = Runtime.resolve(args.device, "float32")
+    runtime = Runtime.resolve(args.device, args.dtype)
+    torch.set_num_threads(args.threads)
     presets = ["tiny"] if args.quick else ["tiny", "small"]
-    repeats = 3 if args.quick else args.repeats
-    print(f"device {runtime.device}, {args.new_tokens} new tokens per question, median of {repeats}")
-    print("| family | LM | visual tokens | prompt tokens | harness ms/question | bare generate ms | overhead | "
-          "prefill ms | same tokens |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    presets += ["full"] if args.full else []
+    if args.overhead:
+        print(f"device {runtime.device}, {args.new_tokens} new tokens per question, median of {args.repeats}")
+        print("| family | LM | visual tokens | prompt tokens | harness ms/question | bare generate ms | overhead | "
+              "prefill ms | same tokens |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+        for family, encoder, strategy, params in FAMILIES:
+            tokens = visual_count(family, encoder, strategy, params)
+            for preset in presets:
+                r = overhead(build(family, preset, args.new_tokens, runtime), tokens, args.repeats,
+                             args.new_tokens, runtime)
+                print(f"| {family} | {preset} | {tokens} | {r['prompt']} | {r['ours_ms']:.1f} | {r['bare_ms']:.1f} | "
+                      f"{100 * r['overhead']:+.1f} % | {r['prefill_ms']:.1f} | {r['same_tokens']} |")
+        return 0
+    print(f"device {runtime.device} {runtime.dtype_name} ({torch.get_num_threads()} CPU threads), "
+          f"{args.new_tokens} new tokens per question, "
+          f"{args.images} images per shape after a warm-up; questions/s")
+    print("| family | LM | data | visual | prompt | ours | ours 1-at-a-time | generate 1-at-a-time | "
+          "generate batched | ours / gen 1-at-a-time | ours / gen batched | prefill tokens saved | "
+          "same tokens (ours, gen 1, gen b) |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|")
     for family, encoder, strategy, params in FAMILIES:
         tokens = visual_count(family, encoder, strategy, params)
         for preset in presets:
-            r = bench(family, preset, tokens, repeats, args.new_tokens, runtime)
-            print(f"| {r['family']} | {r['preset']} | {r['visual']} | {r['prompt']} | {r['ours_ms']:.1f} | "
-                  f"{r['bare_ms']:.1f} | {100 * r['overhead']:+.1f} % | {r['prefill_ms']:.1f} | {r['same_tokens']} |")
+            answerer = build(family, preset, args.new_tokens, runtime)
+            for shape in SHAPES:
+                r = throughput(answerer, shape, tokens, args.images, args.new_tokens, runtime)
+                q, s = r["qps"], r["same"]
+                print(f"| {family} | {preset} | {shape} | {tokens} | {r['prompt']} | {q['ours']:.2f} | "
+                      f"{q['ours_alone']:.2f} | {q['gen_alone']:.2f} | {q['gen_batched']:.2f} | "
+                      f"{q['ours'] / q['gen_alone']:.2f}x | {q['ours'] / q['gen_batched']:.2f}x | "
+                      f"{r['saved']} ({100 * r['saved'] / r['prompt_total']:.0f} %) | "
+                      f"{s['ours']}, {s['gen_alone']}, {s['gen_batched']} |", flush=True)
+            del answerer
     return 0
 
 

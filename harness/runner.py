@@ -292,15 +292,31 @@ class Runner:
         (out of memory, ...) becomes an error row and the run goes on."""
         if self.answerer is None or self.benchmark is None:
             return []
-        bench, protocol, rows = self.benchmark, self.answerer.protocol, []
-        for k, question in enumerate(item.questions):
+        bench, protocol = self.benchmark, self.answerer.protocol
+        texts: list[str | Exception] = []
+        for question in item.questions:  # a question whose prompt cannot be built fails alone
             try:
-                text = self.answerer.toolkit_prompt(bench.prompt(question, protocol), protocol, bench.task)
-                answer = self.answerer.answer(out.tokens, text, layout=item.views.layout)
-                prediction = bench.parse(answer.response, question, protocol)
-            except Exception as exc:  # noqa: BLE001 - one bad question must not end the run
-                kind = "oom" if is_out_of_memory(exc) else "answer"
-                message = f"{item.sample_id}: {type(exc).__name__}: {str(exc)[:300]}"
+                texts.append(self.answerer.toolkit_prompt(bench.prompt(question, protocol), protocol, bench.task))
+            except Exception as exc:  # noqa: BLE001 - its error row is written below
+                texts.append(exc)
+        ready = [t for t in texts if isinstance(t, str)]
+        try:  # together: the shared prefix prefilled once, questions batched (harness.vlm.batched)
+            answered = self.answerer.answer_many(out.tokens, ready, layout=item.views.layout) if ready else []
+        except Exception as exc:  # noqa: BLE001 - one bad image must not end the run
+            answered = [exc] * len(ready)
+        results = iter(answered)
+        rows = []
+        for k, (question, text) in enumerate(zip(item.questions, texts, strict=True)):
+            answer = text if isinstance(text, Exception) else next(results)
+            prediction = ""
+            if not isinstance(answer, Exception):
+                try:
+                    prediction = bench.parse(answer.response, question, protocol)
+                except Exception as exc:  # noqa: BLE001 - a parser failure costs this question only
+                    answer = exc
+            if isinstance(answer, Exception):
+                kind = "oom" if is_out_of_memory(answer) else "answer"
+                message = f"{item.sample_id}: {type(answer).__name__}: {str(answer)[:300]}"
                 rows.append(question_error(self.identity, item.sample_id, item.category, k, question, bench,
                                            f"error:{kind}", message))
                 if kind == "oom":

@@ -50,6 +50,8 @@ TINY_LM = dict(hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_at
 # Generation length when neither vlm.max_new_tokens nor a benchmark says (jobs pass the benchmark's
 # protocol limit, `Benchmark.max_new_tokens`).
 DEFAULT_MAX_NEW_TOKENS = 16
+# Questions of one image decoded together (`vlm.batch_questions`): POPE's six fit in one batch.
+DEFAULT_BATCH_QUESTIONS = 8
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,9 @@ class Answer:
     kv_cache_mb: float
     token_ids: list[int] = field(default_factory=list)
     first_logits: torch.Tensor | None = field(default=None, repr=False)
+    # prompt tokens whose keys and values came from a prefill shared with the image's other
+    # questions (harness.vlm.batched); 0 when this question was prefilled on its own
+    prefix_tokens_shared: int = 0
 
 
 @dataclass
@@ -127,11 +132,15 @@ class Answerer(ABC):
     def __init__(
         self, *, weights: str = "random", size: str = "tiny", protocol: str = "official",
         max_new_tokens: int | None = None, runtime: Runtime, attn: str = "sdpa", seed: int = 0,
+        batch_questions: int = DEFAULT_BATCH_QUESTIONS, share_prefix: bool = True,
     ) -> None:
-        self.check_options(weights=weights, size=size, protocol=protocol, max_new_tokens=max_new_tokens)
+        self.check_options(weights=weights, size=size, protocol=protocol, max_new_tokens=max_new_tokens,
+                           batch_questions=batch_questions, share_prefix=share_prefix)
         self.weights, self.size, self.runtime, self.attn = weights, size, runtime, attn
         self.protocol = protocol  # the toolkit whose prompts and parsers the benchmark applies
         self.max_new_tokens = int(max_new_tokens or DEFAULT_MAX_NEW_TOKENS)
+        # how an image's questions are answered (docs/vlm_speed.md); neither changes an answer
+        self.batch_questions, self.share_prefix = int(batch_questions), bool(share_prefix)
         if weights == "random":
             self.checkpoint = None
             self.config = self.random_config(size, attn)
@@ -204,12 +213,18 @@ class Answerer(ABC):
     # --- options and identity ---------------------------------------------------------------
     @classmethod
     def check_options(cls, *, weights: str = "random", size: str = "tiny", protocol: str = "official",
-                      max_new_tokens: int | None = None, **_: Any) -> None:
+                      max_new_tokens: int | None = None, batch_questions: int = 1, share_prefix: bool = True,
+                      **_: Any) -> None:
         if size not in LM_SIZES:
             raise ValueError(f"vlm.size must be one of {', '.join(LM_SIZES)}; got {size!r}")
         if not protocol:
             raise ValueError("vlm.protocol must name a toolkit (the benchmark lists its choices)")
         optional_int("vlm.max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS)  # null: the protocol's
+        if isinstance(batch_questions, bool) or not isinstance(batch_questions, int) or batch_questions < 1:
+            raise ValueError(f"vlm.batch_questions must be an integer >= 1 (1: one question at a time); "
+                             f"got {batch_questions!r}")
+        if not isinstance(share_prefix, bool):
+            raise ValueError(f"vlm.share_prefix must be true or false; got {share_prefix!r}")
         if not weights:
             raise ValueError("vlm.weights must be random, pretrained, a hub id or a checkpoint folder")
 
@@ -249,10 +264,13 @@ class Answerer(ABC):
 
     @classmethod
     def describe(cls, options: dict[str, Any]) -> dict[str, Any]:
-        """Record columns of this answerer with these options (what a job says before loading)."""
+        """Record columns of this answerer with these options (what a job says before loading).
+        How questions are batched is a column but not part of the key: it changes no answer."""
         key = cls.key_of(options)
         return {"vlm": cls.name, "vlm_weights": key["weights"], "vlm_size": key["size"] or "checkpoint",
-                "vlm_protocol": key["protocol"], "vlm_max_new_tokens": key["max_new_tokens"]}
+                "vlm_protocol": key["protocol"], "vlm_max_new_tokens": key["max_new_tokens"],
+                "vlm_batch_questions": int(options.get("batch_questions", DEFAULT_BATCH_QUESTIONS)),
+                "vlm_share_prefix": bool(options.get("share_prefix", True))}
 
     def params(self) -> dict[str, Any]:
         return self.key_of({"weights": self.weights, "size": self.size, "protocol": self.protocol,
@@ -262,7 +280,8 @@ class Answerer(ABC):
         """Record columns of this running answerer, including where its weights came from."""
         return {
             **self.describe({"weights": self.weights, "size": self.size, "protocol": self.protocol,
-                             "max_new_tokens": self.max_new_tokens}),
+                             "max_new_tokens": self.max_new_tokens, "batch_questions": self.batch_questions,
+                             "share_prefix": self.share_prefix}),
             "vlm_weights_source": self.weights_source, "vlm_lm": self.config.model_type,
             "vlm_hidden_size": int(self.config.hidden_size),
         }
@@ -280,11 +299,24 @@ class Answerer(ABC):
 
     def token_ids(self, text: str, n_visual: int) -> list[int]:
         """As transformers' processors do: expand the placeholder in the text, then tokenize;
-        the chat template's own BOS is not doubled."""
-        expanded = self.expand(text, n_visual)
+        the chat template's own BOS is not doubled. The image's run of one special token is
+        tokenized at lengths 1 and 2 and, when the second is the first with that token once
+        more (special tokens are split out before anything else is tokenized), written n
+        times: the same ids without tokenizing thousands of placeholders."""
         bos = self.tokenizer.bos_token
         add_special = not (bos is not None and text.startswith(bos))
-        return list(self.tokenizer(expanded, add_special_tokens=add_special)["input_ids"])
+
+        def ids(n: int) -> list[int]:
+            return list(self.tokenizer(self.expand(text, n), add_special_tokens=add_special)["input_ids"])
+
+        if n_visual > 2:
+            one, two = ids(1), ids(2)
+            where = self.image_positions(torch.tensor(one)).nonzero()
+            if len(where) == 1:
+                i = int(where[0])
+                if two == one[:i + 1] + one[i:]:
+                    return one[:i] + [one[i]] * n_visual + one[i + 1:]
+        return ids(n_visual)
 
     def tokenize(self, user_text: str, n_visual: int) -> Prompt:
         """The rendered prompt, its ids with exactly `n_visual` image positions, and their mask."""
@@ -307,53 +339,84 @@ class Answerer(ABC):
         return embeds[None]
 
     # --- generation ---------------------------------------------------------------------
+    def check_visual(self, visual: torch.Tensor) -> None:
+        if visual.shape[-1] != self.config.hidden_size:
+            raise ValueError(f"{self.name}: visual tokens are {visual.shape[-1]} wide, the language model takes "
+                             f"{self.config.hidden_size}")
+
     @torch.inference_mode()
     def answer(self, visual: torch.Tensor, user_text: str, *, layout: Layout | None = None,
                keep_logits: bool = False) -> Answer:
         """Answer one question (`user_text`: the benchmark's prompt of it, `toolkit_prompt`
         applied) about an image whose visual tokens are `visual` `[T, D]` (`layout`: the image's
-        views, for families whose positions follow the image grid)."""
-        if visual.shape[-1] != self.config.hidden_size:
-            raise ValueError(f"{self.name}: visual tokens are {visual.shape[-1]} wide, the language model takes "
-                             f"{self.config.hidden_size}")
+        views, for families whose positions follow the image grid): the one-at-a-time reference
+        path (`answer_many` equals it token for token)."""
+        self.check_visual(visual)
         rt = self.runtime
         prompt = self.tokenize(user_text, int(visual.shape[0]))
+        positions, offset = self.positions(prompt, layout)
         rt.synchronize()
         t0 = time.perf_counter()
         embeds = self.embed(prompt, visual)
-        prefill_positions, offset = self.positions(prompt, layout)
-        place = {} if prefill_positions is None else {"position_ids": prefill_positions.to(rt.device)}
         # an all-ones mask, grown by one per step, as `generate` passes it (same attention path)
         mask = torch.ones((1, embeds.shape[1] + self.max_new_tokens), dtype=torch.long, device=rt.device)
         length = embeds.shape[1]
-        out = self.lm(inputs_embeds=embeds, attention_mask=mask[:, :length], use_cache=True, logits_to_keep=1, **place)
+        extra = {} if positions is None else {"position_ids": positions.to(rt.device)}
+        out = self.lm(inputs_embeds=embeds, attention_mask=mask[:, :length], use_cache=True, logits_to_keep=1,
+                      **extra)
         logits = out.logits[0, -1]
         token = int(logits.argmax())
         rt.synchronize()
         t1 = time.perf_counter()
         first = logits.float().cpu() if keep_logits else None
         tokens = [token]
-        cache = _cache_of(out)
+        cache = cache_of(out)
         step = torch.empty((1, 1), dtype=torch.long, device=rt.device)
         while len(tokens) < self.max_new_tokens and token not in self.eos_ids:
             step.fill_(token)
+            if positions is not None or offset:  # the new token's position: the cache length + the offset
+                shape = (1, 1) if positions is None else (positions.shape[0], 1, 1)
+                extra["position_ids"] = torch.full(shape, length + offset, device=rt.device)
             length += 1
-            if place:  # the new token's position: its cache length + the family's offset
-                place["position_ids"] = torch.full((1, 1), length - 1 + offset, dtype=torch.long, device=rt.device)
             out = self.lm(input_ids=step, attention_mask=mask[:, :length], use_cache=True,
-                          **{self._cache_arg: cache}, **place)
-            cache = _cache_of(out)
+                          **{self._cache_arg: cache}, **extra)
+            cache = cache_of(out)
             token = int(out.logits[0, -1].argmax())
             tokens.append(token)
         rt.synchronize()
         t2 = time.perf_counter()
+        return self.finish(prompt, tokens, int(visual.shape[0]), (t1 - t0) * 1e3, (t2 - t1) * 1e3, first=first)
+
+    def answer_many(self, visual: torch.Tensor, texts: list[str], *,
+                    layout: Layout | None = None) -> list[Answer | Exception]:
+        """Every question of one image, in order: one result per text, an exception object in
+        place of the answer of a question that failed (the others unaffected). With
+        `share_prefix` the prompts' common prefix is prefilled once; `batch_questions` decode
+        together with left padding; equal to `answer` per question (docs/vlm_speed.md)."""
+        from harness.vlm.batched import answer_together
+
+        self.check_visual(visual)
+        if self.batch_questions == 1 and not self.share_prefix:
+            out: list[Answer | Exception] = []
+            for text in texts:
+                try:
+                    out.append(self.answer(visual, text, layout=layout))
+                except Exception as exc:  # noqa: BLE001 - isolated: the caller writes its error row
+                    out.append(exc)
+            return out
+        return answer_together(self, visual, texts, layout=layout)
+
+    def finish(self, prompt: Prompt, tokens: list[int], visual_tokens: int, prefill_ms: float, decode_ms: float, *,
+               first: torch.Tensor | None = None, prefix_tokens_shared: int = 0) -> Answer:
+        """The Answer of generated `tokens`: the text and the costs (the benchmark parses the text)."""
         response = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        n_prompt = int(prompt.ids.numel())
         return Answer(
             prompt=prompt.text, response=response,
-            visual_tokens=int(visual.shape[0]), prompt_tokens=int(prompt.ids.numel()), new_tokens=len(tokens),
-            prefill_ms=(t1 - t0) * 1e3, decode_ms=(t2 - t1) * 1e3,
-            kv_cache_mb=self.kv_cache_bytes(int(prompt.ids.numel()) + len(tokens) - 1) / 2**20,
-            token_ids=tokens, first_logits=first,
+            visual_tokens=visual_tokens, prompt_tokens=n_prompt, new_tokens=len(tokens),
+            prefill_ms=prefill_ms, decode_ms=decode_ms,
+            kv_cache_mb=self.kv_cache_bytes(n_prompt + len(tokens) - 1) / 2**20,
+            token_ids=list(tokens), first_logits=first, prefix_tokens_shared=prefix_tokens_shared,
         )
 
     def kv_cache_bytes(self, positions: int) -> int:
@@ -365,6 +428,7 @@ class Answerer(ABC):
         return 2 * c.num_hidden_layers * heads * head_dim * positions * width
 
 
-def _cache_of(output: Any) -> Any:
+def cache_of(output: Any) -> Any:
+    """The KV cache a forward returned (`cache` from transformers 5.2x, `past_key_values` before)."""
     cache = getattr(output, "cache", None)
     return cache if cache is not None else output.past_key_values

@@ -5,7 +5,9 @@ questions of an image share it), `question_index`, `category`, `question`, `answ
 a JSON list where there are many), `options` and `fields` (JSON, where the question has them),
 `prompt` (the text given to the tokenizer, the image placeholder once), `response`, `prediction`
 (the benchmark's parse of the response), `visual_tokens`, `prompt_tokens`, `prefill_ms`,
-`decode_ms`, `new_tokens`, `kv_cache_mb`. The run row gets the benchmark's scores
+`decode_ms`, `new_tokens`, `kv_cache_mb`, `prefix_tokens_shared` (prompt tokens prefilled once
+for the image's questions; the shared prefill's time is divided among them, docs/vlm_speed.md).
+The run row gets the benchmark's scores
 (`Benchmark.summarize`, harness/benchmarks/); with any failed question it says the score is
 incomplete (`answers_complete=False`) and scores only the question ids with no failed question.
 MME's `mme_complete` is true only when all 1187 images (2374 questions) were answered: a subset
@@ -43,7 +45,7 @@ def question_record(identity: dict[str, Any], image_id: str, category: str | Non
         "prompt": answer.prompt, "response": answer.response, "prediction": prediction,
         "visual_tokens": answer.visual_tokens, "prompt_tokens": answer.prompt_tokens,
         "new_tokens": answer.new_tokens, "prefill_ms": answer.prefill_ms, "decode_ms": answer.decode_ms,
-        "kv_cache_mb": answer.kv_cache_mb,
+        "kv_cache_mb": answer.kv_cache_mb, "prefix_tokens_shared": answer.prefix_tokens_shared,
     }
     return Record(kind="question", identity=identity, image_id=image_id, values=values)
 
