@@ -31,7 +31,7 @@ QUESTIONS = (
     "Hm?",
 )
 MODES = [(8, True), (2, True), (1, True), (8, False), (3, False)]  # (batch_questions, share_prefix)
-SAME = ("prompt", "response", "prediction", "visual_tokens", "prompt_tokens", "new_tokens", "kv_cache_mb",
+SAME = ("prompt", "response", "visual_tokens", "prompt_tokens", "new_tokens", "kv_cache_mb",
         "token_ids")
 ANSWER_COLUMNS = ("question_id", "question_index", "category", "question", "answer", "status", "prompt", "response",
                   "prediction", "visual_tokens", "prompt_tokens", "new_tokens", "kv_cache_mb")
