@@ -11,7 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-REQUIRED = ("question_id", "category", "answer", "prediction")
+from harness.benchmarks.frames import per_question
+
 # The split a question belongs to, by its category: lmms-lab/ChartQA's `type` values
 # (`human_test`, `augmented_test`) or the release files' names (test_human.json, test_augmented.json).
 SPLITS = {"human_test": "human", "human": "human", "augmented_test": "augmented", "augmented": "augmented"}
@@ -48,16 +49,7 @@ def score(frame: pd.DataFrame) -> dict[str, float]:
     question is left out; lmms-eval counts every non-human question as augmented, here a category
     naming neither split counts in the overall figure only); `n_questions`. `answer` is one string;
     a missing prediction (None/NaN) is the empty answer, as lmms-eval reads a None response."""
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise ValueError(f"ChartQA scoring needs columns {', '.join(REQUIRED)}; missing {', '.join(missing)}")
-    if frame.empty:
-        raise ValueError("ChartQA scoring got no predictions")
-    correct = pd.Series(
-        [float(relaxed_correctness(str(p), str(a)))
-         for p, a in zip(frame["prediction"].fillna(""), frame["answer"], strict=True)],
-        index=frame.index, dtype=float,
-    )
+    correct = per_question(frame, "ChartQA", lambda p, a: float(relaxed_correctness(p, str(a))))
     result = {"relaxed_overall": 100.0 * float(correct.mean()), "n_questions": float(len(frame))}
     split = frame["category"].map(SPLITS)
     for name in ("human", "augmented"):

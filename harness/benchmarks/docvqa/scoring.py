@@ -10,9 +10,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness.benchmarks.frames import per_question, percent_by_category
 from harness.benchmarks.textvqa.scoring import answers_list
-
-REQUIRED = ("question_id", "category", "answer", "prediction")
 
 
 def levenshtein(a: str, b: str) -> int:
@@ -58,17 +57,5 @@ def score(frame: pd.DataFrame) -> dict[str, float]:
     """`anls`: 100 x the mean ANLS over questions; `anls/<category>` per category; `n_questions`.
     `prediction` holds `parse()` outputs (None/NaN: the empty answer, as lmms-eval reads a None response),
     `answer` the JSON list of accepted answers."""
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise ValueError(f"DocVQA scoring needs columns {', '.join(REQUIRED)}; missing {', '.join(missing)}")
-    if frame.empty:
-        raise ValueError("DocVQA scoring got no predictions")
-    per_question = pd.Series(
-        [anls(str(p), answers_list(a))
-         for p, a in zip(frame["prediction"].fillna(""), frame["answer"], strict=True)],
-        index=frame.index, dtype=float,
-    )
-    result = {"anls": 100.0 * float(per_question.mean()), "n_questions": float(len(frame))}
-    for category, values in per_question.groupby(frame["category"]):
-        result[f"anls/{category}"] = 100.0 * float(values.mean())
-    return result
+    values = per_question(frame, "DocVQA", lambda p, a: anls(p, answers_list(a)))
+    return percent_by_category(values, frame, "anls")

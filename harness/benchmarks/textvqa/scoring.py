@@ -14,6 +14,8 @@ from typing import Any
 
 import pandas as pd
 
+from harness.benchmarks.frames import per_question, percent_by_category
+
 # The EvalAI / VQA contraction table: a word written without its apostrophe -> the word with it.
 # Keys with capitals ("Im", "Ive", "Id've", "I'dve") never match (words are lower-cased first);
 # "somebody'd" -> "somebodyd" is the original's typo. Both kept as published.
@@ -58,7 +60,6 @@ PUNCTUATION = (";", "/", "[", "]", '"', "{", "}", "(", ")", "=", "+", "\\", "_",
 _PERIOD = re.compile(r"\.(?!\d)")
 # `PERIOD_STRIP.sub("", text, re.UNICODE)` passes re.UNICODE (32) as the count: at most 32 go.
 _PERIOD_COUNT = int(re.UNICODE)
-REQUIRED = ("question_id", "category", "answer", "prediction")
 
 
 def _strip_punctuation(text: str) -> str:
@@ -118,17 +119,5 @@ def score(frame: pd.DataFrame) -> dict[str, float]:
     `accuracy/<category>` for each category present; `n_questions`. `prediction` holds `parse()`
     outputs (a missing one, None/NaN, is the empty
     answer, as lmms-eval reads a None response), `answer` the JSON list of human answers."""
-    missing = [c for c in REQUIRED if c not in frame.columns]
-    if missing:
-        raise ValueError(f"TextVQA scoring needs columns {', '.join(REQUIRED)}; missing {', '.join(missing)}")
-    if frame.empty:
-        raise ValueError("TextVQA scoring got no predictions")
-    per_question = pd.Series(
-        [vqa_accuracy(str(p), answers_list(a))
-         for p, a in zip(frame["prediction"].fillna(""), frame["answer"], strict=True)],
-        index=frame.index, dtype=float,
-    )
-    result = {"accuracy": 100.0 * float(per_question.mean()), "n_questions": float(len(frame))}
-    for category, values in per_question.groupby(frame["category"]):
-        result[f"accuracy/{category}"] = 100.0 * float(values.mean())
-    return result
+    values = per_question(frame, "TextVQA", lambda p, a: vqa_accuracy(p, answers_list(a)))
+    return percent_by_category(values, frame, "accuracy")
