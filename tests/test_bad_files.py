@@ -15,8 +15,8 @@ import pytest
 
 from harness.config import ConfigError, compose
 from harness.job import prepare_job
-from tests.cli import cli
-from tests.fixtures_data import mme_images, write_mme_parquet
+from tests.helpers.cli import cli
+from tests.helpers.data import mme_images, write_mme_parquet
 
 ENCODER_ONLY = ["encoder.size=tiny", "encoder.weights=random", "progress=false"]
 
@@ -96,7 +96,7 @@ def test_unknown_mme_category_is_refused(tmp_path: Path) -> None:
 
 
 def test_undecodable_release_text_is_named(tmp_path: Path) -> None:
-    from tests.fixtures_data import write_mme_release
+    from tests.helpers.data import write_mme_release
 
     root = write_mme_release(tmp_path / "release", mme_images(1))
     txt = sorted(root.rglob("*.txt"))[0]

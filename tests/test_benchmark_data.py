@@ -19,7 +19,7 @@ from harness.config import ConfigError, compose
 from harness.data import build_dataset
 from harness.job import prepare_job
 from harness.types import Question
-from tests.fixtures_benchmarks import (
+from tests.helpers.benchmarks import (
     chartqa_rows,
     docvqa_rows,
     mmbench_rows,

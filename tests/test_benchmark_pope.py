@@ -19,7 +19,7 @@ from harness.data import build_dataset
 from harness.execute import execute
 from harness.job import prepare_job
 from harness.types import Question
-from tests.fixtures_benchmarks import pope_rows, write_pope_parquet, write_pope_release
+from tests.helpers.benchmarks import pope_rows, write_pope_parquet, write_pope_release
 
 POPE = get_benchmark("pope")
 

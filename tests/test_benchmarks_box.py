@@ -15,7 +15,7 @@ import pytest
 
 from harness.benchmarks import BENCHMARKS
 from harness.data import DATASETS
-from tests.fixtures_benchmarks import png, write_hub_parquet
+from tests.helpers.benchmarks import png, write_hub_parquet
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -19,9 +19,9 @@ from harness.config import compose
 from harness.job import prepare_job
 from harness.paper import MAX_COLUMNS, benchmarks_paper_table
 from harness.sweep import study_experiments
-from tests.fixtures_benchmarks import write_docvqa_parquet, write_pope_parquet, write_textvqa_parquet
-from tests.fixtures_data import mme_images, write_mme_parquet
-from tests.test_sweep import _sweep_jobs
+from tests.helpers.benchmarks import write_docvqa_parquet, write_pope_parquet, write_textvqa_parquet
+from tests.helpers.data import mme_images, write_mme_parquet
+from tests.helpers.sweeps import sweep_jobs
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning")
 ROOT = Path(__file__).resolve().parents[1]
@@ -47,7 +47,7 @@ def test_every_job_passes_the_pre_load_checks(fixtures: dict[str, Path]) -> None
     experiments = study_experiments(STUDY)
     assert experiments == [f"{STUDY}/internvl", f"{STUDY}/llava", f"{STUDY}/qwen"]
     jobs = [prepare_job(compose([f"experiment={e}", *o, *TINY, f"dataset.path={fixtures[_dataset(o)]}"]))
-            for e in experiments for o in _sweep_jobs(e)]
+            for e in experiments for o in sweep_jobs(e)]
     assert len(jobs) == 24 + 24 + 16 and {j.study for j in jobs} == {STUDY}
     assert all(j.config["vlm"]["protocol"] == "lmms_eval" for j in jobs)  # the one protocol all four benchmarks have
     by_family: dict[str, set[tuple]] = {}

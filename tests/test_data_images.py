@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from cli import cli
-from fixtures_data import BAD_EXPECTED, write_bad_folder
 from PIL import Image
 
 from harness.data import build_dataset
 from harness.data.images import ImageLoadError, open_image
+from tests.helpers.cli import cli
+from tests.helpers.data import BAD_EXPECTED, write_bad_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 LIMIT = 1_000_000  # over_limit.png has 1.2 M pixels

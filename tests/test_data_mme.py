@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from cli import cli
-from fixtures_data import mme_images, write_mme_parquet, write_mme_release
 
 from harness.benchmarks.mme.subtasks import SUBTASKS as CATEGORIES
 from harness.data import build_dataset
+from tests.helpers.cli import cli
+from tests.helpers.data import mme_images, write_mme_parquet, write_mme_release
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_CATEGORY = 3

@@ -3,7 +3,7 @@ the system message is the config's `system_message` when config.json has one, el
 template's (`InternVLChatModel.__init__`, transcribed below), and the answer is stripped before
 InternVL's MME post-processing (`"   No"` scores no). References: OpenGVLab/InternVL
 `internvl_chat/internvl/model/internvl_chat/modeling_internvl_chat.py` and the chat query of
-tests/internvl_chat_reference.py."""
+tests/references/internvl_chat_reference.py."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from harness.benchmarks.mme.prompts import PARSERS, PROMPTS
 from harness.runtime import Runtime
 from harness.vlm import VLMS
 from harness.vlm.internvl import CONVERSATIONS
-from tests.fixtures_checkpoints import internvl_chat_folder
-from tests.internvl_chat_reference import chat_query
+from tests.helpers.checkpoints import internvl_chat_folder
+from tests.references.internvl_chat_reference import chat_query
 
 CPU = Runtime.resolve("cpu", "float32")
 QUESTION = "Is there a red square in this image? Please answer yes or no."

@@ -17,7 +17,7 @@ from harness.encoders.weights import WeightsError
 from harness.preprocess import build_strategy
 from harness.preprocess._references import transformers_reference
 from harness.runtime import Runtime
-from tests.test_preprocess_fidelity import random_image
+from tests.helpers.images import random_image
 
 CPU = Runtime.resolve("cpu", "float32")
 TEXT = dict(model_type="qwen2", hidden_size=48, intermediate_size=64, num_hidden_layers=1, num_attention_heads=4,

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fixtures_data import mme_images, write_mme_parquet, write_tiny_clip
 
 from harness import report
 from harness.benchmarks.mme import baseline as mme_baseline
 from harness.benchmarks.mme.scoring import score
 from harness.benchmarks.mme.subtasks import PERCEPTION, SUBTASKS
 from harness.store import find_runs
+from tests.helpers.data import mme_images, write_mme_parquet, write_tiny_clip
 
 pytestmark = [
     pytest.mark.slow,
@@ -91,7 +91,7 @@ def test_bad_configs_fail_with_one_line(args: list[str], needle: str, mme_parque
 
 
 def test_corrupt_image_becomes_an_error_row(clip_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from fixtures_data import MMEImage
+    from tests.helpers.data import MMEImage
 
     real = MMEImage.encode
 

@@ -16,7 +16,7 @@ from PIL import Image
 
 from harness.mme import baseline as mme_baseline
 from harness.store import find_runs
-from tests.fixtures_data import MMEImage, mme_images, write_mme_parquet, write_tiny_clip
+from tests.helpers.data import MMEImage, mme_images, write_mme_parquet, write_tiny_clip
 
 pytestmark = [
     pytest.mark.slow,

@@ -13,7 +13,7 @@ import pytest
 from harness.config import compose
 from harness.job import prepare_job
 from harness.sweep import study_experiments
-from tests.test_sweep import _sweep_jobs
+from tests.helpers.sweeps import sweep_jobs
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning")
 
@@ -24,7 +24,7 @@ def test_every_job_passes_the_pre_load_checks() -> None:
                            "native_vs_tiles/siglip"]
     offline = ["encoder.size=tiny", "encoder.weights=random"]  # the language models' checks read no hub
     jobs = [prepare_job(compose([f"experiment={experiment}", *overrides, *offline]))
-            for experiment in experiments for overrides in _sweep_jobs(experiment)]
+            for experiment in experiments for overrides in sweep_jobs(experiment)]
     assert len(jobs) == 10 and all(j.config["batch_images"] == 1 for j in jobs)
     families = [(j.encoder_cls.name, j.answerer_cls.name if j.answerer_cls else None) for j in jobs]
     assert families.count(("qwen2_5_vl_vit", "qwen2_5_vl")) == 7

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import ROOT
+from tests.helpers.cli import ROOT
 
 RUN = ["encoder=clip_vit_l14_336", "encoder.size=tiny", "encoder.weights=random", "dataset=synthetic",
        "dataset.num_images=2", "progress=false"]

@@ -12,13 +12,12 @@ torchvision (not installed): `F.resize` on a PIL image is PIL bilinear anyway, `
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from harness.preprocess import build_strategy
 from harness.preprocess._references import transformers_reference
+from tests.helpers.images import random_image
 
 SIZES = [
     (1, 1), (13, 4000), (4000, 13), (336, 336), (448, 448), (337, 336), (671, 336), (672, 336), (896, 448),
@@ -40,12 +39,7 @@ CONFIGS = [
 ]
 
 
-def random_image(width: int, height: int, seed: int = 0) -> Image.Image:
-    """Noise plus a gradient: every resampling tap matters, nothing is flat."""
-    rng = np.random.default_rng(seed + width * 7919 + height)
-    noise = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    ramp = (np.arange(width, dtype=np.uint16)[None, :, None] * 255 // max(1, width - 1)).astype(np.uint8)
-    return Image.fromarray(np.where(rng.random((height, width, 1)) < 0.5, noise, ramp).astype(np.uint8))
+
 
 
 IMAGES = {size: random_image(*size) for size in SIZES}

@@ -14,7 +14,7 @@ from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_res
 
 from harness.preprocess import build_strategy
 from harness.preprocess.qwen_native import smart_resize
-from tests.test_preprocess_fidelity import random_image
+from tests.helpers.images import random_image
 
 SIZES = [
     (1, 1), (1, 3), (2, 1), (2, 2), (13, 2000), (2000, 13), (10, 2000), (3, 5), (28, 28), (27, 29), (55, 57),

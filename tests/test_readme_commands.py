@@ -19,8 +19,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from fixtures_data import mme_images, write_mme_parquet, write_tiny_clip
 from PIL import Image
+
+from tests.helpers.data import mme_images, write_mme_parquet, write_tiny_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = "encoder.size=tiny encoder.weights=random"

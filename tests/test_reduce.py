@@ -19,6 +19,7 @@ from harness.reduce.scores import (
 )
 from harness.reduce.uniform import uniform_indices
 from harness.registry import UnknownChoiceError
+from tests.helpers.reduce import METHODS
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -84,19 +85,6 @@ def random_views(v: int, grid: tuple[int, int], has_cls: bool, seed: int = 0) ->
         pm_attn=torch.softmax(attn * 20, -1), pm_keys=torch.randn(v, p, 16, generator=g),
     )
 
-
-METHODS = [
-    ("none", {}), ("cls_topk", {"keep": 64}), ("cls_topk", {"keep": 1}), ("uniform", {"keep": 64}),
-    ("uniform", {"keep": 143}), ("pool", {"stride": 2}), ("pool", {"stride": 3}), ("pool", {"stride": 5}),
-    ("visionzip", {"dominant": 54, "contextual": 10}), ("visionzip", {"dominant": 1, "contextual": 0}),
-    ("visionzip", {"dominant": 100, "contextual": 44}),
-    ("prumerge", {"adaptive": False}), ("prumerge", {"adaptive": False, "ratio": 0.25}),
-    ("prumerge", {"variant": "prumerge_plus", "adaptive": False}),
-    ("prumerge", {"variant": "prumerge_plus", "adaptive": False, "ratio": 0.3}),
-    ("prumerge", {}), ("prumerge", {"variant": "prumerge_plus"}),
-]
-# Every registered method runs here, a new one with its defaults until it adds its own cases.
-METHODS += [(name, {}) for name in REDUCERS.names() if name not in {m for m, _ in METHODS}]
 
 
 @pytest.mark.parametrize(("name", "params"), METHODS)

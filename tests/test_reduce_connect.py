@@ -11,7 +11,7 @@ from harness.connectors.internvl import pixel_shuffle
 from harness.preprocess import build_strategy
 from harness.reduce import build_reducer
 from harness.reduce.connect import reduce_image
-from tests.test_reduce import METHODS
+from tests.helpers.reduce import METHODS, PHI3_REASON
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -22,11 +22,6 @@ PAIRINGS = [  # connector, tile, strategies
     ("internvl", 448, ["internvl_dynamic", "resize"]),
 ]
 C = 8
-PHI3_REASON = (
-    "connector 'phi3_hd' cannot take reduced tokens: its HD transform puts a sub_GN after every row of the "
-    "2x2-merged grid of the sub-image canvas and of the global view, and a reduced set has no rows; use reduce=none, "
-    "or encoder.connector=flat"
-)
 
 
 def check_pairing(reducer, connector: str, grid_side: int) -> None:

@@ -1,5 +1,5 @@
 """VisionZip and PruMerge(+) equal transcriptions of their reference forwards
-(tests/reduce_references.py) on a tiny random CLIP: same kept indices, same tokens (1e-6)."""
+(tests/references/reduce_reference.py) on a tiny random CLIP: same kept indices, same tokens (1e-6)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from transformers import CLIPVisionConfig, CLIPVisionModel
 from harness.encoders import ENCODERS
 from harness.reduce import ViewFeatures, build_reducer
 from harness.reduce.scores import compute_scores
-from tests.reduce_references import prumerge_reference, visionzip_reference
+from tests.references.reduce_reference import prumerge_reference, visionzip_reference
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -7,11 +7,11 @@ import importlib.util
 from pathlib import Path
 
 import pandas as pd
-from test_sweep import _sweep_jobs
 
 from harness.config import compose
 from harness.job import prepare_job
 from harness.sweep import study_experiments
+from tests.helpers.sweeps import sweep_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_every_token_budget_job_passes_the_pre_load_checks() -> None:
     jobs = {}
     for experiment in study_experiments("token_budget"):
-        for overrides in _sweep_jobs(experiment):
+        for overrides in sweep_jobs(experiment):
             job = prepare_job(compose([f"experiment={experiment}", *overrides, "dataset=synthetic"]))
             assert job.config["study"] == "token_budget"
             jobs[(experiment, *overrides)] = job

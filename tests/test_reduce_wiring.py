@@ -10,7 +10,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from cli import cli
 
 from harness.config import ConfigError, compose
 from harness.encoders import ENCODERS
@@ -19,7 +18,8 @@ from harness.preprocess import build_strategy
 from harness.reduce import REDUCERS, build_reducer
 from harness.runtime import Runtime
 from harness.types import Views
-from tests.test_reduce_connect import PHI3_REASON
+from tests.helpers.cli import cli
+from tests.helpers.reduce import PHI3_REASON
 
 CPU = Runtime.resolve("cpu", "float32")
 CASES = [  # encoder, connector, strategy

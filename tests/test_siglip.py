@@ -15,7 +15,7 @@ from harness.encoders import ENCODERS
 from harness.encoders.siglip import SIGLIP_TINY
 from harness.preprocess import build_strategy
 from harness.runtime import Runtime
-from tests.test_preprocess_fidelity import random_image
+from tests.helpers.images import random_image
 
 CPU = Runtime.resolve("cpu", "float32")
 

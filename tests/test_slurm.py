@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from cli import cli
 
 from harness import status
 from harness.slurm import SlurmError, Task, Watch, cluster_answers, launcher_settings, submit, watch
 from harness.status import JobState
 from harness.store import COMPLETE, RunStore, find_runs, hash_of
+from tests.helpers.cli import cli
 
 NO_CLUSTER = cluster_answers()
 pytestmark = [

@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from cli import cli
 
 from harness.config import ConfigError
 from harness.store import COMPLETE, FAILED, TMP_PREFIX, hash_of
 from harness.sweep import commands, study_experiments
+from tests.helpers.cli import cli
+from tests.helpers.sweeps import sweep_jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = [
@@ -152,20 +153,6 @@ def test_failure_kinds() -> None:
     assert failure_kind(ValueError("shapes do not match")) == "exception"
 
 
-def _sweep_jobs(experiment: str) -> list[list[str]]:
-    """The override lists of an experiment's Hydra sweep (product of its sweeper params)."""
-    import itertools
-
-    import yaml
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    from harness.config import CONFIG_DIR
-
-    data = yaml.safe_load((CONFIG_DIR / "experiment" / f"{experiment}.yaml").read_text()) or {}
-    params = ((data.get("hydra") or {}).get("sweeper") or {}).get("params") or {}
-    parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in params.items()])
-    axes = [[f"{o.get_key_element()}={v}" for v in o.sweep_string_iterator()] for o in parsed]
-    return [list(combo) for combo in itertools.product(*axes)] if axes else [[]]
 
 
 @pytest.mark.parametrize("study", ["quickstart", "encoder_zoo", "tiling_budget", "cross_strategy"])
@@ -177,7 +164,7 @@ def test_every_job_of_every_study_passes_the_pre_load_checks(study: str) -> None
 
     n = 0
     for experiment in study_experiments(study):
-        for overrides in _sweep_jobs(experiment):
+        for overrides in sweep_jobs(experiment):
             job = prepare_job(compose([f"experiment={experiment}", *overrides, "dataset=synthetic"]))
             assert job.config["study"] == study
             n += 1

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import ROOT
-from tests.fixtures_checkpoints import LAYERS, internvl_chat_folder, phi3_vision_folder, tokenizer_files
+from tests.helpers.checkpoints import LAYERS, internvl_chat_folder, phi3_vision_folder, tokenizer_files
+from tests.helpers.cli import ROOT
 
 PROMPT = "Do you wish to run the custom code"
 SAMPLE = "Is there a red square? Please answer yes or no."

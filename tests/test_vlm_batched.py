@@ -20,7 +20,7 @@ from harness.types import Layout
 from harness.vlm import VLMS
 from harness.vlm.base import Answer
 from harness.vlm.batched import common_prefix, fork
-from tests.fixtures_data import mme_images, write_mme_parquet
+from tests.helpers.data import mme_images, write_mme_parquet
 
 CPU = Runtime.resolve("cpu", "float32")
 QUESTIONS = (

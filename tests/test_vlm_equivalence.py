@@ -12,10 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from harness.benchmarks import get_benchmark
 from harness.encoders import ENCODERS
@@ -23,61 +21,11 @@ from harness.encoders.clip_vit import CLIP_TINY
 from harness.encoders.internvit import INTERNVIT_TINY
 from harness.preprocess import build_strategy
 from harness.preprocess.normalization import IMAGENET_MEAN, IMAGENET_STD, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
-from harness.runtime import Runtime
 from harness.types import Question
 from harness.vlm import VLMS
 from harness.vlm import internvl as internvl_family
 from harness.vlm import llava_next as llava_family
-
-CPU = Runtime.resolve("cpu", "float32")
-NEW_TOKENS = 6
-QUESTIONS = ("Is there a red square in this image? Please answer yes or no.",
-             "Is there a blue circle in this image? Please answer yes or no.")
-TEXT = dict(hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-            vocab_size=320)
-
-
-def image(width: int, height: int, seed: int) -> Image.Image:
-    rng = np.random.default_rng(seed)
-    return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
-
-
-def messages(question: str) -> list[dict]:
-    return [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
-
-
-def reference(model, processor, img: Image.Image, question: str) -> tuple[list[int], list[int], torch.Tensor]:
-    """transformers: the processor's chat template and inputs, then greedy generate."""
-    text = processor.apply_chat_template(messages(question), add_generation_prompt=True)
-    bos = processor.tokenizer.bos_token
-    inputs = processor(images=img, text=text, return_tensors="pt",
-                       add_special_tokens=not (bos is not None and text.startswith(bos)))
-    with torch.no_grad():
-        logits = model(**inputs).logits[0, -1]
-        out = model.generate(**inputs, do_sample=False, max_new_tokens=NEW_TOKENS)
-    n = inputs["input_ids"].shape[1]
-    return inputs["input_ids"][0].tolist(), out[0, n:].tolist(), logits
-
-
-def check_family(model, processor, folder: Path, encoder, strategy, family: str, sizes) -> None:
-    answerer = VLMS.get(family)(weights=str(folder), protocol="official", max_new_tokens=NEW_TOKENS, runtime=CPU)
-    assert answerer.template == processor.chat_template
-    for k, (w, h) in enumerate(sizes):
-        img = image(w, h, k)
-        views = strategy.apply(img)
-        (out,), _ = encoder.encode([views])  # one encoding for both questions
-        assert out.num_tokens == encoder.num_tokens(strategy.plan(w, h))
-        for question in QUESTIONS:
-            ids, new, logits = reference(model, processor, img, question)
-            ans = answerer.answer(out.tokens, question, layout=views.layout, keep_logits=True)
-            prompt = answerer.tokenize(question, out.num_tokens)
-            assert prompt.ids.tolist() == ids
-            assert ans.prompt_tokens == len(ids) and ans.visual_tokens == out.num_tokens
-            torch.testing.assert_close(ans.first_logits, logits, atol=1e-4, rtol=0)
-            assert ans.token_ids == new, (w, h, question)
-            assert ans.new_tokens == len(new)
-            assert ans.response == processor.tokenizer.decode(new, skip_special_tokens=True)
-            assert ans.prompt.count(processor.image_token) == 1  # the placeholder is written once
+from tests.helpers.vlm import CPU, NEW_TOKENS, QUESTIONS, TEXT, check_family
 
 
 @pytest.mark.slow
@@ -148,14 +96,14 @@ def test_phi3_vision_answers_equal_the_remote_code_merge(tmp_path: Path) -> None
     """Phi-3-vision has no transformers class: a checkpoint folder in its own layout (config
     `phi3_v`, `model.*` + `lm_head.*`, `model.vision_embed_tokens.*` with the shared `wte`) is
     written by hand; the reference is the remote code's id merge and embedding overwrite
-    (tests/phi3v_reference.py) feeding transformers' Phi3ForCausalLM and its greedy generate."""
+    (tests/references/phi3v_reference.py) feeding transformers' Phi3ForCausalLM and its greedy generate."""
     import json
 
     from safetensors.torch import save_file
     from transformers import Phi3Config, Phi3ForCausalLM
 
     from harness.vlm import phi3_vision as phi3_family
-    from tests.phi3v_reference import image_embedding, processor_input_ids
+    from tests.references.phi3v_reference import image_embedding, processor_input_ids
 
     tok = phi3_family.Phi3VisionAnswerer.random_tokenizer()
     text = {**TEXT, "num_key_value_heads": 4, "bos_token_id": tok.bos_token_id, "eos_token_id": tok.eos_token_id,
@@ -202,13 +150,13 @@ def test_original_internvl_layout_equals_its_chat_code(tmp_path: Path) -> None:
     """An InternVL2 / Vintern-style folder (config `internvl_chat` with `llm_config` and
     `template`, `language_model.*` tensors, the checkpoint's own conversation.py with its own
     system message): the harness's prompt ids, first logits and greedy tokens equal the original
-    chat code's query and embedding merge (tests/internvl_chat_reference.py) feeding Qwen2."""
+    chat code's query and embedding merge (tests/references/internvl_chat_reference.py) feeding Qwen2."""
     import json
 
     from safetensors.torch import save_file
     from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    from tests.internvl_chat_reference import chat_query, merged_embeds
+    from tests.references.internvl_chat_reference import chat_query, merged_embeds
 
     tok = internvl_family.InternVLAnswerer.random_tokenizer()
     text = {**TEXT, "tie_word_embeddings": False, "eos_token_id": tok.convert_tokens_to_ids("<|endoftext|>")}

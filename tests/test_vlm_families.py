@@ -26,7 +26,7 @@ from harness.types import Layout
 from harness.vlm import VLMS
 from harness.vlm import llava_onevision as onevision_family
 from harness.vlm import qwen2_5_vl as qwen_family
-from tests.test_vlm_equivalence import CPU, QUESTIONS, TEXT, check_family, image, messages
+from tests.helpers.vlm import CPU, QUESTIONS, TEXT, check_family, image, messages
 
 ROOT = Path(__file__).resolve().parents[1]
 QWEN_TEXT = {**TEXT, "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": [2, 2, 2]}}

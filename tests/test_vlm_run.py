@@ -17,8 +17,9 @@ from harness.execute import execute
 from harness.job import prepare_job
 from harness.runtime import Runtime
 from harness.vlm import VLMS
-from tests.cli import cli
-from tests.fixtures_data import MMEImage, mme_images, write_mme_parquet
+from tests.helpers.checkpoints import tiny_internvl_folder
+from tests.helpers.cli import cli
+from tests.helpers.data import MMEImage, mme_images, write_mme_parquet
 
 CPU = Runtime.resolve("cpu", "float32")
 QUESTION_COLUMNS = ("question_id", "category", "question", "answer", "prompt", "response", "prediction",
@@ -113,32 +114,10 @@ def test_bad_vlm_config_fails_before_loading(overrides: list[str], needle: str) 
         prepare_job(cfg)
 
 
-def _tiny_internvl_folder(folder: Path, *, lm: bool = True, tokenizer: bool = True) -> Path:
-    from safetensors.torch import save_file
-    from transformers import InternVLConfig, InternVLForConditionalGeneration
-
-    from harness.encoders.internvit import INTERNVIT_TINY
-
-    config = InternVLConfig(vision_config=dict(INTERNVIT_TINY), text_config={
-        "model_type": "qwen2", "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 1,
-        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 320, "tie_word_embeddings": True})
-    model = InternVLForConditionalGeneration(config)
-    model.save_pretrained(folder)
-    if not lm:  # keep the vision tensors only
-        from safetensors.torch import load_file
-
-        tensors = load_file(folder / "model.safetensors")
-        save_file({k: v for k, v in tensors.items() if not k.startswith("language_model.")},
-                  folder / "model.safetensors")
-    if tokenizer:
-        VLMS.get("internvl").random_tokenizer().save_pretrained(folder)
-    return folder
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("what,needle", [("lm", "no language-model tensors"), ("tokenizer", "no tokenizer")])
 def test_checkpoint_without_lm_or_tokenizer_exits_2(tmp_path: Path, what: str, needle: str) -> None:
-    folder = _tiny_internvl_folder(tmp_path / "ckpt", lm=what != "lm", tokenizer=what != "tokenizer")
+    folder = tiny_internvl_folder(tmp_path / "ckpt", lm=what != "lm", tokenizer=what != "tokenizer")
     res = cli("harness", "encoder=internvit_300m", "encoder.size=tiny", f"encoder.weights={folder}", "vlm=internvl",
               "preprocess=resize", f"results_dir={tmp_path / 'out'}", "progress=false", cwd=tmp_path)
     assert res.returncode == 2, res.stderr
@@ -207,7 +186,7 @@ def test_the_issue_command_runs_on_a_tiny_checkpoint_folder(tmp_path: Path, fami
         folder = _tiny_llava_next_folder(tmp_path / "ckpt")
         args = ["encoder=clip_vit_l14_336", "encoder.connector=llava_next", "preprocess=llava_anyres"]
     else:
-        folder = _tiny_internvl_folder(tmp_path / "ckpt")
+        folder = tiny_internvl_folder(tmp_path / "ckpt")
         args = ["encoder=internvit_300m", "preprocess=internvl_dynamic", "preprocess.max_tiles=2"]
     res = cli("harness", *args, "encoder.size=tiny", f"encoder.weights={folder}", f"vlm={family}",
               "vlm.max_new_tokens=3", "dataset=synthetic", "dataset.num_images=2", f"results_dir={tmp_path / 'out'}",

@@ -13,7 +13,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from cli import cli
 from PIL import Image
 
 from harness.config import ConfigError, compose, validate_overrides
@@ -21,6 +20,7 @@ from harness.execute import run, write_failure
 from harness.folders import FolderError, check_name, clean_leftovers
 from harness.job import prepare_job
 from harness.store import COMPLETE, RECORDS, TMP_PREFIX, RunStore, find_runs
+from tests.helpers.cli import cli
 
 TINY = ["encoder.size=tiny", "encoder.weights=random", "progress=false", "dataset.num_images=2"]
 
@@ -215,9 +215,8 @@ def test_fingerprint_follows_the_data(tmp_path: Path) -> None:
 
 
 def test_mme_fingerprints_follow_files_and_rows(tmp_path: Path) -> None:
-    from fixtures_data import mme_images, write_mme_parquet, write_mme_release
-
     from harness.data import build_dataset
+    from tests.helpers.data import mme_images, write_mme_parquet, write_mme_release
 
     images = mme_images()
     parquet = write_mme_parquet(tmp_path / "pq", images)

@@ -12,8 +12,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from cli import cli
-from fixtures_data import mme_images, write_mme_release
 
 from harness.benchmarks import get_benchmark
 from harness.config import ConfigError, compose
@@ -25,6 +23,8 @@ from harness.types import Record
 from harness.vlm.base import Answer, Answerer
 from harness.vlm.internvl import CHAT_TEMPLATE, InternVLAnswerer
 from harness.vlm.records import answer_summary
+from tests.helpers.cli import cli
+from tests.helpers.data import mme_images, write_mme_release
 
 TINY = ["encoder.size=tiny", "encoder.weights=random", "progress=false"]
 VLM = [*TINY, "encoder=internvit_300m", "preprocess=resize", "vlm=internvl", "vlm.max_new_tokens=2",
@@ -119,9 +119,9 @@ def test_question_failures_count_toward_max_error_fraction(
 def test_a_checkpoint_whose_template_lost_the_placeholder_exits_1(tmp_path: Path) -> None:
     """The issue's case on the command line: a checkpoint folder whose chat_template.jinja has no
     image placeholder. Exit 1, how many questions failed and why (once), no COMPLETE folder."""
-    from test_vlm_run import _tiny_internvl_folder
+    from tests.helpers.checkpoints import tiny_internvl_folder
 
-    folder = _tiny_internvl_folder(tmp_path / "ckpt")
+    folder = tiny_internvl_folder(tmp_path / "ckpt")
     (folder / "chat_template.jinja").write_text(NO_IMAGE_TEMPLATE)
     done = cli("harness", "encoder=internvit_300m", "encoder.size=tiny", f"encoder.weights={folder}", "vlm=internvl",
                "vlm.max_new_tokens=2", "preprocess=resize", "dataset.num_images=2", "progress=false",

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from cli import cli
 from hydra import compose, initialize_config_dir
 
 from harness.config import CONFIG_DIR, GROUPS, choices
+from tests.helpers.cli import cli
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(module: str, *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None, timeout: float = 300,

@@ -71,3 +71,29 @@ def internvl_chat_folder(folder: Path, system_message: str | None = None) -> tup
         **({} if system_message is None else {"system_message": system_message})}))
     tokenizer_files(folder, "internvl", "Qwen2Tokenizer", None)
     return folder, {"model_type": "qwen2", **text}
+
+
+def tiny_internvl_folder(folder: Path, *, lm: bool = True, tokenizer: bool = True) -> Path:
+    """A transformers-written tiny InternVL checkpoint (optionally without its language model or
+    tokenizer) with the family's random-weight tokenizer."""
+    from safetensors.torch import save_file
+    from transformers import InternVLConfig, InternVLForConditionalGeneration
+
+    from harness.encoders.internvit import INTERNVIT_TINY
+
+    config = InternVLConfig(vision_config=dict(INTERNVIT_TINY), text_config={
+        "model_type": "qwen2", "hidden_size": 48, "intermediate_size": 64, "num_hidden_layers": 1,
+        "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 320, "tie_word_embeddings": True})
+    model = InternVLForConditionalGeneration(config)
+    model.save_pretrained(folder)
+    if not lm:  # keep the vision tensors only
+        from safetensors.torch import load_file
+
+        tensors = load_file(folder / "model.safetensors")
+        save_file({k: v for k, v in tensors.items() if not k.startswith("language_model.")},
+                  folder / "model.safetensors")
+    if tokenizer:
+        from harness.vlm import VLMS
+
+        VLMS.get("internvl").random_tokenizer().save_pretrained(folder)
+    return folder
