@@ -146,14 +146,14 @@ def test_tiny_vlm_answers_pope_end_to_end(tmp_path: Path, monkeypatch: pytest.Mo
     folder = write_pope_parquet(tmp_path / "pope")
     from harness.vlm.base import Answerer
 
-    calls: list[int] = []
-    real = Answerer.answer
+    calls: list[tuple[int, int]] = []
+    real = Answerer.answer_many
 
-    def spy(self, visual, text, **kw):
-        calls.append(id(visual))
-        return real(self, visual, text, **kw)
+    def spy(self, visual, texts, **kw):
+        calls.append((id(visual), len(texts)))
+        return real(self, visual, texts, **kw)
 
-    monkeypatch.setattr(Answerer, "answer", spy)
+    monkeypatch.setattr(Answerer, "answer_many", spy)
     cfg = compose(["encoder=internvit_300m", "encoder.size=tiny", "encoder.weights=random", "preprocess=resize",
                    "vlm=internvl", "vlm.protocol=lmms_eval", "vlm.max_new_tokens=3", "progress=false",
                    "dataset=pope", f"dataset.path={folder}", f"results_dir={tmp_path / 'out'}"])
@@ -162,7 +162,8 @@ def test_tiny_vlm_answers_pope_end_to_end(tmp_path: Path, monkeypatch: pytest.Mo
     rec = pd.read_parquet(outcome.run_dir / "records.parquet")
     q = rec[rec.kind == "question"]
     assert len(q) == 18 and (q.status == "ok").all()
-    assert len(calls) == 18 and len(set(calls)) == 3  # six questions per image, one encoding each
+    assert [n for _, n in calls] == [6, 6, 6] and len({v for v, _ in calls}) == 3  # an image's six questions
+    # answered together from its one encoding
     assert q["prompt"].str.contains("in the image\\?\nAnswer the question using a single word or phrase.").all()
     assert (q["prediction"] == q["response"].map(PARSERS["lmms_eval"])).all()
     run = rec[rec.kind == "run"].iloc[0]
