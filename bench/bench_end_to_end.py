@@ -29,8 +29,8 @@ from harness.data.synthetic import Synthetic
 from harness.encoders.clip_vit import ClipViT
 from harness.encoders.internvit import InternViT
 from harness.encoders.phi3_vision import Phi3Vision
+from harness.pipeline.runner import Runner
 from harness.preprocess import build_strategy
-from harness.runner import Runner
 from harness.runtime import Runtime
 
 # name -> (encoder class, its native strategy and parameters)

@@ -4,7 +4,7 @@
 1: a job failed (a results folder that cannot be written: read-only or full, one line; images
 or answers lost; a failed sweep job).
 130 / 143: stopped by Ctrl-C / SIGTERM; finished runs are kept (each run folder appears whole
-or not at all, see `harness.store`), so the same command again resumes.
+or not at all, see `harness.pipeline.store`), so the same command again resumes.
 """
 
 from __future__ import annotations

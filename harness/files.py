@@ -1,7 +1,7 @@
 """Reading the files a user hands in (checkpoint folders, MME copies) so that a damaged one
 fails in one line naming it, before any model loads (docs/bad_input.md).
 
-Every reader here raises `BadFile`, a ValueError: the job checks (`harness.job`) turn it into a
+Every reader here raises `BadFile`, a ValueError: the job checks (`harness.pipeline.job`) turn it into a
 configuration error (exit 2). Nothing here follows a name out of the folder that holds it: an
 index file may only name files inside its checkpoint folder.
 """

@@ -3,7 +3,7 @@
 Every name a user gives that becomes part of a path (a study, a table stem) must stay one
 folder level below its root: letters, digits, `_`, `.` and `-`, never `.` or `..`. Results
 folders are checked writable before any model loads, so a read-only or full disk fails in a
-second, not after the computation. Temporary folders (`.tmp-*`, see `harness.store`) carry the
+second, not after the computation. Temporary folders (`.tmp-*`, see `harness.pipeline.store`) carry the
 host and pid of their writer; those of dead processes are removed before a job starts.
 """
 

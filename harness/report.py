@@ -7,7 +7,7 @@ as Parquet, CSV, Markdown and LaTeX (booktabs) under `<out>/tables/<study>.*`, p
 `<study>_mme.*` (per-subtask MME scores), `<study>_compare.*` (pairwise CKA and friends),
 `<study>_images.*` (one row per measured image: size, views, tokens, latency, batch peaks)
 and `<study>_benchmarks.*` (one row per arm, per benchmark its main score, visual tokens and
-prefill; harness/benchmark_table.py) when the runs have them. Figures (`make figures`): every
+prefill; harness/reporting/benchmark_table.py) when the runs have them. Figures (`make figures`): every
 `experiments/*/figures.py`, each reading only `<out>/tables/`, writing PDF + PNG under `<out>/figures/<study>/`.
 
 Run-level quality metrics are records `kind=metric` with columns `metric` and `value` (and
@@ -25,15 +25,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness import style
-from harness.benchmark_table import benchmarks_table
 from harness.folders import check_name, is_safe_name
 from harness.metrics.compare import compare_groups
 from harness.metrics.run_quality import metric_columns, quality_table
-from harness.paper import benchmarks_paper_table, mme_paper_table, paper_table
-from harness.report_figures import draw_any_study, read_tables
-from harness.store import find_failed, find_runs, load_readable
-from harness.style import number_text
+from harness.pipeline.store import find_failed, find_runs, load_readable
+from harness.reporting import style
+from harness.reporting.benchmark_table import benchmarks_table
+from harness.reporting.figures import draw_any_study, read_tables
+from harness.reporting.paper import benchmarks_paper_table, mme_paper_table, paper_table
+from harness.reporting.style import number_text
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS_DIR = REPO_ROOT / "experiments"
@@ -156,7 +156,7 @@ def compare_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def to_latex(table: pd.DataFrame, study: str, mme_rows: pd.DataFrame | None = None) -> str:
     """The paper-ready LaTeX of a study table, or of its MME scores when `mme_rows` is given
-    (`harness.paper`)."""
+    (`harness.reporting.paper`)."""
     if mme_rows is not None:
         return mme_paper_table(mme_rows, table, study)
     return paper_table(table, study)
@@ -278,7 +278,7 @@ def load_warnings(tables: dict[str, pd.DataFrame]) -> list[str]:
     """One line per study whose finished configurations include runs timed under load (another
     harness process, or a load average well above what the run brings): their latency is not
     comparable with the others'."""
-    from harness.report_figures import config_labels
+    from harness.reporting.figures import config_labels
 
     lines = []
     for study, table in tables.items():

@@ -1,7 +1,7 @@
 """`python -m harness` / `harness-run`: run one configuration (or a Hydra sweep with -m).
 
 The command only: it validates the command line, lets Hydra compose each job, prepares it
-(`harness.job`, every check before any model loads) and executes it (`harness.execute`), then
+(`harness.pipeline.job`, every check before any model loads) and executes it (`harness.pipeline.execute`), then
 turns the outcomes into exit codes: 2 for a config error in a single run, 1 when a job failed
 (a sweep job's error, no image encoded, no question answered) or lost more images or questions
 than `max_error_fraction` allows (docs/guarantees.md).
@@ -17,9 +17,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from harness.command import guarded, wants_help
 from harness.config import CONFIG_DIR, ConfigError, results_dir_of, validate_overrides
-from harness.execute import Outcome, execute, write_failure
 from harness.folders import check_writable
-from harness.job import Job, prepare_job
+from harness.pipeline.execute import Outcome, execute, write_failure
+from harness.pipeline.job import Job, prepare_job
 
 
 def run_config(cfg: DictConfig, *, multirun: bool) -> Outcome:

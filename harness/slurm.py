@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from harness.config import CONFIG_DIR, ConfigError
+from harness.pipeline.store import find_failed, find_runs, hash_of
 from harness.status import JobState
-from harness.store import find_failed, find_runs, hash_of
 
 ENV = "HARNESS_SLURM_"  # prefix of the variables slurm.yaml reads (docs/slurm.md)
 # launcher key -> (sbatch option, how its value is written)

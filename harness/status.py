@@ -23,7 +23,7 @@ import yaml
 
 from harness.config import ConfigError, compose
 from harness.config import experiment as config_experiment
-from harness.store import CONFIG, FAILED, RunStore, completed_run, find_failed, find_runs, hash_of
+from harness.pipeline.store import CONFIG, FAILED, RunStore, completed_run, find_failed, find_runs, hash_of
 
 STATES = ("done", "failed", "missing", "invalid")
 
@@ -99,7 +99,7 @@ def job_state(experiment: str, overrides: tuple[str, ...], failed_by_config: dic
     cannot be prepared here is `invalid`, unless a sweep recorded it as failed
     (`failed_by_config`: FAILED folders by the hash of their config text, see `failed_configs`).
     `weights_check(job)` says why its weights cannot be had (then `invalid`), or None."""
-    from harness.job import fallback_hash, prepare_job
+    from harness.pipeline.job import fallback_hash, prepare_job
 
     config = None
     try:
@@ -129,7 +129,7 @@ def failed_configs(study_dir: Path) -> dict[str, Path]:
     """The newest FAILED folder of a study per hash of its config text (without the volatile
     keys): how a job that cannot be prepared here (its dataset or weights are gone) is still
     found as failed, whatever hash its sweep gave it."""
-    from harness.job import fallback_hash
+    from harness.pipeline.job import fallback_hash
 
     found: dict[str, Path] = {}
     for run_dir in find_failed(study_dir) if study_dir.is_dir() else []:

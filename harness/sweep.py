@@ -24,7 +24,7 @@ from pathlib import Path
 
 from harness.command import guarded
 from harness.config import ConfigError, choices, experiment
-from harness.store import find_failed, find_runs
+from harness.pipeline.store import find_failed, find_runs
 
 
 def study_experiments(study: str) -> list[str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from harness.command import guarded, wants_help
 from harness.config import ConfigError, compose
-from harness.job import prepare_job
+from harness.pipeline.job import prepare_job
 from harness.registry import UnknownChoiceError
 
 FORMATS = ("table", "json")

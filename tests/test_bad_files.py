@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from harness.config import ConfigError, compose
-from harness.job import prepare_job
+from harness.pipeline.job import prepare_job
 from tests.helpers.cli import cli
 from tests.helpers.data import mme_images, write_mme_parquet
 

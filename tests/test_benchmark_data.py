@@ -17,7 +17,7 @@ from PIL import Image
 from harness.benchmarks import get_benchmark
 from harness.config import ConfigError, compose
 from harness.data import build_dataset
-from harness.job import prepare_job
+from harness.pipeline.job import prepare_job
 from harness.types import Question
 from tests.helpers.benchmarks import (
     chartqa_rows,

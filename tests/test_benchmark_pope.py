@@ -16,8 +16,8 @@ from harness.benchmarks.pope.prompts import PARSERS, PROMPTS
 from harness.benchmarks.pope.scoring import score
 from harness.config import ConfigError, compose
 from harness.data import build_dataset
-from harness.execute import execute
-from harness.job import prepare_job
+from harness.pipeline.execute import execute
+from harness.pipeline.job import prepare_job
 from harness.types import Question
 from tests.helpers.benchmarks import pope_rows, write_pope_parquet, write_pope_release
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness import style
-from harness.benchmark_table import arm_label, benchmarks_table, main_score
 from harness.config import compose
-from harness.job import prepare_job
-from harness.paper import MAX_COLUMNS, benchmarks_paper_table
+from harness.pipeline.job import prepare_job
+from harness.reporting import style
+from harness.reporting.benchmark_table import arm_label, benchmarks_table, main_score
+from harness.reporting.paper import MAX_COLUMNS, benchmarks_paper_table
 from harness.sweep import study_experiments
 from tests.helpers.benchmarks import write_docvqa_parquet, write_pope_parquet, write_textvqa_parquet
 from tests.helpers.data import mme_images, write_mme_parquet
@@ -160,7 +160,7 @@ def test_figure_from_a_report_shaped_table_is_readable(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_tiny_offline_run_makes_the_table_and_the_figure(fixtures: dict[str, Path], tmp_path: Path,
                                                         one_thread: None) -> None:
-    from harness.execute import execute
+    from harness.pipeline.execute import execute
     from harness.report import build_tables
 
     arms = {"internvl": ["preprocess.max_tiles=2"], "llava": ["preprocess.grid_pinpoints=[[336,672],[672,336]]"],

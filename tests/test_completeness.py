@@ -15,10 +15,10 @@ import torch
 
 from harness.benchmarks import get_benchmark
 from harness.config import ConfigError, compose
-from harness.execute import run
-from harness.job import prepare_job
 from harness.mme.subtasks import IMAGES
-from harness.store import COMPLETE, ERROR, FAILED, RunStore, find_runs
+from harness.pipeline.execute import run
+from harness.pipeline.job import prepare_job
+from harness.pipeline.store import COMPLETE, ERROR, FAILED, RunStore, find_runs
 from harness.types import Record
 from harness.vlm.base import Answer, Answerer
 from harness.vlm.internvl import CHAT_TEMPLATE, InternVLAnswerer
@@ -323,7 +323,7 @@ def test_a_vlm_on_a_dataset_without_questions_is_refused(tmp_path: Path, monkeyp
 
 
 def test_failed_rows_are_listed_by_cause_once() -> None:
-    from harness.failures import causes, lost
+    from harness.pipeline.failures import causes, lost
 
     assert causes(["error:answer", "error:oom", "error:answer"], ["a  b\nc", "m", "other"]) == (
         "error:answer x2 (first: a b c); error:oom x1 (first: m)")

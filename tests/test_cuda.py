@@ -1,5 +1,5 @@
 """The CUDA paths on a real GPU (skipped without one, so CI on CPU skips them): runs in
-bfloat16 and float32 through `harness.execute.run`, device memory peaks per run and per batch, CPU and
+bfloat16 and float32 through `harness.pipeline.execute.run`, device memory peaks per run and per batch, CPU and
 CUDA agreeing, and real out-of-memory errors (a per-process memory cap) halving batches or
 turning an image that alone does not fit into an error row."""
 
@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from harness.execute import run
-from harness.store import RunStore
+from harness.pipeline.execute import run
+from harness.pipeline.store import RunStore
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from harness.data import build_dataset
+from harness.pipeline.runner import Runner
 from harness.preprocess import build_strategy
-from harness.runner import Runner
 from tests.helpers.data import BAD_EXPECTED, MMEImage, mme_images, write_bad_folder, write_mme_parquet
 
 pytestmark = pytest.mark.slow  # a 310 MB parquet fixture

@@ -11,8 +11,8 @@ from PIL import Image
 
 from harness.data.synthetic import Synthetic
 from harness.encoders.clip_vit import ClipViT
+from harness.pipeline.runner import Runner
 from harness.preprocess import build_strategy
-from harness.runner import Runner
 from harness.runtime import Runtime
 
 

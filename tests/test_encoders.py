@@ -266,7 +266,7 @@ def test_attn_sdpa_and_eager_agree_and_pool_modes() -> None:
 
 def test_bad_pairing_fails_in_prepare_job_before_any_model() -> None:
     from harness.config import ConfigError, compose
-    from harness.job import prepare_job
+    from harness.pipeline.job import prepare_job
 
     overrides = ["encoder=phi3_vision", "encoder.size=tiny", "encoder.weights=random", "preprocess=resize"]
     with pytest.raises(ConfigError, match="strategy phi3_hd"):

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from harness.config import compose
-from harness.execute import run
-from harness.job import prepare_job
+from harness.pipeline.execute import run
+from harness.pipeline.job import prepare_job
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["encoder.size=tiny", "encoder.weights=random", "progress=false", "dataset.num_images=2"]
@@ -64,8 +64,8 @@ def test_rerun_under_the_other_name_skips(tmp_path: Path) -> None:
 
 
 def test_failure_identity_uses_the_same_builder(tmp_path: Path) -> None:
-    from harness.execute import write_failure
-    from harness.store import RunStore
+    from harness.pipeline.execute import write_failure
+    from harness.pipeline.store import RunStore
 
     config = compose(["encoder=clip_vit_l14_336", *TINY, f"results_dir={tmp_path}", "preprocess=phi3_hd"])
     job = prepare_job(compose(["encoder=clip_vit_l14_336", *TINY, f"results_dir={tmp_path}"]))

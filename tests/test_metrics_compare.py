@@ -10,7 +10,7 @@ from harness import report
 from harness.metrics.compare import align, compare_embeddings, compare_groups, compare_runs
 from harness.metrics.quality import linear_cka, mutual_knn
 from harness.metrics.run_quality import quality_records, quality_table
-from harness.store import RunStore
+from harness.pipeline.store import RunStore
 from harness.types import Record
 
 IDS = [f"img{i:02d}" for i in range(20)]

@@ -9,8 +9,8 @@ from harness.data.synthetic import Synthetic
 from harness.encoders.clip_vit import ClipViT
 from harness.metrics import memory as memory_mod
 from harness.metrics.memory import PeakMemory, is_out_of_memory
+from harness.pipeline.runner import Runner
 from harness.preprocess.resize import Resize
-from harness.runner import Runner
 from harness.runtime import Runtime
 
 N_IMAGES = 6

@@ -12,7 +12,7 @@ from harness import report
 from harness.benchmarks.mme import baseline as mme_baseline
 from harness.benchmarks.mme.scoring import score
 from harness.benchmarks.mme.subtasks import PERCEPTION, SUBTASKS
-from harness.store import find_runs
+from harness.pipeline.store import find_runs
 from tests.helpers.data import mme_images, write_mme_parquet, write_tiny_clip
 
 pytestmark = [

@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from harness.mme import baseline as mme_baseline
-from harness.store import find_runs
+from harness.pipeline.store import find_runs
 from tests.helpers.data import MMEImage, mme_images, write_mme_parquet, write_tiny_clip
 
 pytestmark = [

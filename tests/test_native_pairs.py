@@ -10,7 +10,7 @@ from PIL import Image
 
 from harness.config import ConfigError, compose
 from harness.encoders import base as encoder_base
-from harness.job import prepare_job
+from harness.pipeline.job import prepare_job
 from harness.preprocess import STRATEGIES as REGISTERED
 
 STRATEGIES = [*REGISTERED.names(), "native"]

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from harness.config import compose
-from harness.job import prepare_job
+from harness.pipeline.job import prepare_job
 from harness.sweep import study_experiments
 from tests.helpers.sweeps import sweep_jobs
 
@@ -35,9 +35,9 @@ def test_every_job_passes_the_pre_load_checks() -> None:
 
 @pytest.mark.slow
 def test_tiny_run_writes_per_image_rows_and_figures(tmp_path: Path) -> None:
-    from harness.execute import execute
+    from harness.pipeline.execute import execute
     from harness.report import build_tables
-    from harness.report_figures import read_tables
+    from harness.reporting.figures import read_tables
 
     overrides = ["experiment=native_vs_tiles/qwen_native", "preprocess.max_pixels=50176", "encoder.size=tiny",
                  "encoder.weights=random", "dataset.num_images=4", f"results_dir={tmp_path}", "progress=false"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from harness.config import compose
-from harness.job import prepare_job
+from harness.pipeline.job import prepare_job
 from harness.sweep import study_experiments
 from tests.helpers.sweeps import sweep_jobs
 

@@ -13,7 +13,7 @@ import torch
 
 from harness.config import ConfigError, compose
 from harness.encoders import ENCODERS
-from harness.job import prepare_job
+from harness.pipeline.job import prepare_job
 from harness.preprocess import build_strategy
 from harness.reduce import REDUCERS, build_reducer
 from harness.runtime import Runtime

@@ -12,9 +12,9 @@ import pytest
 
 from harness import report
 from harness.config import compose
-from harness.execute import run, write_failure
-from harness.report_figures import pareto_front, quality_column
-from harness.store import RunStore, find_runs
+from harness.pipeline.execute import run, write_failure
+from harness.pipeline.store import RunStore, find_runs
+from harness.reporting.figures import pareto_front, quality_column
 from harness.types import Record
 
 pytestmark = [
@@ -113,8 +113,8 @@ def test_mme_table_from_metric_rows(built: Path) -> None:
 def test_figures_build_and_rebuild_byte_identical(built: Path, tmp_path: Path) -> None:
     """Every figures.py runs; the study figures appear as PDF + PNG; a second build from the same
     tables gives the same bytes."""
-    from harness import style
-    from harness.report_figures import (
+    from harness.reporting import style
+    from harness.reporting.figures import (
         cka_heatmap,
         latency_vs_tokens,
         memory_vs_views,

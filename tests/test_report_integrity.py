@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 
 from harness import report
-from harness.identity import new_run_id
-from harness.store import RECORDS, RunStore
+from harness.pipeline.identity import new_run_id
+from harness.pipeline.store import RECORDS, RunStore
 from harness.types import Record
 
 
@@ -111,7 +111,7 @@ def _study_table(tmp_path: Path, runs_spec: list[dict]) -> pd.DataFrame:
 
 def _drawn(monkeypatch: pytest.MonkeyPatch, draw, *args) -> list:
     """The lines (label, x, y) a figure function draws."""
-    from harness import report_figures
+    from harness.reporting import figures as report_figures
 
     captured = []
     monkeypatch.setattr(report_figures.style, "save", lambda fig, out, stem: captured.append(fig) or [])
@@ -125,7 +125,7 @@ def test_labels_name_what_varies_and_lines_never_join_configurations(
 ) -> None:
     """The README's `dataset.num_images=8` run next to 24-image runs: its own label and its own
     line; a budget sweep is one line whose points say their budget."""
-    from harness.report_figures import config_labels, latency_vs_tokens
+    from harness.reporting.figures import config_labels, latency_vs_tokens
 
     table = _study_table(tmp_path, [
         {"encoder": "clip_vit_l14_336", "n": 24, "tokens": 576, "latency": 10.0},
@@ -150,7 +150,7 @@ def test_labels_name_what_varies_and_lines_never_join_configurations(
 def test_configurations_that_read_alike_get_their_hash(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Two configurations differing in nothing a label shows (an identity column outside the
     label fields) never share a label, nor a line."""
-    from harness.report_figures import config_labels, latency_vs_tokens
+    from harness.reporting.figures import config_labels, latency_vs_tokens
 
     table = _study_table(tmp_path, [{"values": {"extra": 1}}, {"values": {"extra": 2}, "latency": 20.0}])
     labels = list(config_labels(table))
@@ -162,7 +162,7 @@ def test_configurations_that_read_alike_get_their_hash(tmp_path: Path, monkeypat
 def test_report_flags_runs_timed_under_load_and_draws_the_spread(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from harness.report_figures import latency_vs_tokens
+    from harness.reporting.figures import latency_vs_tokens
 
     spread = {"encode_p25_ms": 8.0, "encode_p75_ms": 13.0}
     table = _study_table(tmp_path, [{"values": {**spread, "timed_under_load": False}},
@@ -173,7 +173,7 @@ def test_report_flags_runs_timed_under_load_and_draws_the_spread(
     (line,) = [x for x in err.splitlines() if "under load" in x]
     assert "1 configuration(s)" in line and "internvit_300m" in line and "clip" not in line
     assert {"encode_p25_ms", "encode_p75_ms", "timed_under_load"} <= set(table.columns)
-    from harness import report_figures
+    from harness.reporting import figures as report_figures
 
     captured = []
     monkeypatch.setattr(report_figures.style, "save", lambda fig, out, stem: captured.append(fig) or [])
@@ -184,7 +184,7 @@ def test_report_flags_runs_timed_under_load_and_draws_the_spread(
 
 
 def test_significant_figures_hand_worked() -> None:
-    from harness.paper import significant
+    from harness.reporting.paper import significant
 
     assert [significant(v) for v in (1234.5, 163.84, 9.374, 0.012345, 576.0, 0, float("nan"), "ok")] == [
         "1,234", "164", "9.37", "0.0123", "576", "0", "--", "ok"]
@@ -250,7 +250,7 @@ def test_mme_table_in_paper_layout(tmp_path: Path) -> None:
 def test_labels_leave_out_what_follows_from_the_encoder(tmp_path: Path) -> None:
     """quickstart-like: each encoder has its own tile size; the tile size varies but tells no
     two rows apart that the encoder does not, so labels stay `encoder / strategy`."""
-    from harness.report_figures import config_labels
+    from harness.reporting.figures import config_labels
 
     table = _study_table(tmp_path, [
         {"encoder": "clip_vit_l14_336", "strategy": "center_crop", "pp": {"tile_size": 336}},

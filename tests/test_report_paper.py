@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from harness import report, style
-from harness.identity import new_run_id
+from harness import report
 from harness.mme.scoring import main as mme_main
-from harness.paper import MAX_COLUMNS, paper_table, significant
-from harness.report_figures import (
+from harness.pipeline.identity import new_run_id
+from harness.pipeline.store import RunStore
+from harness.reporting import style
+from harness.reporting.figures import (
     cka_heatmap,
     config_labels,
     latency_vs_tokens,
@@ -28,7 +29,7 @@ from harness.report_figures import (
     quality_vs_tokens,
     tokens_vs_aspect,
 )
-from harness.store import RunStore
+from harness.reporting.paper import MAX_COLUMNS, paper_table, significant
 from harness.types import Record
 
 

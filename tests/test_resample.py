@@ -215,7 +215,7 @@ def test_cuda_equals_pillow() -> None:
 
 
 def test_num_workers_auto() -> None:
-    from harness.runner import resolve_num_workers
+    from harness.pipeline.runner import resolve_num_workers
 
     assert resolve_num_workers("auto", cuda=True, cores=16) == 8
     assert resolve_num_workers("auto", cuda=True, cores=2) == 1

@@ -16,10 +16,10 @@ import torch
 from PIL import Image
 
 from harness.config import ConfigError, compose, validate_overrides
-from harness.execute import run, write_failure
 from harness.folders import FolderError, check_name, clean_leftovers
-from harness.job import prepare_job
-from harness.store import COMPLETE, RECORDS, TMP_PREFIX, RunStore, find_runs
+from harness.pipeline.execute import run, write_failure
+from harness.pipeline.job import prepare_job
+from harness.pipeline.store import COMPLETE, RECORDS, TMP_PREFIX, RunStore, find_runs
 from tests.helpers.cli import cli
 
 TINY = ["encoder.size=tiny", "encoder.weights=random", "progress=false", "dataset.num_images=2"]

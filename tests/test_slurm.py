@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 
 from harness import status
+from harness.pipeline.store import COMPLETE, RunStore, find_runs, hash_of
 from harness.slurm import SlurmError, Task, Watch, cluster_answers, launcher_settings, submit, watch
 from harness.status import JobState
-from harness.store import COMPLETE, RunStore, find_runs, hash_of
 from tests.helpers.cli import cli
 
 NO_CLUSTER = cluster_answers()

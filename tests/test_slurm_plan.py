@@ -12,9 +12,9 @@ from types import SimpleNamespace
 import pytest
 
 from harness import slurm
+from harness.pipeline.store import RunStore
 from harness.slurm import SlurmError, Task, Watch, batch_script, blame, sbatch_options, watch
 from harness.status import JobState
-from harness.store import RunStore
 from harness.types import Record
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning")

@@ -9,9 +9,9 @@ import pytest
 
 from harness import status, sweep
 from harness.config import compose
-from harness.execute import write_failure
-from harness.job import prepare_job
-from harness.store import RunStore
+from harness.pipeline.execute import write_failure
+from harness.pipeline.job import prepare_job
+from harness.pipeline.store import RunStore
 from harness.types import Record
 
 pytestmark = [pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning"),

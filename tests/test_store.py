@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.store import (
+from harness.pipeline.store import (
     COMPLETE,
     FAILED,
     TMP_PREFIX,

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.store import ConfigBusy, claim_config, config_lock, find_runs
+from harness.pipeline.store import ConfigBusy, claim_config, config_lock, find_runs
 
 ROOT = Path(__file__).resolve().parent.parent
 CHASH = "abcdef012345"
@@ -21,7 +21,7 @@ CHASH = "abcdef012345"
 JOB = """
 import sys, time
 from pathlib import Path
-from harness.store import RunStore, claim_config
+from harness.pipeline.store import RunStore, claim_config
 from harness.types import Record
 study, chash, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
 print("ready", flush=True)
@@ -97,7 +97,7 @@ def test_live_or_uncheckable_lock_is_respected(tmp_path: Path, where: str) -> No
 
 
 def test_claim_yields_the_complete_run_or_none(tmp_path: Path) -> None:
-    from harness.store import RunStore
+    from harness.pipeline.store import RunStore
     from harness.types import Record
 
     with claim_config(tmp_path, CHASH) as done:
@@ -115,9 +115,9 @@ def test_execute_waits_for_the_lock_then_skips(tmp_path: Path) -> None:
     import threading
 
     from harness.config import compose
-    from harness.execute import execute
-    from harness.job import prepare_job
-    from harness.store import RunStore
+    from harness.pipeline.execute import execute
+    from harness.pipeline.job import prepare_job
+    from harness.pipeline.store import RunStore
     from harness.types import Record
 
     job = prepare_job(compose(["encoder.size=tiny", "encoder.weights=random", "progress=false",

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from harness.config import ConfigError
-from harness.store import COMPLETE, FAILED, TMP_PREFIX, hash_of
+from harness.pipeline.store import COMPLETE, FAILED, TMP_PREFIX, hash_of
 from harness.sweep import commands, study_experiments
 from tests.helpers.cli import cli
 from tests.helpers.sweeps import sweep_jobs
@@ -143,7 +143,7 @@ def test_failure_kinds() -> None:
     import torch
 
     from harness.config import ConfigError
-    from harness.execute import LoadError, failure_kind
+    from harness.pipeline.execute import LoadError, failure_kind
 
     assert failure_kind(LoadError("OSError: no such file: model.safetensors")) == "load"
     assert failure_kind(ConfigError("strategy makes 336px tiles")) == "config"
@@ -160,7 +160,7 @@ def test_every_job_of_every_study_passes_the_pre_load_checks(study: str) -> None
     """Each job of each study (on synthetic images: MME is not here) passes everything that runs
     before a model loads: choices, parameters, tile sizes, and the encoder/connector/layout pairing."""
     from harness.config import compose
-    from harness.job import prepare_job
+    from harness.pipeline.job import prepare_job
 
     n = 0
     for experiment in study_experiments(study):

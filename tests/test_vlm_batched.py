@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from harness.config import ConfigError, compose
-from harness.execute import execute
-from harness.job import prepare_job
+from harness.pipeline.execute import execute
+from harness.pipeline.job import prepare_job
 from harness.runtime import Runtime
 from harness.types import Layout
 from harness.vlm import VLMS

@@ -162,7 +162,7 @@ def test_every_family_is_declared_and_prepares_a_job(family: str) -> None:
     import yaml
 
     from harness.config import compose
-    from harness.job import prepare_job
+    from harness.pipeline.job import prepare_job
 
     cls = VLMS.get(family)
     assert yaml.safe_load((ROOT / "configs" / "vlm" / f"{family}.yaml").read_text())["name"] == family
@@ -287,8 +287,8 @@ def test_every_family_answers_through_a_run(tmp_path: Path, family: str) -> None
     import pandas as pd
 
     from harness.config import compose
-    from harness.execute import execute
-    from harness.job import prepare_job
+    from harness.pipeline.execute import execute
+    from harness.pipeline.job import prepare_job
 
     cls = VLMS.get(family)
     encoder = ENCODERS.get(cls.encoder)

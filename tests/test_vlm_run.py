@@ -13,8 +13,8 @@ import torch
 
 from harness.config import ConfigError, compose
 from harness.encoders import ENCODERS
-from harness.execute import execute
-from harness.job import prepare_job
+from harness.pipeline.execute import execute
+from harness.pipeline.job import prepare_job
 from harness.runtime import Runtime
 from harness.vlm import VLMS
 from tests.helpers.checkpoints import tiny_internvl_folder

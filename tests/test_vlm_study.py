@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from harness.config import compose
-from harness.job import prepare_job
-from harness.report_figures import StudyTables
+from harness.pipeline.job import prepare_job
+from harness.reporting.figures import StudyTables
 from harness.sweep import study_experiments
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,10 +11,10 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from harness import style
-from harness.benchmark_table import benchmark_order, scores
 from harness.benchmarks import BENCHMARKS
-from harness.report_figures import StudyTables, study_main
+from harness.reporting import style
+from harness.reporting.benchmark_table import benchmark_order, scores
+from harness.reporting.figures import StudyTables, study_main
 
 PANELS_PER_ROW = 2
 

@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from harness.report_figures import (
+from harness.reporting.figures import (
     StudyTables,
     cka_heatmap,
     latency_vs_tokens,

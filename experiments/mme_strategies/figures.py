@@ -9,8 +9,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from harness import style
-from harness.report_figures import StudyTables, natural_key, pareto_front, study_main
+from harness.reporting import style
+from harness.reporting.figures import StudyTables, natural_key, pareto_front, study_main
 
 MME_TOTALS = ("metric:mme_perception", "metric:mme_cognition")
 YES_NO = "metric:yes_no_score"

@@ -8,8 +8,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from harness import style
-from harness.report_figures import StudyTables, natural_key, quality_vs_tokens, study_main
+from harness.reporting import style
+from harness.reporting.figures import StudyTables, natural_key, quality_vs_tokens, study_main
 
 PARAMS = ("pp_max_pixels", "pp_max_tiles", "pp_num_crops")
 

@@ -3,7 +3,7 @@ latency, memory and quality against tokens, and the CKA heatmap between the thre
 
 import sys
 
-from harness.report_figures import draw_any_study, study_main
+from harness.reporting.figures import draw_any_study, study_main
 
 if __name__ == "__main__":
     sys.exit(study_main("quickstart", draw_any_study))

@@ -3,7 +3,7 @@
 import sys
 from pathlib import Path
 
-from harness.report_figures import StudyTables, latency_vs_tokens, memory_vs_views, quality_vs_tokens, study_main
+from harness.reporting.figures import StudyTables, latency_vs_tokens, memory_vs_views, quality_vs_tokens, study_main
 
 
 def draw(tables: StudyTables, out: Path) -> list[Path]:

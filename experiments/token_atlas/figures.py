@@ -4,7 +4,7 @@ results/tables/token_atlas.parquet (written by `python -m harness.atlas`)."""
 import sys
 from pathlib import Path
 
-from harness.report_figures import StudyTables, study_main, tokens_vs_aspect
+from harness.reporting.figures import StudyTables, study_main, tokens_vs_aspect
 
 
 def draw(tables: StudyTables, out: Path) -> list[Path]:

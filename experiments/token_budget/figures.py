@@ -13,8 +13,8 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from harness import style
-from harness.report_figures import (
+from harness.reporting import style
+from harness.reporting.figures import (
     PARAM_PREFIXES,
     StudyTables,
     metric_header,

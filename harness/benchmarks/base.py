@@ -44,7 +44,7 @@ class Benchmark:
     many_answers: ClassVar[bool] = False
     # The score a paper quotes for the benchmark: the sum of these run-level metrics (as
     # `metric:<name>` columns of a study table), called `main_label`; studies across benchmarks
-    # (harness/benchmark_table.py) read it so each benchmark's headline is said once, here.
+    # (harness/reporting/benchmark_table.py) read it so each benchmark's headline is said once, here.
     main_metrics: ClassVar[tuple[str, ...]] = ()
     main_label: ClassVar[str] = ""
 

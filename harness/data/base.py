@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, ClassVar
 
-from harness.identity import component_columns
+from harness.pipeline.identity import component_columns
 from harness.types import Sample
 
 MAX_IMAGE_PIXELS = 2**32  # a decompression-bomb limit above this protects nothing

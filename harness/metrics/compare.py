@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from harness.metrics.quality import linear_cka, mutual_knn, stability_per_image
-from harness.store import RunStore
+from harness.pipeline.store import RunStore
 
 MUTUAL_KNN_K = 10
 RUN_KEYS = ("run_id", "encoder", "encoder_size", "weights", "seed", "strategy", "strategy_params", "dataset",

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from harness.bounds import boolean, bounded_int
-from harness.identity import component_columns
+from harness.pipeline.identity import component_columns
 from harness.preprocess.convert import to_rgb
 from harness.preprocess.normalization import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, normalization_table
 from harness.preprocess.ops import build_ops

@@ -35,9 +35,9 @@ from harness.benchmarks.mme.subtasks import SUBTASKS
 from harness.command import guarded, wants_help
 from harness.config import ConfigError, compose
 from harness.folders import check_writable
-from harness.identity import new_run_id
-from harness.job import prepare_job
-from harness.store import RunStore
+from harness.pipeline.identity import new_run_id
+from harness.pipeline.job import prepare_job
+from harness.pipeline.store import RunStore
 from harness.types import Record
 
 ENCODER = "clip_vit_l14_336"

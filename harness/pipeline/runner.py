@@ -21,9 +21,9 @@ from harness.bounds import bounded_int, optional_int
 from harness.data.base import Dataset
 from harness.data.images import ImageLoadError
 from harness.encoders.base import Encoder
-from harness.failures import causes, unanswered
 from harness.metrics.latency import machine_load, summarize_ms, under_load
 from harness.metrics.memory import PeakMemory, is_out_of_memory, release_cached_memory
+from harness.pipeline.failures import causes, unanswered
 from harness.preprocess.base import Strategy
 from harness.types import EncoderOutput, Question, Record, Views
 from harness.vlm.base import Answerer

@@ -18,13 +18,13 @@ import pandas as pd
 
 from harness.config import ConfigError, compose
 from harness.encoders.weights import WeightsError
-from harness.failures import failure_lines, lost
 from harness.folders import FolderError, check_writable, clean_leftovers
-from harness.identity import new_run_id
-from harness.job import Job, config_identity, fallback_hash, prepare_job
 from harness.metrics.run_quality import quality_records
-from harness.runner import Runner
-from harness.store import TMP_PREFIX, RunStore, claim_config, records_frame
+from harness.pipeline.failures import failure_lines, lost
+from harness.pipeline.identity import new_run_id
+from harness.pipeline.job import Job, config_identity, fallback_hash, prepare_job
+from harness.pipeline.runner import Runner
+from harness.pipeline.store import TMP_PREFIX, RunStore, claim_config, records_frame
 from harness.types import Record
 
 log = logging.getLogger("harness")
@@ -87,7 +87,7 @@ def write_failure(config: dict[str, Any], exc: BaseException, job: Job | None = 
 def lost_items(records: pd.DataFrame | list[Record], max_error_fraction: float) -> tuple[str, str]:
     """(`lost_images` or `lost_answers`, why) when more images or questions failed than
     `max_error_fraction` allows, else ("", ""); from a run's records (in memory or read back),
-    so a resumed run is judged the same way (`harness.failures.lost`)."""
+    so a resumed run is judged the same way (`harness.pipeline.failures.lost`)."""
     return lost(records_frame(records) if isinstance(records, list) else records, max_error_fraction)
 
 

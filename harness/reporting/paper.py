@@ -11,9 +11,9 @@ from typing import Any
 
 import pandas as pd
 
-from harness.benchmark_table import MEASURES, benchmark_labels
 from harness.benchmarks.mme.subtasks import GROUPS
-from harness.report_figures import (
+from harness.reporting.benchmark_table import MEASURES, benchmark_labels
+from harness.reporting.figures import (
     ALWAYS_SHOWN,
     METRIC_PREFIX,
     config_labels,
@@ -22,7 +22,7 @@ from harness.report_figures import (
     metric_header,
     telling_fields,
 )
-from harness.style import number_text
+from harness.reporting.style import number_text
 
 SIGNIFICANT = 3
 # column -> header (units in parentheses); anything else: its name with spaces
@@ -204,7 +204,7 @@ def mme_paper_table(mme_rows: pd.DataFrame, table: pd.DataFrame, study: str) -> 
 
 
 def benchmarks_paper_table(bench: pd.DataFrame, study: str) -> str:
-    """The `<study>_benchmarks` table for a paper (harness/benchmark_table.py): family and arm,
+    """The `<study>_benchmarks` table for a paper (harness/reporting/benchmark_table.py): family and arm,
     then per benchmark its main score, visual tokens and prefill p50 under the benchmark's name;
     two benchmarks per part, so a part fits a page."""
     labels = benchmark_labels(list(bench.columns))

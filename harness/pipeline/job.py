@@ -22,12 +22,12 @@ from harness.data.base import Dataset
 from harness.encoders import ENCODERS, Encoder
 from harness.encoders.weights import check_weights_folder
 from harness.folders import check_name
-from harness.identity import component_columns, config_hash, git_commit, package_versions
+from harness.pipeline.identity import component_columns, config_hash, git_commit, package_versions
+from harness.pipeline.runner import MAX_BATCH_IMAGES, MAX_TIMING_REPEATS, resolve_num_workers
 from harness.preprocess import STRATEGIES, build_strategy
 from harness.preprocess.base import Strategy
 from harness.reduce import Reducer, build_reducer
 from harness.registry import UnknownChoiceError, check_kwargs, keyword_params
-from harness.runner import MAX_BATCH_IMAGES, MAX_TIMING_REPEATS, resolve_num_workers
 from harness.runtime import Runtime
 from harness.vlm import VLMS, Answerer
 

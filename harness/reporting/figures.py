@@ -18,8 +18,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from harness import style
 from harness.benchmarks.mme.subtasks import SUBTASKS
+from harness.reporting import style
 
 METRIC_PREFIX = "metric:"
 QUALITY_PREFERENCE = ("knn", "probe", "retrieval", "recall")
