@@ -68,7 +68,7 @@ def test_every_job_passes_the_pre_load_checks(fixtures: dict[str, Path]) -> None
 def test_qwen_refuses_a_reduction_before_loading() -> None:
     from harness.config import ConfigError
 
-    with pytest.raises(ConfigError, match="no rule for connector 'qwen_merger'"):
+    with pytest.raises(ConfigError, match="encoder 'qwen2_5_vl_vit' cannot be reduced"):
         prepare_job(compose([f"experiment={STUDY}/qwen", "+reduce_budget=pool_2", *TINY, "dataset=synthetic"]))
 
 

@@ -54,7 +54,7 @@ def test_tiny_run_writes_per_image_rows_and_figures(tmp_path: Path) -> None:
     assert row["n_question_errors"] == 0 and row["prefill_p50_ms"] > 0
     assert 0 <= row["metric:yes_no_score"] <= 200  # acc + acc+ in percent over the yes/no pairs
     # tiles through the same ViT answer too (each tile's grid placed as one more image)
-    tiles = ["experiment=native_vs_tiles_qwen_tiles", "preprocess=llava_onevision",
+    tiles = ["experiment=native_vs_tiles/qwen_tiles", "preprocess=llava_onevision",
              "encoder.size=tiny", "encoder.weights=random", "dataset.num_images=2", "vlm.max_new_tokens=2",
              f"results_dir={tmp_path / 'tiles'}", "progress=false"]
     outcome = execute(prepare_job(compose(tiles)))

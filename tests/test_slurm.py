@@ -126,7 +126,7 @@ def test_a_cancelled_job_ends_the_sweep_naming_it(tmp_path: Path) -> None:
     subprocess.run(["scancel", task], check=True)
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 1, out
-    failed = [line for line in out.splitlines() if line.startswith("failed: experiment=quickstart ")]
+    failed = [line for line in out.splitlines() if line.startswith("failed: experiment=quickstart/default ")]
     assert len(failed) == 1 and "encoder=clip_vit_l14_336" in failed[0], out
     assert f"SLURM job {task} ended CANCELLED without records" in failed[0]
     assert "Traceback" not in out

@@ -89,7 +89,7 @@ def test_failed_jobs_that_cannot_be_prepared_count_as_failed(
     """A sweep whose jobs failed (here: weights gone) leaves FAILED folders; status planned where
     the jobs cannot be prepared any more still counts them failed, not invalid (issue 25.5)."""
     extra = [f"results_dir={tmp_path}", "dataset.num_images=2", "encoder.weights=/gone/weights"]
-    config = compose(["experiment=quickstart", "encoder=clip_vit_l14_336", *extra])
+    config = compose(["experiment=quickstart/default", "encoder=clip_vit_l14_336", *extra])
     write_failure(config, RuntimeError("weights '/gone/weights': no such folder"), None)  # as a sweep does
     states = status.study_states("quickstart", extra, check_weights=True)
     by_encoder = {j.overrides[0]: j for j in states}

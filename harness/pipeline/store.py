@@ -197,8 +197,9 @@ def damage(run_dir: str | Path) -> str | None:
         study = studies.pop()
         if not is_safe_name(study):
             return f"{RECORDS} names the study {study[:60]!r}, not a safe name"
-        if Path(run_dir).resolve().parent.name != study:
-            return f"{RECORDS} names the study {study!r} but the folder is in {Path(run_dir).resolve().parent.name!r}"
+        home = Path(run_dir).resolve().parent
+        if home.parent.name == "runs" and home.name != study:  # `runs/<study>/<run>`: the folder says the study
+            return f"{RECORDS} names the study {study!r} but the folder is in {home.name!r}"
     if (store.run_dir / EMBEDDINGS).exists():
         try:
             ids, matrix = store.embeddings()
