@@ -206,3 +206,15 @@ def experiment(name: str) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"unknown experiment {name!r}; valid choices: {', '.join(choices('experiment'))}")
     return yaml.safe_load(path.read_text()) or {}
+
+
+# --- studies: the experiment configs that declare `study: <name>` ------------------------------
+
+
+def study_experiments(study: str) -> list[str]:
+    """The experiment configs (names) that declare `study: <study>`."""
+    return [name for name in choices("experiment") if experiment(name).get("study") == study]
+
+
+def known_studies() -> list[str]:
+    return sorted({str(s) for name in choices("experiment") if (s := experiment(name).get("study"))})

@@ -32,7 +32,7 @@ from typing import Any
 
 from harness.config import CONFIG_DIR, ConfigError
 from harness.pipeline.store import find_failed, find_runs, hash_of
-from harness.status import JobState
+from harness.status import JobState, duration, progress_line
 
 ENV = "HARNESS_SLURM_"  # prefix of the variables slurm.yaml reads (docs/slurm.md)
 # launcher key -> (sbatch option, how its value is written)
@@ -362,7 +362,6 @@ def run_study(study: str, states: Sequence[JobState], overrides: Sequence[str], 
     """Submit the planned jobs that are not complete (all with `rerun`) as one array, watch them
     with the sweep's progress line, and return 1 (after naming each) when any failed."""
     from harness.status import results_dir
-    from harness.sweep import _duration, progress_line
 
     why = cluster_answers()
     if why is not None:
@@ -402,5 +401,5 @@ def run_study(study: str, states: Sequence[JobState], overrides: Sequence[str], 
         print(f"failed: {task.job.name}: {task.why}; log: {log_dir / f'{task.slurm_id}.log'}",
               file=sys.stderr)
     print(f"[sweep] {study}: {len(tasks) - len(failed)} done, {len(failed)} failed on SLURM in "
-          f"{_duration(time.monotonic() - start)}", file=sys.stderr)
+          f"{duration(time.monotonic() - start)}", file=sys.stderr)
     return 1 if failed else 0

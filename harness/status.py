@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from harness.config import ConfigError, compose
+from harness.config import ConfigError, compose, known_studies, study_experiments
 from harness.config import experiment as config_experiment
 from harness.pipeline.store import CONFIG, FAILED, RunStore, completed_run, find_failed, find_runs, hash_of
 
@@ -202,7 +202,6 @@ def study_states(study: str, extra: Sequence[str] = (), check_weights: bool = Fa
     """Every job of a study (its experiment configs, without `atlas` ones) with its state,
     planned offline (datasets from the cache only). With `check_weights`, a job whose weights
     are neither local nor reachable is `invalid` too (the hub is probed once, not per job)."""
-    from harness.sweep import study_experiments
 
     failed = failed_configs(results_dir(extra) / "runs" / study)
     weights = weights_checker() if check_weights else None
@@ -223,7 +222,6 @@ def summary_line(study: str, states: Sequence[JobState]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from harness.sweep import known_studies
 
     parser = argparse.ArgumentParser(prog="harness-status", description=__doc__.splitlines()[0])
     parser.add_argument("studies", nargs="*", help="studies (default: every study of configs/experiment)")
@@ -263,6 +261,23 @@ def job_lines(states: Sequence[JobState], show_done: bool = False, action: Any =
         lines.append(f"  ({sum(j.message == message for j in shown)} jobs above) {message}")
     return lines
 
+
+def progress_line(study: str, total: int, skipped: int, counts: dict[str, int], elapsed_s: float) -> str:
+    """The sweep's one line: jobs skipped (complete before, not rerun), then what happened to the
+    others in this sweep (`counts`: submitted, pending, running where the launcher knows them;
+    done and failed always), with an ETA from the pace so far."""
+    ended = counts["done"] + counts["failed"]
+    left = total - skipped - ended
+    eta = "finished" if left <= 0 else (f"ETA {duration(elapsed_s / ended * left)}" if ended else "ETA ?")
+    known = [f"{counts[k]} {k}" for k in ("submitted", "pending", "running") if k in counts]
+    shown = ", ".join([*known, f"{counts['done']} done", f"{counts['failed']} failed", f"{max(left, 0)} left"])
+    return (f"[sweep] {study}: {total} jobs, {skipped} skipped (complete); {shown}; "
+            f"elapsed {duration(elapsed_s)}, {eta}")
+
+
+def duration(seconds: float) -> str:
+    seconds = round(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 if __name__ == "__main__":
     sys.exit(main())

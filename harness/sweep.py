@@ -23,17 +23,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from harness.command import guarded
-from harness.config import ConfigError, choices, experiment
+from harness.config import ConfigError, choices, experiment, known_studies, study_experiments
 from harness.pipeline.store import find_failed, find_runs
-
-
-def study_experiments(study: str) -> list[str]:
-    """The experiment configs (names) that declare `study: <study>`."""
-    return [name for name in choices("experiment") if experiment(name).get("study") == study]
-
-
-def known_studies() -> list[str]:
-    return sorted({str(s) for name in choices("experiment") if (s := experiment(name).get("study"))})
+from harness.status import progress_line
 
 
 def commands(study: str, launcher: str, extra: list[str]) -> list[list[str]]:
@@ -51,19 +43,6 @@ def commands(study: str, launcher: str, extra: list[str]) -> list[list[str]]:
             out.append([sys.executable, "-m", "harness", "-m", f"experiment={name}", f"hydra/launcher={launcher}",
                         *extra])
     return out
-
-
-def progress_line(study: str, total: int, skipped: int, counts: dict[str, int], elapsed_s: float) -> str:
-    """The sweep's one line: jobs skipped (complete before, not rerun), then what happened to the
-    others in this sweep (`counts`: submitted, pending, running where the launcher knows them;
-    done and failed always), with an ETA from the pace so far."""
-    ended = counts["done"] + counts["failed"]
-    left = total - skipped - ended
-    eta = "finished" if left <= 0 else (f"ETA {_duration(elapsed_s / ended * left)}" if ended else "ETA ?")
-    known = [f"{counts[k]} {k}" for k in ("submitted", "pending", "running") if k in counts]
-    shown = ", ".join([*known, f"{counts['done']} done", f"{counts['failed']} failed", f"{max(left, 0)} left"])
-    return (f"[sweep] {study}: {total} jobs, {skipped} skipped (complete); {shown}; "
-            f"elapsed {_duration(elapsed_s)}, {eta}")
 
 
 class Progress:
@@ -114,11 +93,6 @@ class Progress:
         self._stop.set()
         self._thread.join()
         self.show()  # the last count, unless the poller just said it
-
-
-def _duration(seconds: float) -> str:
-    seconds = round(seconds)
-    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,12 +13,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.config import compose
+from harness.config import compose, study_experiments
 from harness.pipeline.job import prepare_job
 from harness.reporting import style
 from harness.reporting.benchmark_table import arm_label, benchmarks_table, main_score
 from harness.reporting.paper import MAX_COLUMNS, benchmarks_paper_table
-from harness.sweep import study_experiments
 from tests.helpers.benchmarks import write_docvqa_parquet, write_pope_parquet, write_textvqa_parquet
 from tests.helpers.data import mme_images, write_mme_parquet
 from tests.helpers.sweeps import sweep_jobs

@@ -10,9 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.config import compose
+from harness.config import compose, study_experiments
 from harness.pipeline.job import prepare_job
-from harness.sweep import study_experiments
 from tests.helpers.sweeps import sweep_jobs
 
 pytestmark = pytest.mark.filterwarnings("ignore:(?s).*is validated against ConfigStore schema:UserWarning")

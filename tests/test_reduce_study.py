@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from harness.config import compose
+from harness.config import compose, study_experiments
 from harness.pipeline.job import prepare_job
-from harness.sweep import study_experiments
 from tests.helpers.sweeps import sweep_jobs
 
 ROOT = Path(__file__).resolve().parent.parent

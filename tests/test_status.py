@@ -78,7 +78,7 @@ def test_progress_line_counts_done_and_failed_apart(tmp_path: Path, monkeypatch:
 
 def test_progress_line_on_slurm_counts_the_queue() -> None:
     counts = {"submitted": 4, "pending": 1, "running": 2, "done": 1, "failed": 0}
-    assert sweep.progress_line("q", 5, 1, counts, 30.0) == (
+    assert status.progress_line("q", 5, 1, counts, 30.0) == (
         "[sweep] q: 5 jobs, 1 skipped (complete); 4 submitted, 1 pending, 2 running, 1 done, 0 failed, 3 left; "
         "elapsed 0m30s, ETA 1m30s")
 

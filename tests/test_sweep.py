@@ -13,9 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.config import ConfigError
+from harness.config import ConfigError, study_experiments
 from harness.pipeline.store import COMPLETE, FAILED, TMP_PREFIX, hash_of
-from harness.sweep import commands, study_experiments
+from harness.sweep import commands
 from tests.helpers.cli import cli
 from tests.helpers.sweeps import sweep_jobs
 

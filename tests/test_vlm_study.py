@@ -9,10 +9,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from harness.config import compose
+from harness.config import compose, study_experiments
 from harness.pipeline.job import prepare_job
 from harness.reporting.figures import StudyTables
-from harness.sweep import study_experiments
 
 ROOT = Path(__file__).resolve().parent.parent
 OFFLINE = ["encoder.size=tiny", "encoder.weights=random", "dataset=synthetic"]

@@ -27,6 +27,7 @@ from harness.bounds import optional_int
 from harness.encoders.weights import KeyMap
 from harness.runtime import Runtime
 from harness.types import Layout
+from harness.vlm.batched import answer_together, cache_of
 from harness.vlm.checkpoint import LMCheckpoint, build_text_config
 from harness.vlm.tokenizer import byte_level_tokenizer
 
@@ -393,8 +394,6 @@ class Answerer(ABC):
         place of the answer of a question that failed (the others unaffected). With
         `share_prefix` the prompts' common prefix is prefilled once; `batch_questions` decode
         together with left padding; equal to `answer` per question (docs/vlm_speed.md)."""
-        from harness.vlm.batched import answer_together
-
         self.check_visual(visual)
         if self.batch_questions == 1 and not self.share_prefix:
             out: list[Answer | Exception] = []
@@ -426,9 +425,3 @@ class Answerer(ABC):
         head_dim = getattr(c, "head_dim", None) or c.hidden_size // c.num_attention_heads
         width = torch.empty((), dtype=self.runtime.dtype).element_size()
         return 2 * c.num_hidden_layers * heads * head_dim * positions * width
-
-
-def cache_of(output: Any) -> Any:
-    """The KV cache a forward returned (`cache` from transformers 5.2x, `past_key_values` before)."""
-    cache = getattr(output, "cache", None)
-    return cache if cache is not None else output.past_key_values

@@ -19,10 +19,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from harness.metrics.memory import release_cached_memory
-from harness.vlm.base import Answer, Prompt, cache_of
 
-if TYPE_CHECKING:
-    from harness.vlm.base import Answerer
+if TYPE_CHECKING:  # the answerer calls this module, never the other way at import time
+    from harness.vlm.base import Answer, Answerer, Prompt
 
 
 @dataclass
@@ -223,3 +222,9 @@ def prefill_positions(batch: list[Question], mask: torch.Tensor, shared: int, wi
         tail = q.positions[:, 0, shared:].to(mask.device)
         pos[:, r, width - tail.shape[-1]:] = tail
     return pos
+
+
+def cache_of(output: Any) -> Any:
+    """The KV cache a forward returned (`cache` from transformers 5.2x, `past_key_values` before)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
