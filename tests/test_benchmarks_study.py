@@ -142,7 +142,7 @@ def assert_readable_figure(table: pd.DataFrame, out: Path) -> None:
     assert fig is not None
     panels = [ax for ax in fig.axes if ax.get_visible()]
     assert sorted(ax.get_title() for ax in panels) == sorted(["MME", "POPE", "TextVQA", "DocVQA"])
-    style.plain_log_ticks(fig)
+    style.plain_ticks(fig)
     style.declutter(fig)
     assert style.text_problems(fig) == []
     labels = {t.get_text() for ax in panels for t in ax.texts if t.get_visible()}

@@ -118,7 +118,7 @@ def drawn(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, list[str
     save = style.save
 
     def checking_save(fig: plt.Figure, out_dir: Path, stem: str) -> list[Path]:
-        style.plain_log_ticks(fig)
+        style.plain_ticks(fig)
         style.declutter(fig)
         problems[stem] = style.text_problems(fig)
         problems[stem + ":legend"] = [t.get_text() for leg in fig.legends for t in leg.get_texts()]

@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.legend import Legend
 from matplotlib.text import Annotation, Text
-from matplotlib.ticker import FuncFormatter, LogFormatter, NullFormatter
+from matplotlib.ticker import FuncFormatter, LogFormatter, NullFormatter, ScalarFormatter
 
 RC = {
     "pdf.fonttype": 42,
@@ -227,18 +227,26 @@ def number_text(value: float | int) -> str:
     return f"{value:.4g}"
 
 
-def plain_log_ticks(fig: plt.Figure) -> None:
-    """Log axes labelled with plain numbers (600, 1,000, 2,000; not 6x10^2): major ticks always,
-    minor ticks only at 2 and 5 times a power of ten and only when the axis spans at most a
-    decade (more would crowd)."""
+def plain_ticks(fig: plt.Figure) -> None:
+    """Ticks in plain numbers: thousands separated on linear axes that reach 1,000 (8,000, not
+    8000); log axes as 600, 1,000, 2,000 (not 6x10^2), major ticks always, minor ticks too when
+    the axis spans at most a factor of 3 (every one), or 100 (those at 2 and 5 times a power of
+    ten); wider axes would crowd."""
     for ax in fig.axes:
         for axis, scale, limits in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()),
                                     (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
+            if scale == "linear" and isinstance(axis.get_major_formatter(), ScalarFormatter) \
+                    and max(abs(v) for v in limits) >= 1000:
+                axis.set_major_formatter(FuncFormatter(lambda v, _: number_text(float(v))))
+                continue
             if scale != "log" or not isinstance(axis.get_major_formatter(), LogFormatter):
                 continue
             axis.set_major_formatter(FuncFormatter(lambda v, _: number_text(float(v))))
             lo, hi = sorted(limits)
-            if lo > 0 and hi / lo <= 10:
+            span = hi / lo if lo > 0 else float("inf")
+            if span <= 3:
+                axis.set_minor_formatter(FuncFormatter(lambda v, _: number_text(float(v))))
+            elif span <= 100:
                 axis.set_minor_formatter(FuncFormatter(
                     lambda v, _: number_text(float(v)) if f"{v:.0e}"[0] in "25" else ""))
             else:
@@ -247,8 +255,8 @@ def plain_log_ticks(fig: plt.Figure) -> None:
 
 def save(fig: plt.Figure, out_dir: str | Path, stem: str) -> list[Path]:
     """Write `<stem>.pdf` and `<stem>.png` reproducibly and close the figure (log axes in plain
-    numbers and point labels placed first, see `plain_log_ticks` and `declutter`)."""
-    plain_log_ticks(fig)
+    numbers and point labels placed first, see `plain_ticks` and `declutter`)."""
+    plain_ticks(fig)
     declutter(fig)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
