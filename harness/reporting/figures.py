@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,6 +203,14 @@ def series_styles(series: list[tuple[str, pd.DataFrame, list[str]]]) -> dict[str
     return out
 
 
+def each_series(table: pd.DataFrame, x: str) -> Iterator[tuple[str, pd.DataFrame, list[str], LineStyle]]:
+    """The series of a figure (`_series`) in order, each with its rows sorted by `x` and its look."""
+    series = _series(table)
+    looks = series_styles(series)
+    for name, rows, params in series:
+        yield name, rows.sort_values(x), params, looks[name]
+
+
 def point_labels(ax: plt.Axes, x: pd.Series, y: pd.Series, rows: pd.DataFrame, params: list[str]) -> None:
     """Write the varying parameters next to each point of a series."""
     if not params:
@@ -292,10 +300,7 @@ def quality_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
         print("skip quality_vs_tokens: no finished configuration with that metric")
         return []
     fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 2.6))
-    series = _series(ok)
-    looks = series_styles(series)
-    for name, grp, params in series:
-        look = looks[name]
+    for name, grp, params, look in each_series(ok, "visual_tokens_mean"):
         ax.scatter(grp["visual_tokens_mean"], grp[col], color=look.color, marker=look.marker, label=name)
         point_labels(ax, grp["visual_tokens_mean"], grp[col], grp, params)
     encoders = sorted(ok["encoder"].unique())
@@ -323,11 +328,7 @@ def latency_vs_tokens(table: pd.DataFrame, out_dir: Path) -> list[Path]:
         print("skip latency_vs_tokens: no finished configuration")
         return []
     fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 2.6))
-    series = _series(ok)
-    looks = series_styles(series)
-    for name, grp, params in series:
-        grp = grp.sort_values("visual_tokens_mean")
-        look = looks[name]
+    for name, grp, params, look in each_series(ok, "visual_tokens_mean"):
         color, marker = look.color, look.marker
         x, y = grp["visual_tokens_mean"], grp["encode_p50_ms"]
         ax.plot(x, y, color=color, marker=marker, linestyle=look.linestyle, label=name)
@@ -367,11 +368,7 @@ def memory_vs_views(table: pd.DataFrame, out_dir: Path) -> list[Path]:
         print("skip memory_vs_views: no finished configuration with memory")
         return []
     fig, ax = plt.subplots(figsize=(style.COLUMN_WIDTH_IN, 2.6))
-    series = _series(ok)
-    looks = series_styles(series)
-    for name, grp, params in series:
-        grp = grp.sort_values("views_per_image")
-        look = looks[name]
+    for name, grp, params, look in each_series(ok, "views_per_image"):
         ax.plot(grp["views_per_image"], grp[col], color=look.color, marker=look.marker, linestyle=look.linestyle,
                 label=name)
         point_labels(ax, grp["views_per_image"], grp[col], grp, params)
