@@ -136,7 +136,7 @@ def test_fork_leaves_the_prefix_cache_as_it_was() -> None:
     embeds = torch.randn(1, 6, answerer.config.hidden_size)
     with torch.inference_mode():
         out = answerer.lm(inputs_embeds=embeds, use_cache=True)
-    from harness.vlm.base import cache_of
+    from harness.vlm.batched import cache_of
 
     cache = cache_of(out)
     before = [layer.keys.clone() for layer in cache.layers]

@@ -16,7 +16,7 @@ from harness.bounds import bounded_int, optional_int
 from harness.connectors import Connector, build_connector, connector_class
 from harness.encoders.weights import Format, load_weights, resolve
 from harness.reduce import Reducer
-from harness.reduce.connect import pooled_mean
+from harness.reduce.connect import pooled_mean, reduce_views
 from harness.reduce.scores import QKRecipe, compute_scores
 from harness.runtime import Runtime
 from harness.types import EncoderOutput, Layout, Views
@@ -368,7 +368,7 @@ class Encoder(ABC):
             image_scores = {k: v[start : start + n] for k, v in score_all.items()}
             start += n
             t0 = time.perf_counter()
-            reduced = torch.cat(reducer.apply(self.connector.arrange_reduced(feat, image_scores, views.layout)))
+            reduced = torch.cat(reduce_views(reducer, self.connector, feat, image_scores, views.layout))
             rt.synchronize()
             t1 = time.perf_counter()
             tokens = self.connector.project_reduced(reduced)

@@ -160,14 +160,6 @@ def completed_run(study_dir: str | Path, chash: str) -> Path | None:
     return done[-1] if done else None
 
 
-def load_records(run_dirs: Iterable[str | Path]) -> pd.DataFrame:
-    """The records of these run folders, each row with its `run_dir` and `run_complete`
-    (False for a FAILED folder)."""
-    frames = [RunStore(d).records().assign(run_dir=str(d), run_complete=(Path(d) / COMPLETE).exists())
-              for d in run_dirs]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
 # Columns every reader computes with: a run whose records hold text there is damaged.
 NUMERIC_COLUMNS = ("n_images", "n_ok", "n_errors", "visual_tokens", "visual_tokens_mean", "views_total",
                    "encode_ms", "encode_p50_ms", "preprocess_ms", "total_ms", "value")
@@ -177,11 +169,30 @@ def damage(run_dir: str | Path) -> str | None:
     """Why a run folder cannot be read (a truncated `records.parquet`, an `embeddings.npz`
     that is not an archive of ids and a matrix with one row per id), or None when it reads.
     The whole files are read: a damaged tail is found here, not halfway through a report."""
+    return _read_checked(Path(run_dir))[1]
+
+
+def _read_checked(run_dir: Path) -> tuple[pd.DataFrame | None, str | None]:
+    """The records of a run folder and None, or None and why the folder cannot be used (`damage`)."""
     store = RunStore(run_dir)
     try:
         records = store.records()
     except Exception as exc:  # noqa: BLE001 - any reader error means the same: unreadable
-        return f"{RECORDS} unreadable ({type(exc).__name__}: {exc})"
+        return None, f"{RECORDS} unreadable ({type(exc).__name__}: {exc})"
+    why = _records_damage(records, run_dir)
+    if why is None and (store.run_dir / EMBEDDINGS).exists():
+        try:
+            ids, matrix = store.embeddings()
+        except Exception as exc:  # noqa: BLE001 - zip, pickle or key errors alike
+            return None, f"{EMBEDDINGS} unreadable ({type(exc).__name__}: {exc})"
+        if matrix.ndim != 2 or len(ids) != len(matrix):
+            why = f"{EMBEDDINGS} holds {len(ids)} ids for an array of shape {matrix.shape}"
+    return (None, why) if why else (records, None)
+
+
+def _records_damage(records: pd.DataFrame, run_dir: Path) -> str | None:
+    """What makes readable records unusable: no `kind` or run row, text where numbers belong, a
+    study name that is unsafe or not its folder's."""
     if "kind" not in records.columns:
         return f"{RECORDS} has no `kind` column"
     if not (records["kind"] == "run").any():
@@ -197,30 +208,24 @@ def damage(run_dir: str | Path) -> str | None:
         study = studies.pop()
         if not is_safe_name(study):
             return f"{RECORDS} names the study {study[:60]!r}, not a safe name"
-        home = Path(run_dir).resolve().parent
+        home = run_dir.resolve().parent
         if home.parent.name == "runs" and home.name != study:  # `runs/<study>/<run>`: the folder says the study
             return f"{RECORDS} names the study {study!r} but the folder is in {home.name!r}"
-    if (store.run_dir / EMBEDDINGS).exists():
-        try:
-            ids, matrix = store.embeddings()
-        except Exception as exc:  # noqa: BLE001 - zip, pickle or key errors alike
-            return f"{EMBEDDINGS} unreadable ({type(exc).__name__}: {exc})"
-        if matrix.ndim != 2 or len(ids) != len(matrix):
-            return f"{EMBEDDINGS} holds {len(ids)} ids for an array of shape {matrix.shape}"
     return None
 
 
 def load_readable(run_dirs: Iterable[str | Path]) -> tuple[pd.DataFrame, dict[Path, str]]:
     """Records of the run folders that read (see `damage`), and {folder: why} for the others,
-    so that one damaged run costs its own rows, never a whole report."""
-    good, damaged = [], {}
+    so that one damaged run costs its own rows, never a whole report. Each records file is read
+    once."""
+    frames, damaged = [], {}
     for run_dir in map(Path, run_dirs):
-        why = damage(run_dir)
-        if why is None:
-            good.append(run_dir)
+        records, why = _read_checked(run_dir)
+        if records is None:
+            damaged[run_dir] = str(why)
         else:
-            damaged[run_dir] = why
-    return load_records(good), damaged
+            frames.append(records.assign(run_dir=str(run_dir), run_complete=(run_dir / COMPLETE).exists()))
+    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), damaged
 
 
 # --- one computation per configuration ------------------------------------------------------

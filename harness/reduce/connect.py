@@ -31,11 +31,20 @@ def pooled_mean(tokens: torch.Tensor, width: int) -> torch.Tensor:
     return tokens.float().reshape(-1, width).mean(dim=0)
 
 
+def reduce_views(
+    reducer: Reducer, connector: Connector, features: torch.Tensor, scores: dict[str, torch.Tensor], layout: Layout,
+) -> list[torch.Tensor]:
+    """What the reducer keeps of one image's features `[executed_views, 1+P, C]` (CLS first), per
+    view as the connector arranged them, in backbone width (the connector projects them next)."""
+    return reducer.apply(connector.arrange_reduced(features, scores, layout))
+
+
 def reduce_image(
     reducer: Reducer, connector: Connector, features: torch.Tensor, scores: dict[str, torch.Tensor], layout: Layout,
 ) -> Reduced:
-    """Reduce one image's features `[executed_views, 1+P, C]` (CLS first) and connect them."""
-    views = reducer.apply(connector.arrange_reduced(features, scores, layout))
+    """Reduce one image's features and connect them (`Encoder.encode` does the same two steps,
+    timing each)."""
+    views = reduce_views(reducer, connector, features, scores, layout)
     merged = torch.cat(views)
     return Reduced(tokens=connector.project_reduced(merged), pooled=pooled_mean(merged, features.shape[-1]),
                    view_counts=[int(v.shape[0]) for v in views])

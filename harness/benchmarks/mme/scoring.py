@@ -19,9 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from harness.benchmarks.base import FRAME_COLUMNS as REQUIRED
 from harness.benchmarks.mme.subtasks import GROUPS, SUBTASKS
-
-REQUIRED = ("question_id", "category", "answer", "prediction")
 
 
 def parse_answer(prediction: str) -> str:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import pandas as pd
 
-METRICS = ("accuracy", "precision", "recall", "f1", "yes_ratio")
-
 
 def _ratio(a: int, b: int) -> float:
     return a / b if b > 0 else 0.0
