@@ -348,4 +348,4 @@ def test_spliced_image_ids_equal_tokenizing_the_expanded_prompt(family: str) -> 
         add_special = not (bos is not None and text.startswith(bos))
         for n in (1, 3, 577, 2340):
             whole = answerer.tokenizer(answerer.expand(text, n), add_special_tokens=add_special)["input_ids"]
-            assert answerer.token_ids(text, n) == list(whole), (question, n)
+            assert answerer.token_ids(text, n).tolist() == list(whole), (question, n)

@@ -298,12 +298,12 @@ class Answerer(ABC):
         return self.tokenizer.apply_chat_template(
             self.messages(text), chat_template=self.template, tokenize=False, add_generation_prompt=True)
 
-    def token_ids(self, text: str, n_visual: int) -> list[int]:
+    def token_ids(self, text: str, n_visual: int) -> torch.Tensor:
         """As transformers' processors do: expand the placeholder in the text, then tokenize;
         the chat template's own BOS is not doubled. The image's run of one special token is
         tokenized at lengths 1 and 2 and, when the second is the first with that token once
         more (special tokens are split out before anything else is tokenized), written n
-        times: the same ids without tokenizing thousands of placeholders."""
+        times: the same ids without tokenizing thousands of placeholders (nor listing them)."""
         bos = self.tokenizer.bos_token
         add_special = not (bos is not None and text.startswith(bos))
 
@@ -316,13 +316,15 @@ class Answerer(ABC):
             if len(where) == 1:
                 i = int(where[0])
                 if two == one[:i + 1] + one[i:]:
-                    return one[:i] + [one[i]] * n_visual + one[i + 1:]
-        return ids(n_visual)
+                    return torch.cat([torch.tensor(one[:i], dtype=torch.long),
+                                      torch.full((n_visual,), one[i], dtype=torch.long),
+                                      torch.tensor(one[i + 1:], dtype=torch.long)])
+        return torch.tensor(ids(n_visual), dtype=torch.long)
 
     def tokenize(self, user_text: str, n_visual: int) -> Prompt:
         """The rendered prompt, its ids with exactly `n_visual` image positions, and their mask."""
         text = self.render(user_text)
-        ids = torch.tensor(self.token_ids(text, n_visual), dtype=torch.long)
+        ids = self.token_ids(text, n_visual)
         mask = self.image_positions(ids)
         if int(mask.sum()) != n_visual:
             raise ValueError(f"{self.name}: the prompt holds {int(mask.sum())} image positions for {n_visual} "
