@@ -239,7 +239,8 @@ def test_a_failing_batch_is_retried_one_question_at_a_time(monkeypatch: pytest.M
 
 def test_options_checked_before_loading_and_kept_out_of_the_key() -> None:
     base = ["encoder=internvit_300m", "encoder.size=tiny", "encoder.weights=random", "vlm=internvl"]
-    for bad, needle in (("vlm.batch_questions=0", "vlm.batch_questions must be an integer >= 1"),
+    for bad, needle in (("vlm.batch_questions=0", r"vlm.batch_questions must be an integer in \[1, 1024\]"),
+                        ("vlm.batch_questions=2.5", r"vlm.batch_questions must be an integer in \[1, 1024\]"),
                         ("vlm.share_prefix=maybe", "vlm.share_prefix must be true or false")):
         with pytest.raises(ConfigError, match=needle):
             prepare_job(compose([*base, bad]))

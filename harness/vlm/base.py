@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import torch
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedTokenizerBase
 
-from harness.bounds import optional_int
+from harness.bounds import boolean, bounded_int, optional_int
 from harness.encoders.weights import KeyMap
 from harness.runtime import Runtime
 from harness.types import Layout
@@ -35,6 +35,7 @@ LM_SIZES = ("tiny", "full")
 # Answers generated at most (`vlm.max_new_tokens`): MME's protocols use 16-20; far above any
 # benchmark's answer, far below a context length (a larger value only allocates and waits).
 MAX_NEW_TOKENS = 4096
+MAX_BATCH_QUESTIONS = 1024  # questions of one image decoded together; more is a typo
 # The language model's names in a transformers *ForConditionalGeneration checkpoint (LLaVA-NeXT,
 # InternVL): the hub's (`language_model.model.*`, `language_model.lm_head.*`, also what
 # transformers 5 saves) and the in-memory ones.
@@ -221,11 +222,8 @@ class Answerer(ABC):
         if not protocol:
             raise ValueError("vlm.protocol must name a toolkit (the benchmark lists its choices)")
         optional_int("vlm.max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS)  # null: the protocol's
-        if isinstance(batch_questions, bool) or not isinstance(batch_questions, int) or batch_questions < 1:
-            raise ValueError(f"vlm.batch_questions must be an integer >= 1 (1: one question at a time); "
-                             f"got {batch_questions!r}")
-        if not isinstance(share_prefix, bool):
-            raise ValueError(f"vlm.share_prefix must be true or false; got {share_prefix!r}")
+        bounded_int("vlm.batch_questions", batch_questions, 1, MAX_BATCH_QUESTIONS)  # 1: one at a time
+        boolean("vlm.share_prefix", share_prefix)
         if not weights:
             raise ValueError("vlm.weights must be random, pretrained, a hub id or a checkpoint folder")
 
