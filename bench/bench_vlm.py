@@ -8,12 +8,14 @@ Random weights (the `tiny` preset, a `small` one built here: 4 layers, width 512
 (2 questions per image) and POPE (6 per image). Every method makes exactly N new tokens per
 question (EOS off on both sides). `generate` gets the embeddings the harness built, prepared
 outside its timer (its inputs come free); the harness's time includes rendering, tokenizing and
-embedding. Printed: questions/s of each method, ours / generate one at a time, ours / generate
+embedding. Each image runs `--repeats` times per method, the methods in a rotating order, and
+its median counts. Printed: questions/s of each method, ours / generate one at a time, ours / generate
 batched, the prefill tokens saved by the shared prefix (of all prompt tokens), and whether every
 method's tokens equal the harness's one-at-a-time answers. Goal: >= 1.8x questions/s against
 generate one at a time on MME-shaped data.
 
-    python bench/bench_vlm.py [--images 3] [--new-tokens 3] [--quick] [--device cuda --dtype bfloat16 --full]
+    python bench/bench_vlm.py [--images 3] [--repeats 3] [--new-tokens 3] [--quick]
+    python bench/bench_vlm.py --device cuda --dtype bfloat16 --full
 
 `--overhead` prints the older table instead: the harness's one-at-a-time path against a bare
 `generate` on one question (goal <= 5 %).
@@ -86,8 +88,11 @@ def left_padded(embeds: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]
     return out, mask
 
 
-def throughput(answerer, shape: str, tokens: int, images: int, new_tokens: int, runtime: Runtime) -> dict:
-    """Each method over the same images and questions (one warm-up image first)."""
+def throughput(answerer, shape: str, tokens: int, images: int, new_tokens: int, runtime: Runtime,
+               repeats: int) -> dict:
+    """Each method over the same images and questions (one warm-up image first), each image
+    `repeats` times with the methods in a rotating order; an image's time per method is the
+    median of its repeats (a shared machine slows single runs by 10 % and more)."""
     hidden = answerer.config.hidden_size
     gen = dict(max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False, pad_token_id=0)
     work = []
@@ -102,24 +107,34 @@ def throughput(answerer, shape: str, tokens: int, images: int, new_tokens: int, 
     same = {"ours": True, "gen_alone": True, "gen_batched": True}
     saved = prompt_total = n_questions = 0
     for k, (visual, questions, embeds) in enumerate(work):
-        alone, t_alone = timed(runtime, lambda v=visual, qs=questions: [answerer.answer(v, q) for q in qs])
-        ours, t_ours = timed(runtime, lambda v=visual, qs=questions: answerer.answer_many(v, qs))
-        with torch.inference_mode():
-            one, t_one = timed(runtime, lambda es=embeds: [
-                answerer.lm.generate(inputs_embeds=e, attention_mask=torch.ones(e.shape[:2], dtype=torch.long,
-                                     device=e.device), **gen)[0, -new_tokens:].tolist() for e in es])
-            padded, mask = left_padded(embeds)
-            batched, t_batched = timed(runtime, lambda p=padded, m=mask: answerer.lm.generate(
-                inputs_embeds=p, attention_mask=m, **gen)[:, -new_tokens:].tolist())
-        want = [a.token_ids for a in alone]
-        same["ours"] &= [a.token_ids for a in ours] == want
-        same["gen_alone"] &= one == want
-        same["gen_batched"] &= batched == want
+        padded, mask = left_padded(embeds)
+        methods = {
+            "ours_alone": lambda v=visual, qs=questions: [answerer.answer(v, q).token_ids for q in qs],
+            "ours": lambda v=visual, qs=questions: answerer.answer_many(v, qs),
+            "gen_alone": lambda es=embeds: [answerer.lm.generate(
+                inputs_embeds=e, attention_mask=torch.ones(e.shape[:2], dtype=torch.long, device=e.device),
+                **gen)[0, -new_tokens:].tolist() for e in es],
+            "gen_batched": lambda p=padded, m=mask: answerer.lm.generate(
+                inputs_embeds=p, attention_mask=m, **gen)[:, -new_tokens:].tolist(),
+        }
+        names = list(methods)
+        times: dict[str, list[float]] = {name: [] for name in names}
+        outs: dict[str, object] = {}
+        for r in range(repeats if k else 1):  # the warm-up image runs once
+            for name in names[r % len(names):] + names[:r % len(names)]:
+                with torch.inference_mode():
+                    outs[name], t = timed(runtime, methods[name])
+                times[name].append(t)
+        want = outs["ours_alone"]
+        same["ours"] &= [a.token_ids for a in outs["ours"]] == want
+        same["gen_alone"] &= outs["gen_alone"] == want
+        same["gen_batched"] &= outs["gen_batched"] == want
         if k == 0:
             continue  # warm-up
-        for name, t in (("ours", t_ours), ("ours_alone", t_alone), ("gen_alone", t_one), ("gen_batched", t_batched)):
-            secs[name] += t
+        for name in names:
+            secs[name] += statistics.median(times[name])
         n_questions += len(questions)
+        ours = outs["ours"]
         saved += sum(a.prefix_tokens_shared for a in ours) - ours[0].prefix_tokens_shared
         prompt_total += sum(a.prompt_tokens for a in ours)
     qps = {name: n_questions / s for name, s in secs.items()}
@@ -159,7 +174,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="CPU threads (1: steady on a shared machine, where spinning threads stall)")
     parser.add_argument("--overhead", action="store_true", help="the one-at-a-time overhead table instead")
-    parser.add_argument("--repeats", type=int, default=5, help="--overhead: median of this many")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="runs of each image per method, the median taken (--overhead: median of this many)")
     args = parser.parse_args()
     runtime = Runtime.resolve(args.device, args.dtype)
     torch.set_num_threads(args.threads)
@@ -180,7 +196,7 @@ def main() -> int:
         return 0
     print(f"device {runtime.device} {runtime.dtype_name} ({torch.get_num_threads()} CPU threads), "
           f"{args.new_tokens} new tokens per question, "
-          f"{args.images} images per shape after a warm-up; questions/s")
+          f"{args.images} images per shape after a warm-up, median of {args.repeats} runs per image; questions/s")
     print("| family | LM | data | visual | prompt | ours | ours 1-at-a-time | generate 1-at-a-time | "
           "generate batched | ours / gen 1-at-a-time | ours / gen batched | prefill tokens saved | "
           "same tokens (ours, gen 1, gen b) |")
@@ -190,7 +206,7 @@ def main() -> int:
         for preset in presets:
             answerer = build(family, preset, args.new_tokens, runtime)
             for shape in SHAPES:
-                r = throughput(answerer, shape, tokens, args.images, args.new_tokens, runtime)
+                r = throughput(answerer, shape, tokens, args.images, args.new_tokens, runtime, args.repeats)
                 q, s = r["qps"], r["same"]
                 print(f"| {family} | {preset} | {shape} | {tokens} | {r['prompt']} | {q['ours']:.2f} | "
                       f"{q['ours_alone']:.2f} | {q['gen_alone']:.2f} | {q['gen_batched']:.2f} | "

@@ -19,6 +19,15 @@ def bounded_int(name: str, value: Any, low: int, high: int) -> int:
     return int(value)
 
 
+def at_least(name: str, value: Any, low: int) -> int:
+    """`value` as an int >= low (no upper limit: sizes like a reduction's kept tokens, which the
+    encoder's grid bounds later); bools, fractions and text fail, never truncated."""
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and float(value).is_integer()
+    if not ok or int(value) < low:
+        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}")
+    return int(value)
+
+
 def bounded_float(name: str, value: Any, low: float, high: float) -> float:
     """`value` as a finite float in [low, high]; text and bools fail."""
     ok = not isinstance(value, bool) and isinstance(value, (int, float))

@@ -261,8 +261,8 @@ def test_native_pixel_budgets_are_bounded(overrides: list[str], says: str) -> No
     [
         (["preprocess=llava_anyres", "preprocess.grid_pinpoints=[[336.5,672]]"], "grid_pinpoints must be"),
         (["preprocess=llava_anyres", "preprocess.grid_pinpoints=[[true,336]]"], "grid_pinpoints must be"),
-        (["reduce=cls_topk", "reduce.keep=abc"], "reduce.keep must be an integer >= 1, got 'abc'"),
-        (["reduce=cls_topk", "reduce.keep=16.5"], "reduce.keep must be an integer >= 1, got 16.5"),
+        (["reduce=cls_topk", "reduce.keep=abc"], "reduce.keep must be an integer >= 1; got 'abc'"),
+        (["reduce=cls_topk", "reduce.keep=16.5"], "reduce.keep must be an integer >= 1; got 16.5"),
         (["reduce=prumerge", "reduce.ratio=abc"], "reduce.ratio must be in (0, 0.5], got 'abc'"),
     ],
 )

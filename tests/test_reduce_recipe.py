@@ -25,13 +25,14 @@ from __future__ import annotations
 import torch
 
 from harness.reduce import REDUCERS
-from harness.reduce.base import Reducer, ViewFeatures, as_int
+from harness.bounds import at_least
+from harness.reduce.base import Reducer, ViewFeatures
 
 
 @REDUCERS.register("stride")
 class Stride(Reducer):
     def __init__(self, *, step: int = 4) -> None:
-        self.step = as_int(step, "reduce.step", 1)
+        self.step = at_least("reduce.step", step, 1)
 
     def params(self) -> dict[str, int]:
         return {"step": self.step}

@@ -300,6 +300,20 @@ def test_a_read_only_output_folder_is_one_line(tmp_path: Path, capsys: pytest.Ca
     assert len(err) == 1 and err[0].startswith("error: cannot write the report") and "Traceback" not in err[0]
 
 
+def test_an_output_folder_blocked_by_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Where the tables folder should go there is a file: the same one line, exit 1, and the
+    file is left as it was (this one holds as root too, where read-only folders do not)."""
+    runs = tmp_path / "runs"
+    _run(runs, "s", "000000000001")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "tables").write_text("not a folder")
+    assert report.main([str(runs), "--out", str(out), "--tables-only"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot write the report") and "Traceback" not in err[0]
+    assert (out / "tables").read_text() == "not a folder"
+
+
 def test_a_full_output_folder_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A disk that fills while tables are written (ENOSPC from the writer): one line, exit 1."""

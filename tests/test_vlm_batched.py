@@ -19,7 +19,7 @@ from harness.runtime import Runtime
 from harness.types import Layout
 from harness.vlm import VLMS
 from harness.vlm.base import Answer
-from harness.vlm.batched import common_prefix, fork
+from harness.vlm.batched import attention_mask, cache_of, common_prefix, direct_masks, fork, merge
 from tests.helpers.data import mme_images, write_mme_parquet
 
 CPU = Runtime.resolve("cpu", "float32")
@@ -136,8 +136,6 @@ def test_fork_leaves_the_prefix_cache_as_it_was() -> None:
     embeds = torch.randn(1, 6, answerer.config.hidden_size)
     with torch.inference_mode():
         out = answerer.lm(inputs_embeds=embeds, use_cache=True)
-    from harness.vlm.batched import cache_of
-
     cache = cache_of(out)
     before = [layer.keys.clone() for layer in cache.layers]
     forked = fork(cache, 3)
@@ -149,6 +147,52 @@ def test_fork_leaves_the_prefix_cache_as_it_was() -> None:
     for b, layer in zip(before, cache.layers, strict=True):
         assert torch.equal(b, layer.keys)
         assert torch.equal(b[0], forked.layers[0].keys[2, :, :6]) or layer is not cache.layers[0]
+
+
+def test_together_equals_one_at_a_time_when_transformers_builds_the_masks() -> None:
+    """Eager attention takes no ready-made 4-D boolean mask: the engine hands the 2-D mask to
+    transformers, and the answers are still the one-at-a-time ones."""
+    answerer = lively(VLMS.get("llava_next")(runtime=CPU, max_new_tokens=6, attn="eager"))
+    assert not direct_masks(answerer.config) and direct_masks(VLMS.get("llava_next")(runtime=CPU).config)
+    visual = visual_for(answerer, 24, seed=2)
+    want = [answerer.answer(visual, q) for q in QUESTIONS]
+    for batch, share in MODES:
+        answerer.batch_questions, answerer.share_prefix = batch, share
+        same_answers(answerer.answer_many(visual, list(QUESTIONS)), want)
+
+
+def test_attention_mask_is_the_one_transformers_builds() -> None:
+    """The engine's own 4-D mask equals transformers' sdpa mask for the same 2-D mask (padding
+    and causal, the queries at the end of the keys), made additive as sdpa makes it."""
+    from transformers.masking_utils import sdpa_mask
+
+    answerer = VLMS.get("internvl")(runtime=CPU)
+    mask = torch.ones((3, 11), dtype=torch.long)
+    mask[0, 4:6] = 0  # a row with padding between its prefix and its suffix
+    mask[1, 9:] = 0  # and one padded at its end (the lead's row of a merged batch)
+    for queries in (1, 4):
+        want = sdpa_mask(batch_size=3, q_length=queries, kv_length=11, q_offset=11 - queries,
+                         attention_mask=mask.bool(), allow_is_causal_skip=False)
+        got = attention_mask(answerer, mask, queries, holes=True)
+        assert got.dtype == torch.float32 and got.shape == want.shape
+        assert torch.equal(got == 0, want) and bool(torch.isinf(got[~want]).all())
+    assert attention_mask(answerer, mask, 1, holes=False) is mask  # nothing hidden: transformers decides
+
+
+def test_fork_crops_and_merge_pads_each_row() -> None:
+    answerer = VLMS.get("internvl")(runtime=CPU)
+    d = answerer.config.hidden_size
+    with torch.inference_mode():
+        lead = cache_of(answerer.lm(inputs_embeds=torch.randn(1, 7, d), use_cache=True))
+        rest = cache_of(answerer.lm(inputs_embeds=torch.randn(2, 5, d), use_cache=True))
+    crop = fork(lead, 2, 4)
+    assert crop.get_seq_length() == 4 and crop.layers[0].keys.shape[0] == 2
+    assert torch.equal(crop.layers[0].keys[1], lead.layers[0].keys[0, :, :4]) and lead.get_seq_length() == 7
+    both = merge(lead, rest, 9)
+    for mine, theirs, got in zip(lead.layers, rest.layers, both.layers, strict=True):
+        assert got.keys.shape[:3] == (3, mine.keys.shape[1], 9)
+        assert torch.equal(got.keys[0, :, :7], mine.keys[0]) and not got.keys[0, :, 7:].any()
+        assert torch.equal(got.values[1:, :, :5], theirs.values) and not got.values[1:, :, 5:].any()
 
 
 @pytest.mark.parametrize("batch,share", [(8, True), (8, False), (1, True)])
@@ -190,12 +234,13 @@ def test_a_failing_batch_is_retried_one_question_at_a_time(monkeypatch: pytest.M
     monkeypatch.setattr(answerer.lm, "forward", forward)
     got = answerer.answer_many(visual, list(QUESTIONS))
     same_answers(got, want)
-    assert max(batches) == len(QUESTIONS)  # the batch was tried
+    assert max(batches) == len(QUESTIONS) - 1  # the batch was tried: the suffixes after the lead's whole prefill
 
 
 def test_options_checked_before_loading_and_kept_out_of_the_key() -> None:
     base = ["encoder=internvit_300m", "encoder.size=tiny", "encoder.weights=random", "vlm=internvl"]
-    for bad, needle in (("vlm.batch_questions=0", "vlm.batch_questions must be an integer >= 1"),
+    for bad, needle in (("vlm.batch_questions=0", r"vlm.batch_questions must be an integer in \[1, 1024\]"),
+                        ("vlm.batch_questions=2.5", r"vlm.batch_questions must be an integer in \[1, 1024\]"),
                         ("vlm.share_prefix=maybe", "vlm.share_prefix must be true or false")):
         with pytest.raises(ConfigError, match=needle):
             prepare_job(compose([*base, bad]))
@@ -304,4 +349,4 @@ def test_spliced_image_ids_equal_tokenizing_the_expanded_prompt(family: str) -> 
         add_special = not (bos is not None and text.startswith(bos))
         for n in (1, 3, 577, 2340):
             whole = answerer.tokenizer(answerer.expand(text, n), add_special_tokens=add_special)["input_ids"]
-            assert answerer.token_ids(text, n) == list(whole), (question, n)
+            assert answerer.token_ids(text, n).tolist() == list(whole), (question, n)

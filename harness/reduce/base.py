@@ -15,6 +15,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from harness.bounds import at_least
+
 # Scores a method may ask the encoder for (see harness/reduce/scores.py):
 #   "cls_attn": CLS-row attention of the layer producing the features, softmax per head,
 #               summed over heads (VisionZip, cls_topk);
@@ -92,19 +94,11 @@ class Reducer(ABC):
         """One `[n_v, D]` token sequence per view."""
 
 
-def as_int(value: Any, what: str, low: int) -> int:
-    """A config integer >= low, or a one-line ValueError."""
-    whole = not isinstance(value, bool) and isinstance(value, (int, float)) and float(value).is_integer()
-    if not whole or int(value) < low:  # text, 1.5, true: refused naming the key, never truncated
-        raise ValueError(f"{what} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
 class KeepK(Reducer):
     """A method that keeps a fixed `reduce.keep` patches per view (`cls_topk`, `uniform`)."""
 
     def __init__(self, *, keep: int = 64) -> None:
-        self.keep = as_int(keep, "reduce.keep", 1)
+        self.keep = at_least("reduce.keep", keep, 1)
 
     def params(self) -> dict[str, int]:
         return {"keep": self.keep}

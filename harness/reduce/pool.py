@@ -7,8 +7,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from harness.bounds import at_least
 from harness.reduce import REDUCERS
-from harness.reduce.base import Reducer, ViewFeatures, as_int
+from harness.reduce.base import Reducer, ViewFeatures
 
 
 @REDUCERS.register("pool")
@@ -16,7 +17,7 @@ class Pool(Reducer):
     keeps_grid = True
 
     def __init__(self, *, stride: int = 2) -> None:
-        self.stride = as_int(stride, "reduce.stride", 1)
+        self.stride = at_least("reduce.stride", stride, 1)
 
     def params(self) -> dict[str, int]:
         return {"stride": self.stride}

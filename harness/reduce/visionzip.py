@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import torch
 
+from harness.bounds import at_least
 from harness.reduce import REDUCERS
-from harness.reduce.base import Reducer, ViewFeatures, as_int
+from harness.reduce.base import Reducer, ViewFeatures
 
 
 @REDUCERS.register("visionzip")
@@ -22,8 +23,8 @@ class VisionZip(Reducer):
     needs = ("cls_attn", "keys")
 
     def __init__(self, *, dominant: int = 54, contextual: int = 10) -> None:
-        self.dominant = as_int(dominant, "reduce.dominant", 1)
-        self.contextual = as_int(contextual, "reduce.contextual", 0)
+        self.dominant = at_least("reduce.dominant", dominant, 1)
+        self.contextual = at_least("reduce.contextual", contextual, 0)
 
     def params(self) -> dict[str, int]:
         return {"dominant": self.dominant, "contextual": self.contextual}

@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 import torch
 from transformers import AutoModelForCausalLM, PretrainedConfig, PreTrainedTokenizerBase
 
-from harness.bounds import optional_int
+from harness.bounds import boolean, bounded_int, optional_int
 from harness.encoders.weights import KeyMap
 from harness.runtime import Runtime
 from harness.types import Layout
@@ -35,6 +35,7 @@ LM_SIZES = ("tiny", "full")
 # Answers generated at most (`vlm.max_new_tokens`): MME's protocols use 16-20; far above any
 # benchmark's answer, far below a context length (a larger value only allocates and waits).
 MAX_NEW_TOKENS = 4096
+MAX_BATCH_QUESTIONS = 1024  # questions of one image decoded together; more is a typo
 # The language model's names in a transformers *ForConditionalGeneration checkpoint (LLaVA-NeXT,
 # InternVL): the hub's (`language_model.model.*`, `language_model.lm_head.*`, also what
 # transformers 5 saves) and the in-memory ones.
@@ -221,11 +222,8 @@ class Answerer(ABC):
         if not protocol:
             raise ValueError("vlm.protocol must name a toolkit (the benchmark lists its choices)")
         optional_int("vlm.max_new_tokens", max_new_tokens, 1, MAX_NEW_TOKENS)  # null: the protocol's
-        if isinstance(batch_questions, bool) or not isinstance(batch_questions, int) or batch_questions < 1:
-            raise ValueError(f"vlm.batch_questions must be an integer >= 1 (1: one question at a time); "
-                             f"got {batch_questions!r}")
-        if not isinstance(share_prefix, bool):
-            raise ValueError(f"vlm.share_prefix must be true or false; got {share_prefix!r}")
+        bounded_int("vlm.batch_questions", batch_questions, 1, MAX_BATCH_QUESTIONS)  # 1: one at a time
+        boolean("vlm.share_prefix", share_prefix)
         if not weights:
             raise ValueError("vlm.weights must be random, pretrained, a hub id or a checkpoint folder")
 
@@ -298,12 +296,12 @@ class Answerer(ABC):
         return self.tokenizer.apply_chat_template(
             self.messages(text), chat_template=self.template, tokenize=False, add_generation_prompt=True)
 
-    def token_ids(self, text: str, n_visual: int) -> list[int]:
+    def token_ids(self, text: str, n_visual: int) -> torch.Tensor:
         """As transformers' processors do: expand the placeholder in the text, then tokenize;
         the chat template's own BOS is not doubled. The image's run of one special token is
         tokenized at lengths 1 and 2 and, when the second is the first with that token once
         more (special tokens are split out before anything else is tokenized), written n
-        times: the same ids without tokenizing thousands of placeholders."""
+        times: the same ids without tokenizing thousands of placeholders (nor listing them)."""
         bos = self.tokenizer.bos_token
         add_special = not (bos is not None and text.startswith(bos))
 
@@ -316,13 +314,15 @@ class Answerer(ABC):
             if len(where) == 1:
                 i = int(where[0])
                 if two == one[:i + 1] + one[i:]:
-                    return one[:i] + [one[i]] * n_visual + one[i + 1:]
-        return ids(n_visual)
+                    return torch.cat([torch.tensor(one[:i], dtype=torch.long),
+                                      torch.full((n_visual,), one[i], dtype=torch.long),
+                                      torch.tensor(one[i + 1:], dtype=torch.long)])
+        return torch.tensor(ids(n_visual), dtype=torch.long)
 
     def tokenize(self, user_text: str, n_visual: int) -> Prompt:
         """The rendered prompt, its ids with exactly `n_visual` image positions, and their mask."""
         text = self.render(user_text)
-        ids = torch.tensor(self.token_ids(text, n_visual), dtype=torch.long)
+        ids = self.token_ids(text, n_visual)
         mask = self.image_positions(ids)
         if int(mask.sum()) != n_visual:
             raise ValueError(f"{self.name}: the prompt holds {int(mask.sum())} image positions for {n_visual} "

@@ -63,14 +63,16 @@ class Phi3VisionAnswerer(Answerer):
     def expand(self, prompt: str, n_visual: int) -> str:
         raise NotImplementedError("phi3_vision places its image positions as negative ids (token_ids)")
 
-    def token_ids(self, text: str, n_visual: int) -> list[int]:
+    def token_ids(self, text: str, n_visual: int) -> torch.Tensor:
         """The processor's merge: every piece between image tags tokenized on its own (with
         the tokenizer's special tokens), -1 x n_visual in place of the tag."""
         tags = IMAGE_TAG.findall(text)
         if tags != [IMAGE]:
             raise ValueError(f"phi3_vision: the prompt must hold {IMAGE} once; it holds {tags}")
         before, after = IMAGE_TAG.split(text)
-        return [*self.tokenizer(before)["input_ids"], *([-1] * n_visual), *self.tokenizer(after)["input_ids"]]
+        return torch.cat([torch.tensor(self.tokenizer(before)["input_ids"], dtype=torch.long),
+                          torch.full((n_visual,), -1, dtype=torch.long),
+                          torch.tensor(self.tokenizer(after)["input_ids"], dtype=torch.long)])
 
     def image_positions(self, ids: torch.Tensor) -> torch.Tensor:
         return ids < 0
