@@ -19,7 +19,7 @@ from tests.references import vlmevalkit_prompts_reference as ref
 
 FAMILIES = ("llava_next", "internvl", "qwen2_5_vl", "llava_onevision", "phi3_vision")
 # harness benchmark -> VLMEvalKit dataset name (what its wrappers key on)
-DATASETS = {"mme": "MME", "textvqa": "TextVQA_VAL", "docvqa": "DocVQA_VAL", "chartqa": "ChartQA_TEST",
+DATASETS = {"mme": "MME", "pope": "POPE", "textvqa": "TextVQA_VAL", "docvqa": "DocVQA_VAL", "chartqa": "ChartQA_TEST",
             "mmbench": "MMBench_DEV_EN"}
 NAN = math.nan
 
@@ -37,6 +37,7 @@ MCQ_ROWS = [  # question, options (NaN: a letter the row leaves empty), hint
 ]
 VQA_QUESTIONS = ["what is the Brand of this CAMERA?", "  spaced question  ", "图中的数字是多少？"]
 MME_QUESTIONS = ["Is there a train in this image? Please answer yes or no.", "图中有火车吗？请回答是或否。"]
+POPE_QUESTIONS = ["Is there a dog in the image?", " Is there a cat in the image? "]
 
 
 def _mcq(question: str, options: dict, hint) -> tuple[Question, dict]:
@@ -47,7 +48,7 @@ def _mcq(question: str, options: dict, hint) -> tuple[Question, dict]:
 def _cases(benchmark: str) -> list[tuple[Question, dict]]:
     if benchmark == "mmbench":
         return [_mcq(*row) for row in MCQ_ROWS]
-    texts = MME_QUESTIONS if benchmark == "mme" else VQA_QUESTIONS
+    texts = {"mme": MME_QUESTIONS, "pope": POPE_QUESTIONS}.get(benchmark, VQA_QUESTIONS)
     return [(Question("1", t, ("x",)), {"question": t}) for t in texts]
 
 
