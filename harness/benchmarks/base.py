@@ -27,6 +27,8 @@ from harness.types import Question
 # The toolkits' short-answer instruction (lmms-eval's post_prompt, VLMEvalKit's and InternVL's
 # suffix for yes/no and short answers).
 SHORT_ANSWER = "Answer the question using a single word or phrase."
+# Columns of the scoring frame that every benchmark gets (`Benchmark.frame`).
+FRAME_COLUMNS = ("question_id", "category", "answer", "prediction")
 # VLMEvalKit `Qwen2VLPromptMixin._build_vqa_prompt` (VQA datasets but MMVet and the ChartQAPro /
 # ChartMuseum ones): the question as given, then this line in place of the dataset's instruction.
 QWEN2_VL_VQA = "\nPlease try to answer the question with short words or phrases if possible."
@@ -35,8 +37,6 @@ QWEN2_VL_VQA = "\nPlease try to answer the question with short words or phrases 
 def qwen2_vl_vqa(fields: Mapping[str, Any]) -> str:
     """The user text of `Qwen2VLPromptMixin` for a VQA question (TextVQA, DocVQA, ChartQA)."""
     return f"{fields['question']}{QWEN2_VL_VQA}"
-# Columns of the scoring frame that every benchmark gets (`Benchmark.frame`).
-FRAME_COLUMNS = ("question_id", "category", "answer", "prediction")
 
 
 def metric_name(key: str) -> tuple[str, str | None]:

@@ -131,7 +131,7 @@ class Answerer(ABC):
     strategy: ClassVar[str]
     # protocol -> the prompt style the toolkit's wrapper of this family builds itself (its
     # `use_custom_prompt`), looked up in each benchmark's `STYLES`; a benchmark without that style,
-    # or a protocol not listed, gives the toolkit's generic prompt (docs/benchmark_scoring.md §1).
+    # or a protocol not listed, gives the toolkit's generic prompt (docs/benchmark_scoring.md §1.1).
     toolkit_styles: ClassVar[dict[str, str]] = {}
 
     def __init__(
