@@ -14,6 +14,7 @@ import pytest
 from harness.benchmarks import get_benchmark
 from harness.benchmarks.pope.prompts import PARSERS, PROMPTS
 from harness.benchmarks.pope.scoring import score
+from harness.benchmarks.yes_no import vlmevalkit_parse
 from harness.config import ConfigError, compose
 from harness.data import build_dataset
 from harness.pipeline.execute import execute
@@ -48,7 +49,11 @@ def test_prompts() -> None:
     assert POPE.prompt(q, "official") == " Is there a dog in the image? "
     assert POPE.prompt(q, "lmms_eval") == (
         "Is there a dog in the image?\nAnswer the question using a single word or phrase.")
+    assert POPE.prompt(q, "vlmevalkit") == " Is there a dog in the image? "
+    assert POPE.prompt(q, "vlmevalkit", "qwen2_vl") == " Is there a dog in the image?  Please answer yes or no."
     assert POPE.max_new_tokens("lmms_eval") == 128 and POPE.task == "yes_no"
+    assert PARSERS["vlmevalkit"] is vlmevalkit_parse  # MME's VLMEvalKit parser (tests/test_vlm_protocols.py)
+    assert PARSERS["vlmevalkit"]("There is no dog.") == "no" and PARSERS["vlmevalkit"]("Yes and no") == "other"
     assert set(PROMPTS) == set(PARSERS) == set(POPE.protocols())
 
 
@@ -131,7 +136,7 @@ def test_bad_config_fails_before_loading(tmp_path: Path) -> None:
     folder = write_pope_parquet(tmp_path / "pope")
     base = ["encoder=internvit_300m", "encoder.size=tiny", "encoder.weights=random", "vlm=internvl",
             "dataset=pope", f"dataset.path={folder}"]
-    with pytest.raises(ConfigError, match="benchmark pope; valid choices: official, lmms_eval"):
+    with pytest.raises(ConfigError, match=r"benchmark pope; valid choices: official, lmms_eval, vlmevalkit$"):
         prepare_job(compose([*base, "vlm.protocol=internvl"]))
     with pytest.raises(ConfigError, match=r"dataset\.source must be one of hub, parquet, release"):
         prepare_job(compose([*base, "dataset.source=nope"]))

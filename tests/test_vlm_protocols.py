@@ -1,6 +1,6 @@
 """Each MME protocol's prompt and parser on the hard cases (hand-worked from the toolkits' code,
-docs/vlm_protocols.md): trailing punctuation, empty, `None`, leading space, hedges, Chinese; a
-family's own prompt rule lives on its class."""
+docs/vlm_protocols.md): trailing punctuation, empty, `None`, leading space, hedges, Chinese; which
+prompt style a family takes is its class's."""
 
 from __future__ import annotations
 
@@ -63,9 +63,9 @@ QUESTION = "Is there a train in this image? Please answer yes or no."
 
 
 def user_text(protocol: str, family: str) -> str:
-    """What the runner gives the answerer: the benchmark's prompt, then the family's rule."""
-    text = MME.prompt(Question("existence/1.jpg", QUESTION, ("Yes",), "existence"), protocol)
-    return VLMS.get(family).toolkit_prompt(text, protocol, MME.task)
+    """What the runner gives the answerer: the benchmark's prompt in the family's style."""
+    question = Question("existence/1.jpg", QUESTION, ("Yes",), "existence")
+    return MME.prompt(question, protocol, VLMS.get(family).prompt_style(protocol))
 
 
 def test_prompts() -> None:

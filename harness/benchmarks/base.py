@@ -2,17 +2,20 @@
 a response becomes a prediction, and how its question rows become run-row values and metric rows.
 
 A folder's `prompts.py` holds `PROMPTS` (protocol -> function of a question's fields returning the
-user text) and `MAX_NEW_TOKENS` (protocol -> the toolkit's limit), optionally `PARSERS` (protocol
--> function of the response, where toolkits parse differently); its `scoring.py` holds
-`parse(response, fields)` (when there is no `PARSERS`) and `score(frame) -> {name: value}`.
-The answerer only wraps the user text in its chat template (plus a family's own prompt rule,
-`Answerer.toolkit_prompt`), so the same question reaches every language model the same way.
+user text) and `MAX_NEW_TOKENS` (protocol -> the toolkit's limit), optionally `STYLES` (protocol ->
+style name -> such a function: the prompts a toolkit's model wrappers build themselves, named after
+the wrapper) and `PARSERS` (protocol -> function of the response, where toolkits parse
+differently); its `scoring.py` holds `parse(response, fields)` (when there is no `PARSERS`) and
+`score(frame) -> {name: value}`. Which style a family asks for is the family's
+(`Answerer.toolkit_styles`); the answerer only wraps the user text in its chat template, so the
+same question reaches every language model the same way unless its toolkit says otherwise.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+from collections.abc import Mapping
 from functools import cached_property
 from types import ModuleType
 from typing import Any, ClassVar
@@ -26,6 +29,14 @@ from harness.types import Question
 SHORT_ANSWER = "Answer the question using a single word or phrase."
 # Columns of the scoring frame that every benchmark gets (`Benchmark.frame`).
 FRAME_COLUMNS = ("question_id", "category", "answer", "prediction")
+# VLMEvalKit `Qwen2VLPromptMixin._build_vqa_prompt` (VQA datasets but MMVet and the ChartQAPro /
+# ChartMuseum ones): the question as given, then this line in place of the dataset's instruction.
+QWEN2_VL_VQA = "\nPlease try to answer the question with short words or phrases if possible."
+
+
+def qwen2_vl_vqa(fields: Mapping[str, Any]) -> str:
+    """The user text of `Qwen2VLPromptMixin` for a VQA question (TextVQA, DocVQA, ChartQA)."""
+    return f"{fields['question']}{QWEN2_VL_VQA}"
 
 
 def metric_name(key: str) -> tuple[str, str | None]:
@@ -36,7 +47,7 @@ def metric_name(key: str) -> tuple[str, str | None]:
 
 class Benchmark:
     """Base class of a benchmark folder (see the module docstring). `task` names the kind of
-    question (yes_no, short_answer, multiple_choice), what a family's prompt rule keys on;
+    question (yes_no, short_answer, multiple_choice: the toolkits' Y/N, VQA and MCQ dataset types);
     `many_answers`: the ground truth is a list (stored as JSON in the `answer` column)."""
 
     name: ClassVar[str]
@@ -84,9 +95,17 @@ class Benchmark:
         return {"question": question.text, "answer": question.answer, "answers": list(question.answers),
                 "options": dict(question.options), "category": question.category, **question.fields}
 
-    def prompt(self, question: Question, protocol: str) -> str:
-        """The user text of the question under `protocol` (the image placeholder is the family's)."""
-        return self.prompts.PROMPTS[protocol](self.fields(question))
+    def prompt(self, question: Question, protocol: str, style: str | None = None) -> str:
+        """The user text of the question under `protocol` (the image placeholder is the family's):
+        the builder of `style` when the benchmark has one for this protocol (a model wrapper's own
+        prompt), else the protocol's generic one (what the toolkit gives every other model)."""
+        styled = getattr(self.prompts, "STYLES", {}).get(protocol, {})
+        build = styled.get(style) if style is not None else None
+        return (build or self.prompts.PROMPTS[protocol])(self.fields(question))
+
+    def styles(self, protocol: str) -> list[str]:
+        """The named prompt styles this benchmark has under `protocol` (may be none)."""
+        return list(getattr(self.prompts, "STYLES", {}).get(protocol, {}))
 
     def parse(self, response: str, question: Question, protocol: str) -> str:
         """The prediction the toolkit extracts from the response."""

@@ -293,10 +293,11 @@ class Runner:
         if self.answerer is None or self.benchmark is None:
             return []
         bench, protocol = self.benchmark, self.answerer.protocol
+        style = self.answerer.prompt_style(protocol)  # the family's own prompt under its toolkit
         texts: list[str | Exception] = []
         for question in item.questions:  # a question whose prompt cannot be built fails alone
             try:
-                texts.append(self.answerer.toolkit_prompt(bench.prompt(question, protocol), protocol, bench.task))
+                texts.append(bench.prompt(question, protocol, style))
             except Exception as exc:  # noqa: BLE001 - its error row is written below
                 texts.append(exc)
         ready = [t for t in texts if isinstance(t, str)]

@@ -130,6 +130,10 @@ class Answerer(ABC):
     # runs (any encoder x strategy whose connector is `connector` can feed it).
     encoder: ClassVar[str]
     strategy: ClassVar[str]
+    # protocol -> the prompt style the toolkit's wrapper of this family builds itself (its
+    # `use_custom_prompt`), looked up in each benchmark's `STYLES`; a benchmark without that style,
+    # or a protocol not listed, gives the toolkit's generic prompt (docs/benchmark_scoring.md §1.1).
+    toolkit_styles: ClassVar[dict[str, str]] = {}
 
     def __init__(
         self, *, weights: str = "random", size: str = "tiny", protocol: str = "official",
@@ -170,10 +174,10 @@ class Answerer(ABC):
 
     # --- to implement ---------------------------------------------------------------------
     @classmethod
-    def toolkit_prompt(cls, text: str, protocol: str, task: str) -> str:
-        """The benchmark's user text with this family's own rule under a toolkit (e.g. VLMEvalKit's
-        InternVL suffix for yes/no questions); `task` is the benchmark's kind of question."""
-        return text
+    def prompt_style(cls, protocol: str) -> str | None:
+        """The prompt style this family's toolkit wrapper builds itself under `protocol` (a name
+        in the benchmark's `STYLES`), None when it takes the toolkit's generic prompt."""
+        return cls.toolkit_styles.get(protocol)
 
     def messages(self, text: str) -> list[dict[str, Any]]:
         """The chat turns of one question (`text` is the benchmark's user text): one user turn, the
@@ -348,8 +352,8 @@ class Answerer(ABC):
     @torch.inference_mode()
     def answer(self, visual: torch.Tensor, user_text: str, *, layout: Layout | None = None,
                keep_logits: bool = False) -> Answer:
-        """Answer one question (`user_text`: the benchmark's prompt of it, `toolkit_prompt`
-        applied) about an image whose visual tokens are `visual` `[T, D]` (`layout`: the image's
+        """Answer one question (`user_text`: the benchmark's prompt of it in this family's style)
+        about an image whose visual tokens are `visual` `[T, D]` (`layout`: the image's
         views, for families whose positions follow the image grid): the one-at-a-time reference
         path (`answer_many` equals it token for token)."""
         self.check_visual(visual)

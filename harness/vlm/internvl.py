@@ -14,7 +14,6 @@ import ast
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
-from harness.benchmarks.base import SHORT_ANSWER
 from harness.encoders.weights import KeyMap
 from harness.vlm import VLMS
 from harness.vlm.base import CONDITIONAL_GENERATION_LM, TINY_LM, Answerer, FamilyTokens
@@ -98,6 +97,8 @@ class InternVLAnswerer(Answerer):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"full": QWEN2_05B, "tiny": QWEN2_TINY}
     hf_id = "OpenGVLab/InternVL3-1B-hf"
     tokens = TOKENS
+    # VLMEvalKit's `InternVLChat` (version V2.0: InternVL2, 2.5 and 3) builds its own prompts
+    toolkit_styles: ClassVar[dict[str, str]] = {"vlmevalkit": "internvl"}
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -116,14 +117,6 @@ class InternVLAnswerer(Answerer):
                     self.conversation = replace(self.conversation, system_message=system)
                 self.template = None
                 self.eos_ids = {self.tokenizer.convert_tokens_to_ids(self.conversation.sep.strip())}
-
-    @classmethod
-    def toolkit_prompt(cls, text: str, protocol: str, task: str) -> str:
-        """VLMEvalKit's `InternVLChat.build_prompt` adds the short-answer line to yes/no questions
-        (its LLaVA-NeXT and Phi-3-Vision wrappers use the dataset's question as it is)."""
-        if protocol == "vlmevalkit" and task == "yes_no":
-            return text + " " + SHORT_ANSWER
-        return text
 
     def render(self, text: str) -> str:
         if self.conversation is None:

@@ -42,3 +42,5 @@ class LlavaNextAnswerer(Answerer):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"full": MISTRAL_7B, "tiny": MISTRAL_TINY}
     hf_id = "llava-hf/llava-v1.6-mistral-7b-hf"
     tokens = TOKENS
+    # VLMEvalKit's `LLaVA_Next` builds its own prompt for multiple-choice datasets
+    toolkit_styles: ClassVar[dict[str, str]] = {"vlmevalkit": "llava"}

@@ -48,3 +48,4 @@ class LlavaOnevisionAnswerer(Answerer):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"full": QWEN2_05B, "tiny": QWEN2_TINY}
     hf_id = "llava-hf/llava-onevision-qwen2-0.5b-ov-hf"
     tokens = TOKENS
+    # No toolkit style: VLMEvalKit's `LLaVA_OneVision_HF` / `LLaVA_OneVision` have no `use_custom_prompt`

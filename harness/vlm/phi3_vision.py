@@ -56,6 +56,7 @@ class Phi3VisionAnswerer(Answerer):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"full": PHI3_MINI, "tiny": PHI3_TINY}
     hf_id = "microsoft/Phi-3-vision-128k-instruct"
     tokens = TOKENS
+    # No toolkit style: VLMEvalKit's `Phi3Vision` has no `use_custom_prompt` (generic prompts)
 
     def messages(self, text: str) -> list[dict[str, Any]]:
         return [{"role": "user", "content": f"{IMAGE}\n{text}"}]

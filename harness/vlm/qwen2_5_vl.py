@@ -146,6 +146,9 @@ class Qwen2_5_VLAnswerer(Answerer):
     presets: ClassVar[dict[str, dict[str, Any]]] = {"full": QWEN2_5_7B, "tiny": QWEN2_5_TINY}
     hf_id = "Qwen/Qwen2.5-VL-7B-Instruct"
     tokens = TOKENS
+    # No toolkit style: VLMEvalKit registers every Qwen2.5-VL model with `use_custom_prompt=False`
+    # (vlmeval/config.py), so they get the datasets' generic prompts; `Qwen2VLPromptMixin`'s prompts
+    # (style `qwen2_vl`) are what its Qwen2-VL entries get.
 
     def positions(self, prompt: Prompt, layout: Layout | None) -> tuple[torch.Tensor | None, int]:
         if layout is None:

@@ -2,8 +2,8 @@
 answer, and how the response becomes yes / no / other, per toolkit. Facts and sources:
 docs/vlm_protocols.md. Every protocol generates greedily; scores always use MME's official rules
 (`scoring.score`), which apply the official parser to the parsed prediction (a no-op on
-yes / no / other). A family's own addition (VLMEvalKit's InternVL suffix) is the family's
-`Answerer.toolkit_prompt`.
+yes / no / other). A model wrapper's own prompt under a toolkit (VLMEvalKit's InternVL suffix) is
+a style in `STYLES`; which family uses it is the family's (`Answerer.toolkit_styles`).
 """
 
 from __future__ import annotations
@@ -58,9 +58,15 @@ def internvl_parse(response: str) -> str:
 PROMPTS: dict[str, Callable[[dict[str, Any]], str]] = {
     "official": lambda f: f["question"],
     "lmms_eval": lambda f: f["question"].replace(ANSWER_SUFFIX, "") + "\n" + SHORT_ANSWER,
-    # VLMEvalKit: the question as the dataset gives it (InternVL's suffix: its toolkit_prompt)
+    # VLMEvalKit: the question as the dataset gives it (`ImageBaseDataset.build_prompt`)
     "vlmevalkit": lambda f: f["question"],
     "internvl": lambda f: f["question"] + " " + SHORT_ANSWER,
+}
+# VLMEvalKit `InternVLChat.build_prompt`, Y/N datasets named MME: the short-answer line after the
+# question. (Its LLaVA wrappers build their own prompt for MCQ only; `Qwen2VLPromptMixin` leaves
+# MME to the dataset: "MME has it's own prompt".)
+STYLES: dict[str, dict[str, Callable[[dict[str, Any]], str]]] = {
+    "vlmevalkit": {"internvl": lambda f: f["question"] + " " + SHORT_ANSWER},
 }
 MAX_NEW_TOKENS = {"official": 16, "lmms_eval": 16, "vlmevalkit": 16, "internvl": 20}
 PARSERS: dict[str, Callable[[str], str]] = {
