@@ -123,3 +123,16 @@ def test_every_family_style_exists_somewhere():
         assert style is None or style in named, family
     assert {VLMS.get(f).prompt_style("vlmevalkit") for f in FAMILIES} == {"llava", "internvl", None}
     assert all(VLMS.get(f).prompt_style(p) is None for f in FAMILIES for p in ("official", "lmms_eval"))
+
+
+def test_a_family_with_its_own_prompts_has_other_results_than_the_generic_ones():
+    """The style is part of the resume key, so results answered with the generic prompts are
+    never taken for a styled family's; families without a style keep the key they had."""
+    options = {"weights": "random", "size": "tiny", "max_new_tokens": None}
+    styled = VLMS.get("internvl").key_of({**options, "protocol": "vlmevalkit"})
+    assert styled["prompt_style"] == VLMS.get("internvl").toolkit_styles["vlmevalkit"]
+    for family in FAMILIES:
+        cls = VLMS.get(family)
+        assert "prompt_style" not in cls.key_of({**options, "protocol": "lmms_eval"})
+        keyed = "prompt_style" in cls.key_of({**options, "protocol": "vlmevalkit"})
+        assert keyed == ("vlmevalkit" in cls.toolkit_styles)

@@ -257,13 +257,18 @@ class Answerer(ABC):
     @classmethod
     def key_of(cls, options: dict[str, Any]) -> dict[str, Any]:
         """What identifies this answerer's results (the resume key's `vlm` part): the size only
-        matters for random weights, a null max_new_tokens is the protocol's."""
+        matters for random weights, a null max_new_tokens is the protocol's, and a family that
+        builds its own prompts under the protocol (`toolkit_styles`) names its style."""
         random = options["weights"] == "random"
-        return {
+        key = {
             "name": cls.name, "weights": options["weights"], "size": options["size"] if random else None,
             "protocol": options["protocol"],
             "max_new_tokens": int(options["max_new_tokens"] or DEFAULT_MAX_NEW_TOKENS),
         }
+        style = cls.prompt_style(options["protocol"])
+        if style is not None:  # the family's own prompts under this toolkit: other results than the generic ones
+            key["prompt_style"] = style
+        return key
 
     @classmethod
     def describe(cls, options: dict[str, Any]) -> dict[str, Any]:
