@@ -10,10 +10,12 @@ ARGS ?=
 # test processes (pytest-xdist); files stay whole on one process so module fixtures are built once
 TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+# a GPU machine may bring its own CUDA build of torch instead of .venv's
+GPU_PY ?= $(if $(wildcard $(PY)),$(PY),$(PYTHON))
 
 .DEFAULT_GOAL := help
 .PHONY: help install demo test test-fast lint bench sweep status tables figures report mme-baseline clean \
-	slurm-up slurm-down test-slurm
+	slurm-up slurm-down test-slurm gpu-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -73,3 +75,7 @@ test-slurm: install ## the tests that submit to SLURM (skipped, with the reason,
 clean: ## remove results (keeps results/README.md) and caches
 	find results -mindepth 1 -not -name README.md -prune -exec rm -rf {} +
 	rm -rf .pytest_cache .ruff_cache
+
+gpu-check: ## on a machine with a GPU: the CUDA tests, then the answering bench with full-size LMs in bfloat16
+	$(GPU_PY) -m pytest -q -rs tests/test_cuda.py tests/test_device_views.py
+	$(GPU_PY) bench/bench_vlm.py --device cuda --dtype bfloat16 --full --images 3

@@ -14,6 +14,11 @@ import torch
 
 from harness.pipeline.execute import run
 from harness.pipeline.store import RunStore
+from harness.runtime import Runtime
+from harness.vlm import VLMS
+from harness.vlm.base import Answer
+from tests.helpers.vlm import TOGETHER as QUESTIONS
+from tests.helpers.vlm import grid_layout, lively, same_answers, visual_for
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -85,3 +90,21 @@ def test_image_that_alone_does_not_fit_is_an_error_row(tmp_path: Path, memory_ca
     images, run = rec[rec["kind"] == "image"], rec[rec["kind"] == "run"].iloc[0]
     assert len(images) == 3 and (images["status"] == "error:oom").all()
     assert run["n_oom"] == 3 and "out of memory" in images["message"].iloc[0].lower()
+
+
+@pytest.mark.parametrize("family", ["llava_next", "internvl", "qwen2_5_vl"])
+def test_answering_together_on_cuda_equals_one_at_a_time(family: str) -> None:
+    """The answering engine on the GPU: its own additive masks, the lead's cache joined to the
+    others' and batched decoding give every question the one-at-a-time tokens in float32 (TF32
+    off); in bfloat16 every question is answered (a near tie may flip there: docs/vlm_speed.md §5)."""
+    torch.backends.cuda.matmul.allow_tf32 = False
+    gpu = Runtime.resolve("cuda", "float32")
+    answerer = lively(VLMS.get(family)(runtime=gpu, max_new_tokens=8))
+    visual, view = visual_for(answerer).to(gpu.device), grid_layout(5, 8)  # 40 tokens
+    want = [answerer.answer(visual, q, layout=view) for q in QUESTIONS]
+    for batch, share in ((8, True), (2, True), (8, False)):
+        answerer.batch_questions, answerer.share_prefix = batch, share
+        same_answers(answerer.answer_many(visual, list(QUESTIONS), layout=view), want)
+    half = lively(VLMS.get(family)(runtime=Runtime.resolve("cuda", "bfloat16"), max_new_tokens=8))
+    got = half.answer_many(visual.to(torch.bfloat16), list(QUESTIONS), layout=view)
+    assert all(isinstance(a, Answer) and a.new_tokens >= 1 for a in got)

@@ -33,6 +33,7 @@ pytestmark = pytest.mark.slow
 HOW: dict[str, tuple[str, ...]] = {
     "make demo": ("run", "ARGS=dataset.num_images=2", "the demo on 2 images per encoder"),
     "make test": ("skip", "the test suite itself"),
+    "make gpu-check": ("skip", "needs a GPU (the CUDA tests skip without one; the bench needs one)"),
     ". .venv/bin/activate": ("skip", "sets up the reader's shell; the commands here run with the installed "
                              "interpreter"),
     "python -m harness encoder=clip_vit_l14_336 encoder.connector=llava_next preprocess=llava_anyres "

@@ -16,64 +16,16 @@ from harness.config import ConfigError, compose
 from harness.pipeline.execute import execute
 from harness.pipeline.job import prepare_job
 from harness.runtime import Runtime
-from harness.types import Layout
 from harness.vlm import VLMS
-from harness.vlm.base import Answer
 from harness.vlm.batched import attention_mask, cache_of, common_prefix, direct_masks, fork, merge
 from tests.helpers.data import mme_images, write_mme_parquet
+from tests.helpers.vlm import TOGETHER as QUESTIONS
+from tests.helpers.vlm import grid_layout, lively, lively_module, same_answers, visual_for
 
 CPU = Runtime.resolve("cpu", "float32")
-QUESTIONS = (
-    "Is there a red square in this image? Please answer yes or no.",
-    "Is it blue?",
-    "Is there a big blue circle on the left of the picture, next to the small house? Please answer yes or no.",
-    "Is there a red circle in this image? Please answer yes or no.",
-    "Hm?",
-)
 MODES = [(8, True), (2, True), (1, True), (8, False), (3, False)]  # (batch_questions, share_prefix)
-SAME = ("prompt", "response", "visual_tokens", "prompt_tokens", "new_tokens", "kv_cache_mb",
-        "token_ids")
 ANSWER_COLUMNS = ("question_id", "question_index", "category", "question", "answer", "status", "prompt", "response",
                   "prediction", "visual_tokens", "prompt_tokens", "new_tokens", "kv_cache_mb")
-
-
-def grid_layout(rows: int, cols: int) -> Layout:
-    """One view of rows x cols merged 28 px tokens: what Qwen2.5-VL's positions read (the
-    other families ignore the layout)."""
-    w, h = 28 * cols, 28 * rows
-    return Layout(strategy="test", original_size=(w, h), tile_size=28, grid=(1, 1), resized_size=(w, h),
-                  canvas_size=(w, h), content_box=(0, 0, w, h), has_global=False, global_position=None,
-                  n_views=1, executed_views=1, view_size=(w, h))
-
-
-def visual_for(answerer, tokens: int = 40, seed: int = 1) -> torch.Tensor:
-    torch.manual_seed(seed)
-    return torch.randn(tokens, answerer.config.hidden_size)
-
-
-def lively_module(module: torch.nn.Module) -> torch.nn.Module:
-    """Wider random weights (std 0.15 instead of the init's 0.02, with which the tiny Qwen2
-    repeats one token whatever the prompt): answers then depend on the question, so equal
-    answers say something."""
-    torch.manual_seed(0)
-    with torch.no_grad():
-        for p in module.parameters():
-            if p.dim() >= 2:
-                p.normal_(0, 0.15)
-    return module
-
-
-def lively(answerer):
-    lively_module(answerer.lm)
-    return answerer
-
-
-def same_answers(got: list, want: list[Answer]) -> None:
-    assert len(got) == len(want)
-    for g, w in zip(got, want, strict=True):
-        assert isinstance(g, Answer), g
-        for name in SAME:
-            assert getattr(g, name) == getattr(w, name), (name, w.prompt)
 
 
 def shared_by_hand(ids: list[list[int]]) -> int:

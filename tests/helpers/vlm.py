@@ -1,5 +1,6 @@
 """The VLM equivalence checks every family's test shares: transformers' processor + greedy
-`generate` as the reference, and our encoder x strategy x answerer against it."""
+`generate` as the reference, and our encoder x strategy x answerer against it; and what the
+answering-together tests share (lively random weights, a grid layout, answer comparison)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ import torch
 from PIL import Image
 
 from harness.runtime import Runtime
+from harness.types import Layout
 from harness.vlm import VLMS
+from harness.vlm.base import Answer
 
 CPU = Runtime.resolve("cpu", "float32")
 NEW_TOKENS = 6
@@ -61,3 +64,55 @@ def check_family(model, processor, folder: Path, encoder, strategy, family: str,
             assert ans.new_tokens == len(new)
             assert ans.response == processor.tokenizer.decode(new, skip_special_tokens=True)
             assert ans.prompt.count(processor.image_token) == 1  # the placeholder is written once
+
+
+# --- answering together (tests/test_vlm_batched.py, tests/test_cuda.py) ---
+# questions of different lengths, sharing their first words or not
+TOGETHER = (
+    "Is there a red square in this image? Please answer yes or no.",
+    "Is it blue?",
+    "Is there a big blue circle on the left of the picture, next to the small house? Please answer yes or no.",
+    "Is there a red circle in this image? Please answer yes or no.",
+    "Hm?",
+)
+SAME = ("prompt", "response", "visual_tokens", "prompt_tokens", "new_tokens", "kv_cache_mb",
+        "token_ids")
+
+
+def grid_layout(rows: int, cols: int) -> Layout:
+    """One view of rows x cols merged 28 px tokens: what Qwen2.5-VL's positions read (the
+    other families ignore the layout)."""
+    w, h = 28 * cols, 28 * rows
+    return Layout(strategy="test", original_size=(w, h), tile_size=28, grid=(1, 1), resized_size=(w, h),
+                  canvas_size=(w, h), content_box=(0, 0, w, h), has_global=False, global_position=None,
+                  n_views=1, executed_views=1, view_size=(w, h))
+
+
+def visual_for(answerer, tokens: int = 40, seed: int = 1) -> torch.Tensor:
+    torch.manual_seed(seed)
+    return torch.randn(tokens, answerer.config.hidden_size)
+
+
+def lively_module(module: torch.nn.Module) -> torch.nn.Module:
+    """Wider random weights (std 0.15 instead of the init's 0.02, with which the tiny Qwen2
+    repeats one token whatever the prompt): answers then depend on the question, so equal
+    answers say something."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for p in module.parameters():
+            if p.dim() >= 2:
+                p.normal_(0, 0.15)
+    return module
+
+
+def lively(answerer):
+    lively_module(answerer.lm)
+    return answerer
+
+
+def same_answers(got: list, want: list[Answer]) -> None:
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        assert isinstance(g, Answer), g
+        for name in SAME:
+            assert getattr(g, name) == getattr(w, name), (name, w.prompt)
