@@ -33,14 +33,19 @@ def vlmevalkit(fields: Mapping[str, Any]) -> str:
     """VLMEvalKit `ImageMCQDataset.build_prompt` (models without a custom prompt, e.g. Phi-3-vision):
     "Hint: ...\\n" if any, "Question: ...\\n", "Options:\\n" + "X. text\\n" per option, and
     "Please select the correct answer from the options above. \\n" (trailing space and newline)."""
+    prompt, options = _listed(fields)
+    return prompt + f"{SELECT} \n" if options else prompt
+
+
+def _listed(fields: Mapping[str, Any]) -> tuple[str, dict[str, str]]:
+    """The layout of VLMEvalKit's generic MCQ prompt before its closing line: "Hint: ...\\n" if any,
+    "Question: ...\\n", then "Options:\\n" and "X. text\\n" per option when there are options."""
     options = options_of(fields)
     hint = _hint(fields)
-    prompt = f"Hint: {hint}\n" if hint is not None else ""
-    prompt += f"Question: {fields['question']}\n"
+    prompt = (f"Hint: {hint}\n" if hint is not None else "") + f"Question: {fields['question']}\n"
     if options:
         prompt += "Options:\n" + "".join(f"{k}. {v}\n" for k, v in options.items())
-        prompt += f"{SELECT} \n"
-    return prompt
+    return prompt, options
 
 
 def _is_chinese(text: str) -> bool:
@@ -68,12 +73,8 @@ def vlmevalkit_qwen2_vl(fields: Mapping[str, Any]) -> str:
     "Question: ...", "Options:" and one line per option), closed by "Please select the correct answer
     from the options above." (请直接回答选项字母。 when the text so far holds Chinese), the whole
     stripped at the end (so no trailing space or newline, unlike the generic prompt)."""
-    options = options_of(fields)
-    hint = _hint(fields)
-    prompt = f"Hint: {hint}\n" if hint is not None else ""
-    prompt += f"Question: {fields['question']}\n"
+    prompt, options = _listed(fields)
     if options:
-        prompt += "Options:\n" + "".join(f"{k}. {v}\n" for k, v in options.items())
         prompt += "请直接回答选项字母。" if _is_chinese(prompt) else SELECT
     return prompt.rstrip()
 
