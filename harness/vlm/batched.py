@@ -200,21 +200,19 @@ def answer_batch(answerer: Answerer, batch: list[Question], prefix: Prefix | Non
     led = prefix is not None and batch[0] is prefix.lead
     rt.synchronize()
     t0 = time.perf_counter()
-    if led:
-        assert prefix is not None
-        lead_cache = fork(prefix.lead_cache, 1)  # a fresh shell: a retried lead starts from its prompt again
-        lead_mask = torch.ones((1, prefix.lead.length), dtype=torch.long, device=device)
-        lead_token = torch.tensor([prefix.lead_token], device=device)
     if not led:
         tokens, cache, mask = prefill_suffixes(answerer, batch, prefix)
-    elif len(batch) == 1:
-        tokens, cache, mask = lead_token, lead_cache, lead_mask
-    else:
-        tokens, cache, mask = prefill_suffixes(answerer, batch[1:], prefix)
-        width = max(prefix.lead.length, mask.shape[1])
-        cache = merge(lead_cache, cache, width)
-        mask = torch.cat([_pad_end(lead_mask, width), _pad_end(mask, width)])
-        tokens = torch.cat([lead_token, tokens])
+    else:  # the lead's prompt is in its cache already
+        assert prefix is not None
+        tokens = torch.tensor([prefix.lead_token], device=device)
+        cache = fork(prefix.lead_cache, 1)  # a fresh shell: a retried lead starts from its prompt again
+        mask = torch.ones((1, prefix.lead.length), dtype=torch.long, device=device)
+        if len(batch) > 1:
+            rest_tokens, rest_cache, rest_mask = prefill_suffixes(answerer, batch[1:], prefix)
+            width = max(mask.shape[1], rest_mask.shape[1])
+            cache = merge(cache, rest_cache, width)
+            mask = torch.cat([_pad_end(mask, width), _pad_end(rest_mask, width)])
+            tokens = torch.cat([tokens, rest_tokens])
     rt.synchronize()
     t1 = time.perf_counter()
     generated = decode(answerer, batch, tokens, cache, mask)
