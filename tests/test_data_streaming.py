@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import io
 import pickle
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
 import pytest
 from PIL import Image
 
@@ -17,6 +19,8 @@ from harness.preprocess import build_strategy
 from tests.helpers.data import BAD_EXPECTED, MMEImage, mme_images, write_bad_folder, write_mme_parquet
 
 pytestmark = pytest.mark.slow  # a 310 MB parquet fixture
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _prepared(dataset, num_workers: int):
@@ -66,22 +70,34 @@ def _noise_png(seed: int) -> MMEImage:
     return MMEImage("scene", f"noise_{seed:04d}.png", (96, 96), (0, 0, 0), (("q yes?", "Yes"), ("q no?", "No")))
 
 
+# Arrow's allocation counter is per process and its pool keeps what earlier tests left, so each
+# set is walked in a fresh interpreter: the peaks then depend on the set alone.
+_WALK = """
+import sys
+import pyarrow as pa
+from harness.data import build_dataset
+ds = build_dataset("mme", path=sys.argv[1])
+total = sum(len(ds._rows.image_bytes(*it[3])) for it in ds.items)
+ds = build_dataset("mme", path=sys.argv[1])
+base, peak = pa.total_allocated_bytes(), 0
+for i in range(len(ds)):
+    ds[i].load()
+    peak = max(peak, pa.total_allocated_bytes() - base)
+print(peak, total)
+"""
+
+
 def _arrow_peak(root) -> tuple[int, int]:
     """(peak Arrow bytes while decoding every image in order, total image bytes of the set)."""
-    ds = build_dataset("mme", path=str(root))
-    total = sum(len(ds._rows.image_bytes(*it[3])) for it in ds.items)
-    ds = build_dataset("mme", path=str(root))
-    base, peak = pa.total_allocated_bytes(), 0
-    for i in range(len(ds)):
-        ds[i].load()
-        peak = max(peak, pa.total_allocated_bytes() - base)
-    return peak, total
+    out = subprocess.run([sys.executable, "-c", _WALK, str(root)], capture_output=True, text=True, check=True,
+                         cwd=ROOT, timeout=300)
+    peak, total = out.stdout.split()
+    return int(peak), int(total)
 
 
 def test_parquet_memory_does_not_grow_with_the_dataset(tmp_path, monkeypatch):
     """Arrow memory while walking the whole set stays near a few row groups: 13x the images, a
-    peak bounded by a few times the small set's (Arrow's pool and read-ahead buffers vary with
-    what ran before in the same process), and far below the set's size."""
+    peak bounded by a few times the small set's, and far below the set's size."""
     rng = np.random.default_rng(0)
 
     def encode(self) -> bytes:  # incompressible 96x96 PNGs (~27 KB), so sizes mean something
