@@ -10,8 +10,8 @@ Sources:
   `extract_answer_from_item` and `mcq_circular_eval`, and `report_acc`'s Overall/category lines,
   transcribed without their file and judge plumbing), `vlmeval/tools.py` (`CIRCULAR`: `proc_str`,
   `abnormal_entry` and the rotation, for one question), `vlmeval/dataset/image_mcq.py`
-  (`ImageMCQDataset.build_prompt`, text part) and `vlmeval/vlm/llava/llava.py` (`LLaVA.build_prompt`,
-  text part).
+  (`ImageMCQDataset.build_prompt`, text part); the LLaVA / InternVL wrappers' own MCQ prompt is
+  transcribed once, in vlmevalkit_prompts_reference.py.
 - EvolvingLMMs-Lab/lmms-eval at commit 75571cfe0fa36ca5ec2e6aa2bb268f9d38295af3:
   `lmms_eval/tasks/mmbench/en_utils.py` `mmbench_doc_to_text` and `mmbench_evals.py`
   `create_options_prompt` (sys_prompt "There are several options:" from `mmbench.yaml`),
@@ -260,38 +260,6 @@ def vlmevalkit_build_prompt(line):
     if len(options):
         prompt += options_prompt
         prompt += 'Please select the correct answer from the options above. \n'
-    return prompt
-
-
-def llava_build_prompt(line):
-    """`LLaVA.build_prompt` (VLMEvalKit), the text message (cn_string: `[\\u4e00-\\u9fff]`)."""
-    cn_string = lambda s: bool(re.search(u'[\u4e00-\u9fff]', s))
-    question = line["question"]
-    hint = line["hint"] if ("hint" in line and not pd.isna(line["hint"])) else None
-    if hint is not None:
-        question = hint + "\n" + question
-
-    options = {
-        cand: line[cand]
-        for cand in string.ascii_uppercase
-        if cand in line and not pd.isna(line[cand])
-    }
-    for key, item in options.items():
-        question += f"\n{key}. {item}"
-    prompt = question
-
-    if len(options):
-        prompt += (
-            "\n请直接回答选项字母。"
-            if cn_string(prompt)
-            else "\nAnswer with the option's letter from the given choices directly."
-        )
-    else:
-        prompt += (
-            "\n请直接回答问题。"
-            if cn_string(prompt)
-            else "\nAnswer the question directly."
-        )
     return prompt
 
 
