@@ -302,8 +302,9 @@ def attention_mask(answerer: Answerer, mask: torch.Tensor, queries: int, holes: 
 
 
 def direct_masks(config: Any) -> bool:
-    """Whether a 4-D boolean mask may be handed to the model as it is: sdpa attention, no
-    layer with a sliding window."""
+    """Whether a ready 4-D mask may be handed to the model, which then uses it as it is: sdpa
+    attention (eager would want its own form) and no layer with a sliding window (the window
+    would be missing from it)."""
     window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
     sliding = "sliding_attention" in (getattr(config, "layer_types", None) or [])
     return getattr(config, "_attn_implementation", None) == "sdpa" and window is None and not sliding
